@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything into .venv (idempotent, no root), builds the C library when
+# its sources are present, and runs the main job on the embedded default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch==2.13.0 resolves to the CPU wheel on this machine's disk.
+.venv/bin/python -m pip install -q -e '.[test]'
+if [ -f capi/build_capi.py ]; then
+  .venv/bin/cmake -S . -B build -DPython3_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
+  .venv/bin/cmake --build build -j2 >/dev/null
+fi
+if [ "${SETUP_SKIP_DEMO:-0}" != 1 ]; then
+  bash scripts/demo.sh
+fi
