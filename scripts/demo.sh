@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 if [ -x build/examples/chat ]; then
   exec build/examples/chat "Hello, who are you?"
 fi
-exec .venv/bin/python -m examples.python.hello_world.main
+exec .venv/bin/python examples/python/hello_world/main.py

@@ -1,0 +1,1 @@
+"""Benchmarks (never tests): `python -m pyimpl.bench runtime|engine|capi|http ...`."""

@@ -1,0 +1,17 @@
+"""Dispatch `python -m pyimpl.bench NAME ARGS...` to `pyimpl.bench.NAME.main(ARGS)`."""
+import importlib
+import sys
+
+BENCHMARKS = ("runtime", "engine", "capi", "http")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        print(f"usage: python -m pyimpl.bench {{{'|'.join(BENCHMARKS)}}} [options]", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"pyimpl.bench.{argv[0]}")
+    return module.main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
