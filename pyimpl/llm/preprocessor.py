@@ -1,0 +1,146 @@
+"""Preprocessing for a model folder: its tokenizer, its own chat template, tokenization and EOS ids.
+
+Loads offline with transformers' AutoTokenizer; renders OpenAI-style messages (tools, tool calls
+and tool results passed through) with `apply_chat_template`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from transformers import AutoTokenizer
+
+from .detokenizer import IncrementalDetokenizer
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+class Preprocessor:
+    """Turns chat messages into prompt text and token ids, and makes detokenizers, for one model folder."""
+
+    def __init__(self, tokenizer: Any, eos_token_ids: Sequence[int], model_dir: str | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.model_dir = model_dir
+        self._eos_token_ids = list(eos_token_ids)
+
+    @classmethod
+    def from_model_dir(cls, path: str | Path) -> "Preprocessor":
+        """Load the tokenizer and chat template found in `path` (no network access)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ValueError(f"model folder not found: {path}")
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        return cls(tokenizer, _eos_token_ids(path, tokenizer), str(path))
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """Token ids that end generation: generation_config.json, then config.json, then the tokenizer."""
+        return list(self._eos_token_ids)
+
+    @property
+    def has_chat_template(self) -> bool:
+        """True when the model folder ships a chat template."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def render_chat(self, messages: Sequence[dict], tools: Sequence[dict] | None = None,
+                    add_generation_prompt: bool = True, **template_kwargs: Any) -> str:
+        """Render OpenAI-style messages (and tools) into the prompt text with the folder's template."""
+        if not self.has_chat_template:
+            raise ValueError("this model has no chat template; use completions instead of chat")
+        return self.tokenizer.apply_chat_template(
+            normalize_messages(messages), tools=list(tools) if tools else None, tokenize=False,
+            add_generation_prompt=add_generation_prompt, **template_kwargs)
+
+    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`; the chat template already adds BOS and the like, hence the default."""
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def chat_token_ids(self, messages: Sequence[dict], tools: Sequence[dict] | None = None,
+                       **template_kwargs: Any) -> list[int]:
+        """Prompt token ids for a chat request, with the generation prompt appended."""
+        return self.tokenize(self.render_chat(messages, tools=tools, **template_kwargs))
+
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Whole-sequence decode (non-streaming responses, tests)."""
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens,
+                                     clean_up_tokenization_spaces=False)
+
+    def detokenizer(self, skip_special_tokens: bool = True,
+                    prompt_token_ids: Sequence[int] = ()) -> IncrementalDetokenizer:
+        """A fresh incremental detokenizer for one response stream."""
+        return IncrementalDetokenizer(self.tokenizer, skip_special_tokens, prompt_token_ids)
+
+
+def normalize_messages(messages: Sequence[dict]) -> list[dict]:
+    """Validate OpenAI chat messages and shape them for HF templates; ValueError names the bad message.
+
+    Text content parts are joined into one string; tool call arguments given as JSON strings are
+    decoded into objects, which is what chat templates expect.
+    """
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValueError("messages must be a non-empty list")
+    return [_normalize_message(i, m) for i, m in enumerate(messages)]
+
+
+def _normalize_message(index: int, message: Any) -> dict:
+    where = f"messages[{index}]"
+    if not isinstance(message, dict):
+        raise ValueError(f"{where} must be an object")
+    role = message.get("role")
+    if role is None:
+        raise ValueError(f"{where} is missing 'role'")
+    if role not in ROLES:
+        raise ValueError(f"{where} has unknown role {role!r}; expected one of {', '.join(sorted(ROLES))}")
+    out = dict(message)
+    tool_calls = message.get("tool_calls")
+    if "content" not in message and not (role == "assistant" and tool_calls):
+        raise ValueError(f"{where} is missing 'content'")
+    out["content"] = _content_text(where, message.get("content"), allow_none=role == "assistant")
+    if tool_calls:
+        if role != "assistant" or not isinstance(tool_calls, list):
+            raise ValueError(f"{where}.tool_calls must be a list on an assistant message")
+        out["tool_calls"] = [_normalize_tool_call(f"{where}.tool_calls[{j}]", c) for j, c in enumerate(tool_calls)]
+    if role == "tool" and "tool_call_id" in message and not isinstance(message["tool_call_id"], str):
+        raise ValueError(f"{where}.tool_call_id must be a string")
+    return out
+
+
+def _content_text(where: str, content: Any, allow_none: bool) -> str:
+    if content is None and allow_none:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ValueError(f"{where}.content[{j}] must be a text part {{'type': 'text', 'text': ...}}")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise ValueError(f"{where}.content must be a string or a list of text parts")
+
+
+def _normalize_tool_call(where: str, call: Any) -> dict:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise ValueError(f"{where} must have function.name")
+    arguments = function.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise ValueError(f"{where}.function.arguments is not valid JSON") from None
+    return {**call, "type": call.get("type", "function"), "function": {**function, "arguments": arguments}}
+
+
+def _eos_token_ids(path: Path, tokenizer: Any) -> list[int]:
+    ids: list[int] = []
+    for name in ("generation_config.json", "config.json"):
+        file = path / name
+        if file.is_file():
+            value = json.loads(file.read_text()).get("eos_token_id")
+            ids.extend(value if isinstance(value, list) else [] if value is None else [value])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return list(dict.fromkeys(int(i) for i in ids))

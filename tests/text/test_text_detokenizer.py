@@ -1,0 +1,48 @@
+"""Incremental detokenization: multi-byte characters split across tokens stream intact; specials skipped."""
+from __future__ import annotations
+
+import pytest
+
+MULTIBYTE = ["héllo naïve café", "日本語のテキスト 世界", "emoji 🎉🚀 and 👩‍👩‍👧 family", "mixed: Ωmega — “quotes” ✓"]
+
+
+def stream(det, ids: list[int], step: int = 1) -> list[str]:
+    pieces = [det.add(ids[i:i + step]) for i in range(0, len(ids), step)]
+    return pieces + [det.flush()]
+
+
+@pytest.mark.parametrize("text", MULTIBYTE)
+@pytest.mark.parametrize("step", [1, 3])
+def test_multibyte_text_streams_intact(pre, text, step):
+    ids = pre.tokenize(text)
+    assert len(ids) > len(text.encode()) // 2   # the tiny vocabulary splits these into byte tokens
+    pieces = stream(pre.detokenizer(), ids, step)
+    assert all("\ufffd" not in p for p in pieces)
+    assert "".join(pieces) == text == pre.decode(ids)
+
+
+def test_character_split_over_tokens_is_held_back(pre):
+    ids = pre.tokenize("🎉")
+    det = pre.detokenizer()
+    assert len(ids) > 1
+    assert [det.add([i]) for i in ids] == [""] * (len(ids) - 1) + ["🎉"]
+
+
+def test_special_tokens_skipped_by_default(pre):
+    im_start, im_end = pre.tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    ids = [im_start] + pre.tokenize("Hello world") + [im_end]
+    assert "".join(stream(pre.detokenizer(), ids)) == "Hello world"
+    assert "".join(stream(pre.detokenizer(skip_special_tokens=False), ids)) == "<|im_start|>Hello world<|im_end|>"
+
+
+def test_long_stream_matches_full_decode(pre):
+    text = " ".join(MULTIBYTE) * 20
+    ids = pre.tokenize(text)
+    assert "".join(stream(pre.detokenizer(), ids)) == pre.decode(ids)
+
+
+def test_incomplete_tail_is_flushed_at_the_end(pre):
+    ids = pre.tokenize("ok 🎉")[:-1]   # cut the emoji's last byte
+    det = pre.detokenizer()
+    assert "".join(det.add([i]) for i in ids) == "ok "
+    assert det.flush() == "\ufffd"
