@@ -15,7 +15,7 @@ def stream(det, ids: list[int], step: int = 1) -> list[str]:
 @pytest.mark.parametrize("step", [1, 3])
 def test_multibyte_text_streams_intact(pre, text, step):
     ids = pre.tokenize(text)
-    assert len(ids) > len(text.encode()) // 2   # the tiny vocabulary splits these into byte tokens
+    assert any("\ufffd" in pre.decode([i]) for i in ids)   # some character is split across tokens
     pieces = stream(pre.detokenizer(), ids, step)
     assert all("\ufffd" not in p for p in pieces)
     assert "".join(pieces) == text == pre.decode(ids)
@@ -42,7 +42,9 @@ def test_long_stream_matches_full_decode(pre):
 
 
 def test_incomplete_tail_is_flushed_at_the_end(pre):
-    ids = pre.tokenize("ok 🎉")[:-1]   # cut the emoji's last byte
+    ids = pre.tokenize("日本語のテキスト")
+    cut = next(n for n in range(1, len(ids)) if pre.decode(ids[:n]).endswith("\ufffd"))
     det = pre.detokenizer()
-    assert "".join(det.add([i]) for i in ids) == "ok "
-    assert det.flush() == "\ufffd"
+    streamed = "".join(det.add([i]) for i in ids[:cut])
+    assert "\ufffd" not in streamed
+    assert streamed + det.flush() == pre.decode(ids[:cut])
