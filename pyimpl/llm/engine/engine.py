@@ -1,0 +1,213 @@
+"""The synchronous engine: add requests, step, read deltas (nano-vllm's LLMEngine shape)."""
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Callable, Sequence as Seq
+
+import torch
+
+from .block_manager import BlockManager
+from .kv_events import KvEvent
+from .llama import LlamaModel, load_safetensors
+from .model_loader import ModelInfo, read_model_info, resolve_dtype
+from .model_runner import HFModelRunner, ModelRunner
+from .outputs import EngineStats, RequestOutput
+from .sampler import Sampler
+from .sampling_params import SamplingParams
+from .scheduler import Scheduler
+from .sequence import Sequence, SequenceStatus
+
+DEFAULT_CPU_KV_BYTES = 1 << 30
+
+
+class Engine:
+    """Continuous batching over a paged KV cache with prefix caching; not thread-safe (AsyncEngine wraps it)."""
+
+    def __init__(self, info: ModelInfo, runner, num_kv_blocks: int, block_size: int, max_num_seqs: int,
+                 max_num_batched_tokens: int, enable_prefix_caching: bool, device: torch.device) -> None:
+        self.info = info
+        self.runner = runner
+        self.device = device
+        self.block_size = block_size
+        self.eos_token_ids = info.eos_token_ids
+        self.max_model_len = info.max_model_len
+        self.vocab_size = info.vocab_size
+        self.block_manager = BlockManager(num_kv_blocks, block_size, enable_prefix_caching)
+        self.scheduler = Scheduler(self.block_manager, max_num_seqs, max_num_batched_tokens)
+        self.sampler = Sampler(info.vocab_size, info.eos_token_ids)
+        self.requests: dict[str, Sequence] = {}
+        self.abort_count = 0
+        self._arrivals = itertools.count()
+
+    @classmethod
+    def from_pretrained(cls, path: str, device: str = "cpu", dtype=None, block_size: int = 16,
+                        num_kv_blocks: int | None = None, kv_cache_bytes: int | None = None,
+                        max_num_seqs: int = 64, max_num_batched_tokens: int = 2048,
+                        enable_prefix_caching: bool = True, max_model_len: int | None = None) -> "Engine":
+        """Load a HF model folder; KV pool from num_kv_blocks, else kv_cache_bytes, else a default budget."""
+        dev = torch.device(device)
+        info = read_model_info(path)
+        if max_model_len is not None:
+            info.max_model_len = min(info.max_model_len, max_model_len)
+        torch_dtype = resolve_dtype(dtype, info.config, dev)
+        blocks_for_all = max_num_seqs * -(-info.max_model_len // block_size)
+        if info.has_own_implementation:
+            model = LlamaModel(info.config, load_safetensors(path), dev, torch_dtype, info.max_model_len)
+            if num_kv_blocks is None:
+                per_block = ModelRunner.kv_bytes_per_block(model, block_size)
+                if kv_cache_bytes is None:
+                    if dev.type == "cuda":
+                        kv_cache_bytes = int(torch.cuda.mem_get_info(dev)[0] * 0.8)
+                    else:
+                        kv_cache_bytes = DEFAULT_CPU_KV_BYTES
+                num_kv_blocks = min(kv_cache_bytes // per_block, blocks_for_all)
+            runner = ModelRunner(model, num_kv_blocks, block_size)
+        else:
+            runner = HFModelRunner(path, dev, torch_dtype)
+            num_kv_blocks = num_kv_blocks or blocks_for_all
+        if num_kv_blocks < 2:
+            raise ValueError(f"num_kv_blocks must be >= 2, got {num_kv_blocks}")
+        return cls(info, runner, num_kv_blocks, block_size, max_num_seqs, max_num_batched_tokens,
+                   enable_prefix_caching, dev)
+
+    # ---- requests
+    def validate_request(self, prompt_token_ids: Seq[int], params: SamplingParams | dict | None) -> SamplingParams:
+        """Check a request without touching engine state; returns the SamplingParams to use."""
+        if params is None:
+            params = SamplingParams()
+        elif isinstance(params, dict):
+            params = SamplingParams(**params)
+        elif not isinstance(params, SamplingParams):
+            raise ValueError(f"params must be SamplingParams, got {type(params).__name__}")
+        else:
+            params.validate()
+        if not isinstance(prompt_token_ids, (list, tuple)) or len(prompt_token_ids) == 0:
+            raise ValueError("prompt_token_ids must be a non-empty list of token ids")
+        for t in prompt_token_ids:
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size:
+                raise ValueError(f"prompt_token_ids: token id {t!r} is outside the vocabulary [0, {self.vocab_size})")
+        if len(prompt_token_ids) >= self.max_model_len:
+            raise ValueError(f"prompt_token_ids: prompt of {len(prompt_token_ids)} tokens does not fit the model's "
+                             f"context of {self.max_model_len} tokens (one token must be left to generate)")
+        if self.block_manager.blocks_needed(len(prompt_token_ids) + 1) > self.block_manager.num_blocks:
+            raise ValueError(f"prompt_token_ids: prompt of {len(prompt_token_ids)} tokens needs more KV blocks than "
+                             f"the cache has ({self.block_manager.num_blocks} of {self.block_size} tokens)")
+        for t in params.logit_bias or {}:
+            if t >= self.vocab_size:
+                raise ValueError(f"logit_bias: token id {t} is outside the vocabulary [0, {self.vocab_size})")
+        return params
+
+    def add_request(self, request_id: str, prompt_token_ids: Seq[int],
+                    params: SamplingParams | dict | None = None) -> None:
+        """Queue a request; raises ValueError on a duplicate id or bad input, leaving the engine untouched."""
+        if request_id in self.requests:
+            raise ValueError(f"request_id {request_id!r} is already in use")
+        params = self.validate_request(prompt_token_ids, params)
+        room = self.max_model_len - len(prompt_token_ids)
+        max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
+        seq = Sequence(request_id, list(prompt_token_ids), params, max_tokens, next(self._arrivals))
+        if params.seed is not None and not params.greedy:
+            seq.generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        self.requests[request_id] = seq
+        self.scheduler.add(seq)
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        """Stop a request now and free its blocks; returns its final output (finish_reason "abort"), None if unknown."""
+        seq = self.requests.pop(request_id, None)
+        if seq is None:
+            return None
+        self.scheduler.finish(seq, "abort")
+        self.abort_count += 1
+        return self._output(seq)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    # ---- stepping
+    def step(self) -> list[RequestOutput]:
+        """Run one prefill or decode batch; returns a delta for every request that advanced."""
+        if not self.scheduler.has_unfinished():
+            return []
+        seqs, is_prefill = self.scheduler.schedule()
+        if not seqs:
+            return []
+        logits = self.runner.run(seqs, is_prefill)
+        sampled = self.sampler(logits, seqs)
+        outputs = []
+        for i, seq in enumerate(seqs):
+            seq.num_computed_tokens = seq.num_tokens
+            self.block_manager.register_computed_blocks(seq)
+            token = sampled.token_ids[i]
+            seq.token_ids.append(token)
+            if sampled.logprobs[i] is not None:
+                seq.logprobs.append(sampled.logprobs[i])
+                seq.top_logprobs.append(sampled.top_logprobs[i])
+                seq.cumulative_logprob += sampled.logprobs[i]
+            reason = self._finish_reason(seq, token)
+            if reason:
+                self.scheduler.finish(seq, reason)
+                del self.requests[seq.request_id]
+            outputs.append(self._output(seq))
+        return outputs
+
+    def _finish_reason(self, seq: Sequence, token: int) -> str | None:
+        p = seq.params
+        if seq.num_output_tokens >= p.min_tokens:
+            if token in p.stop_token_ids or (not p.ignore_eos and token in self.eos_token_ids):
+                return "stop"
+        if seq.num_output_tokens >= seq.max_tokens:
+            return "length"
+        return None
+
+    def _output(self, seq: Sequence) -> RequestOutput:
+        out_tokens = seq.output_token_ids
+        new = out_tokens[seq.num_emitted:]
+        lp = tops = None
+        if seq.params.wants_logprobs:
+            lp = seq.logprobs[seq.num_emitted:]
+            tops = seq.top_logprobs[seq.num_emitted:]
+        seq.num_emitted = len(out_tokens)
+        return RequestOutput(seq.request_id, new, out_tokens, seq.is_finished, seq.finish_reason, lp, tops,
+                             seq.cumulative_logprob if lp is not None else None)
+
+    def generate_batch(self, prompts: list[list[int]],
+                       params: SamplingParams | list[SamplingParams] | None = None) -> list[RequestOutput]:
+        """Offline use: run every prompt to completion; final outputs in input order."""
+        plist = params if isinstance(params, list) else [params] * len(prompts)
+        prefix = f"batch-{uuid.uuid4().hex[:8]}-"
+        ids = [f"{prefix}{i}" for i in range(len(prompts))]
+        for p in plist:
+            if p is not None:
+                self.validate_request([0], p)
+        for rid, prompt, p in zip(ids, prompts, plist):
+            self.add_request(rid, prompt, p)
+        finals: dict[str, RequestOutput] = {}
+        seqs = {rid: self.requests[rid] for rid in ids}
+        while len(finals) < len(ids) and self.has_unfinished_requests():
+            for out in self.step():
+                if out.finished and out.request_id in seqs:
+                    finals[out.request_id] = out
+        results = []
+        for rid in ids:
+            seq = seqs[rid]
+            lp = seq.logprobs if seq.params.wants_logprobs else None
+            results.append(RequestOutput(rid, seq.output_token_ids, seq.output_token_ids, True, seq.finish_reason,
+                                         lp, seq.top_logprobs if lp is not None else None,
+                                         seq.cumulative_logprob if lp is not None else None))
+        return results
+
+    # ---- introspection
+    def stats(self) -> EngineStats:
+        bm = self.block_manager
+        return EngineStats(len(self.scheduler.running), len(self.scheduler.waiting), bm.num_used_blocks,
+                           bm.num_blocks, bm.prefix_cache_hit_rate, self.abort_count, bm.query_tokens,
+                           bm.hit_tokens, {"num_preemptions": self.scheduler.num_preemptions})
+
+    def subscribe_kv_events(self, callback: Callable[[KvEvent], None]) -> Callable[[], None]:
+        """Call `callback(event)` (on the stepping thread) for every KV event; returns an unsubscribe function."""
+        return self.block_manager.subscribe(callback)
+
+    def reset_prefix_cache(self) -> bool:
+        """Drop all cached blocks (only when idle); emits KvCacheCleared."""
+        return self.block_manager.reset_prefix_cache()

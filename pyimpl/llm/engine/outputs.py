@@ -1,0 +1,33 @@
+"""What the engine hands back: per-step request deltas and engine statistics."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestOutput:
+    """One request's progress after a step: this step's new tokens plus everything generated so far."""
+
+    request_id: str
+    new_token_ids: list[int]
+    token_ids: list[int]
+    finished: bool = False
+    finish_reason: str | None = None  # "stop" | "length" | "abort"
+    logprobs: list[float] | None = None  # sampled token's logprob, one per new token
+    top_logprobs: list[dict[int, float]] | None = None  # top-k {token id: logprob}, one per new token
+    cumulative_logprob: float | None = None
+
+
+@dataclass
+class EngineStats:
+    """Load figures for metrics and routing."""
+
+    num_running: int
+    num_waiting: int
+    kv_blocks_used: int
+    kv_blocks_total: int
+    prefix_cache_hit_rate: float
+    num_aborted: int = 0
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
+    extra: dict = field(default_factory=dict)
