@@ -1,0 +1,1 @@
+"""`python -m pyimpl.frontend`: the OpenAI-compatible HTTP frontend as a process."""

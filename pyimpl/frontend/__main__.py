@@ -1,0 +1,62 @@
+"""Run the OpenAI HTTP frontend: discovers models from cards and serves them over HTTP (uvicorn + uvloop)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+
+import uvicorn
+
+from pyimpl.llm.http.app import DEFAULT_KEEPALIVE_S, DEFAULT_MAX_BODY_BYTES, OpenAIFrontend
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pyimpl.frontend", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1/*")
+    p.add_argument("--model-aliases", default=None, help="JSON or YAML alias file")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
+    p.add_argument("--log-level", default="warning")
+    return p.parse_args(argv)
+
+
+def build_app(args: argparse.Namespace):
+    """The Starlette app whose lifespan owns the runtime and the ModelManager."""
+    from pyimpl.llm.aliases import load_aliases
+    from pyimpl.llm.model_manager import ModelManager
+    from pyimpl.runtime import DistributedRuntime
+
+    aliases = load_aliases(args.model_aliases) if args.model_aliases else {}
+    frontend = OpenAIFrontend(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
+                              keepalive_s=args.keepalive_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        rt = await DistributedRuntime.create()
+        manager = ModelManager(rt, aliases)
+        await manager.start()
+        frontend.manager = manager
+        print(f"frontend ready on http://{args.host}:{args.http_port}", flush=True)
+        try:
+            yield
+        finally:
+            await manager.stop()
+            await rt.shutdown()
+
+    return frontend.app(lifespan=lifespan)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper())
+    config = uvicorn.Config(build_app(args), host=args.host, port=args.http_port, loop="uvloop", http="httptools",
+                            lifespan="on", log_level=args.log_level, access_log=False)
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

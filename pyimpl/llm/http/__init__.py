@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP frontend (Starlette app, SSE streaming, metrics)."""

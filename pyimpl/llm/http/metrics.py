@@ -1,0 +1,33 @@
+"""Prometheus metrics of the frontend, under Dynamo's `dynamo_frontend_*` names."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PREFIX = "dynamo_frontend"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+
+
+class FrontendMetrics:
+    """One registry per frontend so tests can run several in a process."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        labels = ("model",)
+        self.requests = Counter(f"{PREFIX}_requests", "Requests handled", ("model", "endpoint", "request_type",
+                                                                           "status"), registry=r)
+        self.inflight = Gauge(f"{PREFIX}_inflight_requests", "Requests in progress", labels, registry=r)
+        self.ttft = Histogram(f"{PREFIX}_time_to_first_token_seconds", "Time to first token", labels,
+                              buckets=LATENCY_BUCKETS, registry=r)
+        self.itl = Histogram(f"{PREFIX}_inter_token_latency_seconds", "Time between streamed chunks", labels,
+                             buckets=LATENCY_BUCKETS, registry=r)
+        self.duration = Histogram(f"{PREFIX}_request_duration_seconds", "Whole request time", labels,
+                                  buckets=LATENCY_BUCKETS, registry=r)
+        self.input_tokens = Histogram(f"{PREFIX}_input_sequence_tokens", "Prompt tokens", labels,
+                                      buckets=TOKEN_BUCKETS, registry=r)
+        self.output_tokens = Histogram(f"{PREFIX}_output_sequence_tokens", "Generated tokens", labels,
+                                       buckets=TOKEN_BUCKETS, registry=r)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

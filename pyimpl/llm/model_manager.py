@@ -1,0 +1,353 @@
+"""ModelManager: discovers model cards and turns OpenAI requests into worker calls and back.
+
+Used by the HTTP frontend and the C ABI alike. Streams yield OpenAI chunk dicts; errors are the
+typed ones of pyimpl.llm.errors, raised before the first chunk whenever possible.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from pyimpl.llm.aliases import ModelAlias
+from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
+from pyimpl.llm.model_card import CARD_PREFIX, ModelCard
+from pyimpl.llm.openai_stream import (ChoicePostprocessor, aggregate_chat, aggregate_completion,
+                                      encode_embedding, usage)
+from pyimpl.llm.protocols import GenerationRequest, parse_chat_request, parse_completion_request, to_wire_request
+
+log = logging.getLogger(__name__)
+
+JSON_OBJECT_HINT = "Respond only with a single valid JSON object."
+
+
+@dataclass
+class ServedModelEntry:
+    """One model name as seen in discovery: its cards (one per worker) and a client for its endpoint."""
+
+    name: str
+    cards: dict[str, ModelCard] = field(default_factory=dict)
+    client: Any = None
+
+    @property
+    def card(self) -> ModelCard:
+        return next(iter(self.cards.values()))
+
+
+class ModelManager:
+    """Watches `models/` cards in discovery and serves chat, completion and embedding requests."""
+
+    def __init__(self, rt: Any, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0):
+        self.rt = rt
+        self.no_worker_wait_s = no_worker_wait_s
+        self.aliases = dict(aliases or {})
+        self.models: dict[str, ServedModelEntry] = {}
+        self._preprocessors: dict[str, Any] = {}
+        self._preprocessor_locks: dict[str, asyncio.Lock] = {}
+        self._token_texts: dict[str, dict[int, str]] = {}
+        self._changed = asyncio.Event()
+        self._watch_task: asyncio.Task | None = None
+        self.created = int(time.time())
+
+    async def start(self) -> None:
+        """Load the current cards, then follow changes in the background."""
+        for key, value in (await self.rt.discovery.list(CARD_PREFIX)).items():
+            await self._on_put(key, value)
+        self._watch_task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop watching discovery."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+            self._watch_task = None
+
+    async def _watch(self) -> None:
+        async for event in self.rt.discovery.watch(CARD_PREFIX):
+            try:
+                if event.kind == "put":
+                    await self._on_put(event.key, event.value)
+                else:
+                    self._on_delete(event.key)
+            except Exception:
+                log.exception("bad model card event %s", event.key)
+
+    async def _on_put(self, key: str, value: dict) -> None:
+        card = ModelCard.from_dict(value)
+        entry = self.models.get(card.name)
+        if entry is None:
+            entry = ServedModelEntry(card.name)
+            entry.client = await self.rt.endpoint(card.endpoint).client()
+            self.models[card.name] = entry
+        entry.cards[key] = card
+        self._notify()
+
+    def _on_delete(self, key: str) -> None:
+        name = key[len(CARD_PREFIX):].rsplit("/", 1)[0]
+        entry = self.models.get(name)
+        if entry is not None:
+            entry.cards.pop(key, None)
+            if not entry.cards:
+                del self.models[name]
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # ---- model listing ---------------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        """Served model names, then aliases whose target is served."""
+        return sorted(self.models) + sorted(a for a, alias in self.aliases.items() if alias.model in self.models)
+
+    def list_models(self) -> dict:
+        """The /v1/models body."""
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created,
+                                            "owned_by": "pyimpl"} for name in self.model_names()]}
+
+    async def wait_for_model(self, name: str | None = None, timeout: float | None = None) -> str:
+        """Wait until `name` (or any model when None) is served; returns the name."""
+        async def wait() -> str:
+            while True:
+                changed = self._changed
+                if name is None and self.models:
+                    return next(iter(self.models))
+                if name is not None and name in self.model_names():
+                    return name
+                await changed.wait()
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def wait_for_model_gone(self, name: str, timeout: float | None = None) -> None:
+        """Wait until no worker serves `name` any more."""
+        async def wait() -> None:
+            while name in self.models:
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout)
+
+    def _resolve(self, body: Any) -> tuple[Any, ServedModelEntry | None]:
+        if isinstance(body, dict):
+            alias = self.aliases.get(body.get("model"))
+            if alias is not None:
+                body = alias.apply(body)
+            return body, self.models.get(body.get("model"))
+        return body, None
+
+    def _entry_for(self, req_model: str, entry: ServedModelEntry | None, kind: str) -> ServedModelEntry:
+        if entry is None:
+            raise ModelNotFoundError(f"The model '{req_model}' does not exist")
+        if (entry.card.model_type == "embedding") != (kind == "embedding"):
+            raise InvalidRequestError(f"The model '{req_model}' does not serve {kind} requests", "model")
+        return entry
+
+    async def preprocessor(self, card: ModelCard) -> Any:
+        """The Preprocessor for a card's model folder, loaded once (off the event loop)."""
+        pre = self._preprocessors.get(card.model_path)
+        if pre is not None:
+            return pre
+        lock = self._preprocessor_locks.setdefault(card.model_path, asyncio.Lock())
+        async with lock:
+            if card.model_path not in self._preprocessors:
+                from pyimpl.llm.preprocessor import Preprocessor
+                self._preprocessors[card.model_path] = await asyncio.to_thread(
+                    Preprocessor.from_model_dir, card.model_path)
+        return self._preprocessors[card.model_path]
+
+    # ---- generation ------------------------------------------------------------------------
+
+    def chat_completion_stream(self, request: dict) -> AsyncIterator[dict]:
+        """OpenAI chat.completion.chunk dicts for a chat request (validation errors on first iteration)."""
+        return self._stream(request, "chat")
+
+    def completion_stream(self, request: dict) -> AsyncIterator[dict]:
+        """OpenAI text_completion chunk dicts for a completions request."""
+        return self._stream(request, "completion")
+
+    async def chat_completion(self, request: dict) -> dict:
+        """A whole (non-streaming) chat.completion."""
+        request = dict(request, stream=True, stream_options={"include_usage": True})
+        return aggregate_chat([c async for c in self.chat_completion_stream(request)])
+
+    async def completion(self, request: dict) -> dict:
+        """A whole (non-streaming) text_completion."""
+        request = dict(request, stream=True, stream_options={"include_usage": True})
+        return aggregate_completion([c async for c in self.completion_stream(request)])
+
+    async def prepare(self, request: dict, kind: str) -> tuple[GenerationRequest, ServedModelEntry, Any, list[int], int]:
+        """Validate, resolve the model, tokenize; returns (req, entry, preprocessor, prompt ids, max_tokens)."""
+        body, entry = self._resolve(request)
+        req = parse_chat_request(body) if kind == "chat" else parse_completion_request(body)
+        entry = self._entry_for(req.model, entry, kind)
+        card = entry.card
+        pre = await self.preprocessor(card)
+        if kind == "chat":
+            messages = req.messages
+            if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
+                messages = [{"role": "system", "content": JSON_OBJECT_HINT}] + list(messages)
+            try:
+                prompt_ids = pre.chat_token_ids(messages, tools=req.tools)
+            except Exception as exc:  # template errors are the client's message structure
+                raise InvalidRequestError(f"could not apply the chat template: {exc}", "messages") from exc
+        else:
+            prompt_ids = pre.tokenize(req.prompt) if isinstance(req.prompt, str) else list(req.prompt)
+        room = card.context_length - len(prompt_ids)
+        if room <= 0:
+            raise InvalidRequestError(f"the prompt has {len(prompt_ids)} tokens, the model's context is "
+                                      f"{card.context_length}", "messages" if kind == "chat" else "prompt")
+        max_tokens = req.max_tokens or room
+        if max_tokens > room:
+            raise InvalidRequestError(f"max_tokens ({max_tokens}) + prompt ({len(prompt_ids)} tokens) exceed the "
+                                      f"model's context of {card.context_length}", "max_tokens")
+        if req.min_tokens > max_tokens:
+            raise InvalidRequestError("'min_tokens' must not exceed 'max_tokens'", "min_tokens")
+        return req, entry, pre, prompt_ids, max_tokens
+
+    async def _open(self, entry: ServedModelEntry, wire: dict) -> Any:
+        from pyimpl.runtime.errors import NoInstancesError
+        client = entry.client
+        try:
+            if not client.instance_ids() and not await client.wait_for_instances(self.no_worker_wait_s):
+                raise NoInstancesError(entry.name)
+            return await client.generate(wire, annotated=False)
+        except NoInstancesError as exc:
+            raise NoWorkerError(f"no worker is serving '{entry.name}' right now") from exc
+
+    async def _stream(self, request: dict, kind: str) -> AsyncIterator[dict]:
+        req, entry, pre, prompt_ids, max_tokens = await self.prepare(request, kind)
+        card = entry.card
+        streams = [await self._open(entry, to_wire_request(req, prompt_ids, max_tokens, seed_offset=i))
+                   for i in range(req.n)]
+        texts = self._token_texts.setdefault(card.model_path, {})
+        posts = [ChoicePostprocessor(pre, req, card.tool_call_parser, card.reasoning_parser, texts)
+                 for _ in range(req.n)]
+        chat = kind == "chat"
+        chunk_id = f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}"
+        base = {"id": chunk_id, "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": int(time.time()), "model": req.model}
+        if chat:
+            yield {**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                        "logprobs": None, "finish_reason": None} for i in range(req.n)]}
+        items = _merge(streams) if req.n > 1 else _single(streams[0])
+        unfinished = set(range(req.n))
+        try:
+            async for index, data in items:
+                if index not in unfinished:
+                    continue
+                delta, logprobs, reason = posts[index].on_chunk(data)
+                if delta is None and reason is None and logprobs is None:
+                    continue
+                if chat:
+                    choice = {"index": index, "delta": delta or {},
+                              "logprobs": {"content": logprobs} if logprobs is not None else None,
+                              "finish_reason": reason}
+                else:
+                    choice = {"index": index, "text": (delta or {}).get("text", ""), "logprobs": logprobs,
+                              "finish_reason": reason}
+                yield {**base, "choices": [choice]}
+                if reason is not None:
+                    unfinished.discard(index)
+                    if not unfinished:
+                        break
+        finally:
+            await items.aclose()
+        if req.include_usage:
+            yield {**base, "choices": [], "usage": usage(len(prompt_ids), sum(p.num_tokens for p in posts))}
+
+    # ---- embeddings ------------------------------------------------------------------------
+
+    async def embeddings(self, request: Any) -> dict:
+        """The /v1/embeddings body for a request (texts are tokenized by the embedding worker)."""
+        body, entry = self._resolve(request)
+        if not isinstance(body, dict):
+            raise InvalidRequestError("request body must be a JSON object", "body")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequestError("'model' is required and must be a string", "model")
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise InvalidRequestError("'input' must be a string or a non-empty list of strings", "input")
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise InvalidRequestError("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+        entry = self._entry_for(model, entry, "embedding")
+        stream = await self._open(entry, {"input": texts})
+        result = None
+        async for item in stream:
+            result = _data(item)
+        if not result or "embeddings" not in result:
+            raise EngineError("the embedding worker returned nothing")
+        data = [{"object": "embedding", "index": i, "embedding": encode_embedding(v, encoding)}
+                for i, v in enumerate(result["embeddings"])]
+        tokens = int(result.get("prompt_tokens", 0))
+        return {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _data(item: Any) -> Any:
+    data = item.data() if hasattr(item, "data") else item
+    if hasattr(item, "is_error") and item.is_error():
+        raise EngineError(str(data))
+    return data
+
+
+def _runtime_error(exc: Exception) -> Exception:
+    from pyimpl.runtime.errors import DynamoError, NoInstancesError
+    if isinstance(exc, NoInstancesError):
+        return NoWorkerError(str(exc))
+    if isinstance(exc, DynamoError):
+        return EngineError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+async def _single(stream: Any) -> AsyncIterator[tuple[int, dict]]:
+    """One worker stream as (0, data) pairs; closing it cancels the request on the worker."""
+    try:
+        async for item in stream:
+            yield 0, _data(item)
+    except Exception as exc:
+        mapped = _runtime_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    finally:
+        close = getattr(stream, "aclose", None) or getattr(stream, "cancel", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+async def _merge(streams: list[Any]) -> AsyncIterator[tuple[int, dict]]:
+    """Several worker streams interleaved as (index, data) pairs, in arrival order."""
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def pump(index: int, stream: Any) -> None:
+        try:
+            async for pair in _single(stream):
+                await queue.put((index, pair[1]))
+            await queue.put((index, done))
+        except BaseException as exc:
+            await queue.put((index, exc))
+            raise
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            index, item = await queue.get()
+            if item is done:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

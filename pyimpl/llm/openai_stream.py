@@ -1,0 +1,188 @@
+"""Postprocessing of one choice's token stream into OpenAI deltas, and aggregation of whole responses.
+
+Per chunk: incremental detokenize -> stop strings -> reasoning split -> tool-call parse. Plain dicts
+throughout; this is the per-token hot path.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from pyimpl.llm.errors import EngineError
+from pyimpl.llm.protocols import GenerationRequest
+
+
+def _token_text(tokenizer: Any, token_id: int, cache: dict[int, str]) -> str:
+    text = cache.get(token_id)
+    if text is None:
+        text = cache[token_id] = tokenizer.decode([token_id], skip_special_tokens=False)
+    return text
+
+
+class ChoicePostprocessor:
+    """Turns one choice's wire chunks into (delta, logprobs, finish_reason) in OpenAI terms."""
+
+    def __init__(self, pre: Any, req: GenerationRequest, tool_call_parser: str | None,
+                 reasoning_parser: str | None, token_text_cache: dict[int, str]):
+        self.det = pre.detokenizer(skip_special_tokens=req.skip_special_tokens)
+        self.stopper = None
+        if req.stop:
+            from pyimpl.llm.stop_strings import StopStringMatcher
+            self.stopper = StopStringMatcher(req.stop, include_stop_str_in_output=req.include_stop_str_in_output)
+        self.reasoning = self.tools = None
+        if reasoning_parser and req.kind == "chat":
+            from pyimpl.llm.parsers import get_reasoning_parser
+            self.reasoning = get_reasoning_parser(reasoning_parser)()
+        if tool_call_parser and req.kind == "chat" and req.tools:
+            from pyimpl.llm.parsers import get_tool_call_parser
+            self.tools = get_tool_call_parser(tool_call_parser)()
+        self.chat = req.kind == "chat"
+        self.want_logprobs = req.logprobs
+        self.tokenizer = getattr(pre, "tokenizer", None) if req.logprobs else None
+        self.token_text_cache = token_text_cache
+        self.num_tokens = 0
+        self.num_tool_calls = 0
+
+    def on_chunk(self, chunk: dict) -> tuple[dict | None, Any, str | None]:
+        """One wire chunk in; the delta to send (or None), its logprobs, and the finish reason if done."""
+        token_ids = chunk["token_ids"]
+        reason = chunk.get("finish_reason")
+        if reason == "error":
+            raise EngineError(chunk.get("error") or "the engine failed")
+        self.num_tokens += len(token_ids)
+        text = self.det.add(token_ids) if token_ids else ""
+        if reason is not None:
+            text += self.det.flush()
+        if self.stopper is not None:
+            text, hit = self.stopper.feed(text)
+            if hit:
+                reason = "stop"
+            elif reason is not None:
+                text += self.stopper.flush()
+        logprobs = self._logprobs(token_ids, chunk) if self.want_logprobs and "log_probs" in chunk else None
+        if not self.chat:
+            return ({"text": text} if text or reason or logprobs else None), logprobs, reason
+        return self._chat_delta(text, reason is not None), logprobs, self._finish_reason(reason)
+
+    def _chat_delta(self, text: str, final: bool) -> dict | None:
+        delta: dict = {}
+        reasoning = ""
+        if self.reasoning is not None:
+            parsed = self.reasoning.feed(text) if text else None
+            text, reasoning = (parsed.content, parsed.reasoning_content) if parsed else ("", "")
+            if final:
+                end = self.reasoning.finish()
+                text, reasoning = text + end.content, reasoning + end.reasoning_content
+        calls = []
+        if self.tools is not None:
+            parsed = self.tools.feed(text) if text else None
+            text, calls = (parsed.content, list(parsed.tool_calls)) if parsed else ("", [])
+            if final:
+                end = self.tools.finish()
+                text, calls = text + end.content, calls + list(end.tool_calls)
+        if reasoning:
+            delta["reasoning_content"] = reasoning
+        if text:
+            delta["content"] = text
+        if calls:
+            delta["tool_calls"] = [
+                {"index": self.num_tool_calls + i, "id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(calls)]
+            self.num_tool_calls += len(calls)
+        return delta or None
+
+    def _finish_reason(self, reason: str | None) -> str | None:
+        if reason in ("stop", None) and self.num_tool_calls and reason is not None:
+            return "tool_calls"
+        if reason == "abort":
+            return "stop"
+        return reason
+
+    def _logprobs(self, token_ids: list[int], chunk: dict) -> Any:
+        lps = chunk.get("log_probs") or []
+        tops = chunk.get("top_logprobs") or [[] for _ in lps]
+        text_of = lambda t: _token_text(self.tokenizer, t, self.token_text_cache)  # noqa: E731
+        if self.chat:
+            return [{"token": text_of(t), "logprob": lp, "bytes": list(text_of(t).encode()),
+                     "top_logprobs": [{"token": text_of(tt), "logprob": tl, "bytes": list(text_of(tt).encode())}
+                                      for tt, tl in top]}
+                    for t, lp, top in zip(token_ids, lps, tops)]
+        return {"tokens": [text_of(t) for t in token_ids], "token_logprobs": list(lps),
+                "top_logprobs": [{text_of(tt): tl for tt, tl in top} for top in tops]}
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    """OpenAI usage object."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def aggregate_chat(chunks: list[dict]) -> dict:
+    """A non-streaming chat.completion built from the chunks of a streamed one."""
+    choices: dict[int, dict] = {}
+    first = chunks[0]
+    result_usage = None
+    for chunk in chunks:
+        if chunk.get("usage"):
+            result_usage = chunk["usage"]
+        for c in chunk["choices"]:
+            choice = choices.setdefault(c["index"], {"index": c["index"], "content": [], "reasoning": [],
+                                                     "tool_calls": [], "logprobs": None, "finish_reason": None})
+            delta = c["delta"]
+            if delta.get("content"):
+                choice["content"].append(delta["content"])
+            if delta.get("reasoning_content"):
+                choice["reasoning"].append(delta["reasoning_content"])
+            choice["tool_calls"].extend(delta.get("tool_calls") or ())
+            if c.get("logprobs"):
+                choice["logprobs"] = choice["logprobs"] or {"content": []}
+                choice["logprobs"]["content"].extend(c["logprobs"]["content"])
+            if c.get("finish_reason"):
+                choice["finish_reason"] = c["finish_reason"]
+    out = []
+    for index in sorted(choices):
+        c = choices[index]
+        message: dict = {"role": "assistant", "content": "".join(c["content"]) or None}
+        if c["reasoning"]:
+            message["reasoning_content"] = "".join(c["reasoning"])
+        if c["tool_calls"]:
+            message["tool_calls"] = [{k: v for k, v in call.items() if k != "index"} for call in c["tool_calls"]]
+        elif message["content"] is None:
+            message["content"] = ""
+        out.append({"index": index, "message": message, "logprobs": c["logprobs"],
+                    "finish_reason": c["finish_reason"]})
+    return {"id": first["id"], "object": "chat.completion", "created": first["created"], "model": first["model"],
+            "choices": out, "usage": result_usage}
+
+
+def aggregate_completion(chunks: list[dict]) -> dict:
+    """A non-streaming text_completion built from streamed chunks."""
+    choices: dict[int, dict] = {}
+    first = chunks[0]
+    result_usage = None
+    for chunk in chunks:
+        if chunk.get("usage"):
+            result_usage = chunk["usage"]
+        for c in chunk["choices"]:
+            choice = choices.setdefault(c["index"], {"index": c["index"], "text": [], "logprobs": None,
+                                                     "finish_reason": None})
+            choice["text"].append(c["text"])
+            if c.get("logprobs"):
+                lp = choice["logprobs"] = choice["logprobs"] or {"tokens": [], "token_logprobs": [],
+                                                                 "top_logprobs": []}
+                for key in ("tokens", "token_logprobs", "top_logprobs"):
+                    lp[key].extend(c["logprobs"][key])
+            if c.get("finish_reason"):
+                choice["finish_reason"] = c["finish_reason"]
+    out = [dict(choices[i], text="".join(choices[i]["text"])) for i in sorted(choices)]
+    return {"id": first["id"], "object": "text_completion", "created": first["created"], "model": first["model"],
+            "choices": out, "usage": result_usage}
+
+
+def encode_embedding(vector: list[float], encoding_format: str) -> Any:
+    """A float list, or base64 of little-endian float32 as OpenAI sends for encoding_format=base64."""
+    if encoding_format == "base64":
+        import array
+        packed = array.array("f", vector)
+        return base64.b64encode(packed.tobytes()).decode()
+    return vector

@@ -1,0 +1,1 @@
+"""`python -m pyimpl.worker`: serve one model over the runtime as a process."""
