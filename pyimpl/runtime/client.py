@@ -1,0 +1,136 @@
+"""Client of one endpoint: tracks its instances from discovery and opens response streams
+on the plane each instance advertises, choosing the instance by policy or a routing hook."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random as _random
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from .context import Context
+from .errors import EndpointNotFoundError, NoInstancesError
+
+if TYPE_CHECKING:
+    from .runtime import Endpoint
+
+log = logging.getLogger("pyimpl.runtime.client")
+
+# router(instance_ids, request) -> instance_id: the hook a KV-aware router plugs into.
+Router = Callable[[Sequence[int], Any], int]
+
+
+class Client:
+    """`generate` (router hook or round robin), `round_robin`, `random`, `direct`."""
+
+    def __init__(self, endpoint: "Endpoint", router: Optional[Router] = None,
+                 timeout: Optional[float] = None):
+        self.endpoint = endpoint
+        self.runtime = endpoint.runtime
+        self.router = router
+        self.timeout = self.runtime.config.instance_wait_timeout if timeout is None else timeout
+        self._instances: dict[int, dict] = {}
+        self._ids: list[int] = []
+        self._rr = itertools.count()
+        self._changed = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._watch_task: Optional[asyncio.Task] = None
+
+    async def start(self) -> "Client":
+        prefix = self.endpoint.discovery_prefix
+        discovery = self.runtime.discovery
+        for key, record in (await discovery.list(prefix)).items():
+            self._add(record)
+        self._watch_task = asyncio.get_running_loop().create_task(self._follow(prefix))
+        self.runtime._track_client(self)
+        return self
+
+    async def _follow(self, prefix: str) -> None:
+        while True:
+            try:
+                async for event in self.runtime.discovery.watch(prefix):
+                    if event.kind == "put" and event.value:
+                        self._add(event.value)
+                    elif event.kind == "delete":
+                        self._remove(int(event.key.rsplit("/", 1)[1], 16))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("discovery watch on %s failed (%s); retrying", prefix, exc)
+                await asyncio.sleep(0.5)
+
+    def _add(self, record: dict) -> None:
+        iid = int(record["instance_id"])
+        if iid not in self._instances:
+            self._ids = sorted([*self._ids, iid])
+        self._instances[iid] = record
+        self._notify()
+
+    def _remove(self, iid: int) -> None:
+        record = self._instances.pop(iid, None)
+        if record is not None:
+            self._ids = [i for i in self._ids if i != iid]
+            self.runtime._instance_removed(record)
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- instances ----------------------------------------------------------------------
+    def instance_ids(self) -> list[int]:
+        return list(self._ids)
+
+    async def wait_for_instances(self, timeout: Optional[float] = None) -> list[int]:
+        """Wait until at least one instance is known; raises EndpointNotFoundError on timeout."""
+        if self._ids:
+            return list(self._ids)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._ids:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise EndpointNotFoundError(
+                    f"no instances of endpoint {self.endpoint.path!r} appeared within {timeout:g}s")
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        return list(self._ids)
+
+    # --- requests -----------------------------------------------------------------------
+    async def generate(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+        """Default policy: the routing hook if set, else round robin."""
+        ids = self._ids or await self.wait_for_instances(self.timeout)
+        if self.router is not None:
+            return await self._open(self.router(ids, request), request, context)
+        return await self._open(ids[next(self._rr) % len(ids)], request, context)
+
+    async def round_robin(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+        ids = self._ids or await self.wait_for_instances(self.timeout)
+        return await self._open(ids[next(self._rr) % len(ids)], request, context)
+
+    async def random(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+        ids = self._ids or await self.wait_for_instances(self.timeout)
+        return await self._open(_random.choice(ids), request, context)
+
+    async def direct(self, request: Any, instance_id: int, context: Optional[Context] = None,
+                     annotated: bool = True):
+        if instance_id not in self._instances:
+            raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
+        return await self._open(instance_id, request, context)
+
+    async def _open(self, instance_id: int, request: Any, context: Optional[Context]):
+        record = self._instances.get(instance_id)
+        if record is None:
+            raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
+        if context is None:
+            context = Context()
+        transport = record["transport"]
+        plane = await self.runtime._plane_client(transport["type"])
+        return await plane.open(transport, instance_id, self.endpoint.path, request, context)
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            self._watch_task = None

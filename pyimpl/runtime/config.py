@@ -1,0 +1,67 @@
+"""Runtime configuration: explicit arguments, else environment, else the embedded defaults."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import ConfigurationError
+
+DISCOVERY_BACKENDS = ("mem", "file", "nats")
+REQUEST_PLANES = ("inproc", "tcp", "nats")
+
+
+@dataclass
+class RuntimeConfig:
+    """Everything a DistributedRuntime needs to start."""
+
+    discovery_backend: str = "mem"
+    request_plane: str = "inproc"
+    nats_server: str = "nats://127.0.0.1:4222"
+    file_kv_dir: str = "/tmp/dynamo_file_kv"
+    discovery_ttl: float = 10.0          # seconds a dead worker's keys survive
+    grace_period: float = 5.0            # graceful shutdown: max wait for in-flight streams
+    instance_wait_timeout: float = 5.0   # generate(): how long to wait for a first instance
+    system_port: Optional[int] = None    # DYN_SYSTEM_PORT: /health /live /metrics
+    tcp_host: str = "127.0.0.1"
+    log_level: Optional[str] = None
+
+    @classmethod
+    def resolve(cls, discovery_backend: Optional[str] = None, request_plane: Optional[str] = None,
+                nats_server: Optional[str] = None, file_kv_dir: Optional[str] = None,
+                **overrides) -> "RuntimeConfig":
+        """Build from arguments, falling back to DYN_* / NATS_SERVER environment variables."""
+        env = os.environ
+        port = env.get("DYN_SYSTEM_PORT")
+        config = cls(
+            discovery_backend=(discovery_backend or env.get("DYN_DISCOVERY_BACKEND") or "mem").lower(),
+            request_plane=(request_plane or env.get("DYN_REQUEST_PLANE") or "inproc").lower(),
+            nats_server=nats_server or env.get("NATS_SERVER") or cls.nats_server,
+            file_kv_dir=file_kv_dir or env.get("DYN_FILE_KV") or cls.file_kv_dir,
+            discovery_ttl=float(env.get("DYN_DISCOVERY_TTL", cls.discovery_ttl)),
+            grace_period=float(env.get("DYN_GRACE_PERIOD", cls.grace_period)),
+            instance_wait_timeout=float(env.get("DYN_INSTANCE_WAIT_TIMEOUT", cls.instance_wait_timeout)),
+            system_port=int(port) if port else None,
+            tcp_host=env.get("DYN_TCP_HOST", cls.tcp_host),
+            log_level=env.get("DYN_LOG"),
+        )
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(config, name, value)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Refuse pairings that cannot work, with a message that says why."""
+        if self.discovery_backend not in DISCOVERY_BACKENDS:
+            raise ConfigurationError(f"unknown discovery backend {self.discovery_backend!r}; "
+                                     f"expected one of {DISCOVERY_BACKENDS}")
+        if self.request_plane not in REQUEST_PLANES:
+            raise ConfigurationError(f"unknown request plane {self.request_plane!r}; "
+                                     f"expected one of {REQUEST_PLANES}")
+        if self.request_plane == "inproc" and self.discovery_backend != "mem":
+            raise ConfigurationError(
+                f"request plane 'inproc' only works with discovery 'mem' (one process), "
+                f"not {self.discovery_backend!r}; use DYN_REQUEST_PLANE=tcp or nats")
+        if self.discovery_ttl <= 0:
+            raise ConfigurationError("discovery TTL must be positive")

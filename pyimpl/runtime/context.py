@@ -1,0 +1,90 @@
+"""Per-request Context: id, stop/kill flags, awaitable stop, and linked cancellation."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Callable, Optional
+
+
+class Context:
+    """Request context handed to handlers and accepted by `client.generate(context=...)`.
+
+    Stopping a context stops every context and stream linked to it (downstream calls).
+    """
+
+    __slots__ = ("_id", "_stopped", "_killed", "_event", "_callbacks")
+
+    def __init__(self, id: Optional[str] = None):
+        self._id = id or uuid.uuid4().hex
+        self._stopped = False
+        self._killed = False
+        self._event: Optional[asyncio.Event] = None
+        self._callbacks: Optional[list[Callable[[], None]]] = None
+
+    def id(self) -> str:
+        return self._id
+
+    def is_stopped(self) -> bool:
+        return self._stopped
+
+    def is_killed(self) -> bool:
+        return self._killed
+
+    def stop_generating(self) -> None:
+        """Ask the producer to stop; linked streams are cancelled."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback()
+
+    stop = stop_generating
+
+    def kill(self) -> None:
+        """Stop immediately (no graceful end expected)."""
+        self._killed = True
+        self.stop_generating()
+
+    async def stopped(self) -> None:
+        """Wait until the context is stopped or killed."""
+        if self._stopped:
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
+
+    async_killed_or_stopped = stopped
+
+    def __await__(self):
+        return self.stopped().__await__()
+
+    def add_stop_callback(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when stopped (now if already stopped); returns a remover."""
+        if self._stopped:
+            callback()
+            return _noop
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+
+        def remove() -> None:
+            if self._callbacks is not None:
+                try:
+                    self._callbacks.remove(callback)
+                except ValueError:
+                    pass
+        return remove
+
+    def link_child(self, child: "Context") -> Callable[[], None]:
+        """Stop `child` whenever this context stops."""
+        return self.add_stop_callback(child.stop_generating)
+
+    def __repr__(self) -> str:
+        return f"Context(id={self._id!r}, stopped={self._stopped})"
+
+
+def _noop() -> None:
+    pass

@@ -1,0 +1,85 @@
+"""Worker side: the table of served endpoints, in-flight accounting and graceful drain."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any, AsyncIterator, Callable, Optional
+
+from .context import Context
+from .errors import EndpointNotFoundError
+
+
+class ServedEndpoint:
+    """One endpoint's handler, called as handler(request) or handler(request, context)."""
+
+    __slots__ = ("path", "handler", "takes_context", "metrics", "health_check_payload")
+
+    def __init__(self, path: str, handler: Callable, metrics=None, health_check_payload=None):
+        self.path = path
+        self.handler = handler
+        self.takes_context = _takes_context(handler)
+        self.metrics = metrics
+        self.health_check_payload = health_check_payload
+
+    def open(self, request: Any, context: Context) -> AsyncIterator:
+        if self.takes_context:
+            return self.handler(request, context)
+        return self.handler(request)
+
+
+def _takes_context(handler: Callable) -> bool:
+    try:
+        params = [p for p in inspect.signature(handler).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= 2
+
+
+class Dispatcher:
+    """Finds the endpoint for a path and counts in-flight streams so shutdown can drain them."""
+
+    def __init__(self, metrics=None):
+        self.endpoints: dict[str, ServedEndpoint] = {}
+        self.metrics = metrics
+        self.inflight = 0
+        self._idle: Optional[asyncio.Event] = None
+        self.active_tasks: set[asyncio.Task] = set()
+
+    def add(self, path: str, handler: Callable, health_check_payload=None) -> ServedEndpoint:
+        served = ServedEndpoint(path, handler, self.metrics, health_check_payload)
+        self.endpoints[path] = served
+        return served
+
+    def lookup(self, path: str) -> ServedEndpoint:
+        served = self.endpoints.get(path)
+        if served is None:
+            raise EndpointNotFoundError(f"endpoint {path!r} is not served by this instance")
+        return served
+
+    def begin(self, served: ServedEndpoint) -> float:
+        self.inflight += 1
+        if served.metrics is not None:
+            served.metrics.begin(served.path)
+        return time.monotonic() if served.metrics is not None else 0.0
+
+    def end(self, served: ServedEndpoint, started: float) -> None:
+        self.inflight -= 1
+        if served.metrics is not None:
+            served.metrics.end(served.path, time.monotonic() - started)
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drain(self, grace: float) -> bool:
+        """Wait up to `grace` seconds for in-flight streams; True if all finished."""
+        if self.inflight == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._idle = None

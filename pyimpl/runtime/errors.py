@@ -1,0 +1,41 @@
+"""Typed runtime errors: every failure a caller can see is a DynamoError subclass."""
+
+
+class DynamoError(Exception):
+    """Base of all runtime errors."""
+
+
+class ConfigurationError(DynamoError):
+    """An invalid runtime configuration (e.g. the inproc plane with non-mem discovery)."""
+
+
+class NoInstancesError(DynamoError):
+    """No live instance can serve the endpoint (or the chosen instance is gone)."""
+
+
+class EndpointNotFoundError(NoInstancesError):
+    """The endpoint never appeared within the client's timeout, or the instance does not serve it."""
+
+
+class DisconnectedError(DynamoError):
+    """The connection to the instance was lost."""
+
+
+class StreamIncompleteError(DisconnectedError):
+    """A response stream ended before its end marker (worker died or went away mid-stream)."""
+
+
+class CancelledError(DynamoError):
+    """The stream was cancelled (its context was stopped or killed)."""
+
+
+class RemoteHandlerError(DynamoError):
+    """The remote handler raised; `message` carries its text."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class PayloadTooLargeError(DynamoError):
+    """A payload exceeds what the request plane can carry."""

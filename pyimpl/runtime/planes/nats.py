@@ -1,0 +1,259 @@
+"""NATS plane: a request goes to the instance's subject with a reply subject; the handler's
+chunks stream back in order on that subject. Messages above max_payload travel in parts.
+A per-instance ping notices a dead worker (no responders) while streams are open."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from typing import Any, Optional
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client as NATS
+
+from ..context import Context
+from ..dispatcher import Dispatcher
+from ..errors import NoInstancesError, StreamIncompleteError
+from .base import (CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
+                   error_from_wire, error_to_wire)
+
+log = logging.getLogger("pyimpl.runtime.nats_plane")
+PART_OVERHEAD = 64
+PENDING_LIMITS = dict(pending_msgs_limit=10_000_000, pending_bytes_limit=1024 * 1024 * 1024)
+PING_INTERVAL = 0.5
+PING_TIMEOUT = 1.0
+PING_FAILURES = 2
+
+
+def instance_subject(instance_id: int) -> str:
+    return f"dynamo.instance.{instance_id:x}"
+
+
+class _Codec:
+    """msgpack encode/decode with splitting into PART messages above the server's max_payload."""
+
+    def __init__(self, nc: NATS):
+        self.nc = nc
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.decode = msgspec.msgpack.Decoder().decode
+        self._parts: dict[str, list[bytes]] = {}
+
+    async def publish(self, subject: str, message: Any, reply: str = "") -> None:
+        data = self.encode(message)
+        limit = self.nc.max_payload - PART_OVERHEAD
+        if len(data) <= limit:
+            await self.nc.publish(subject, data, reply)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), limit):
+            more = start + limit < len(data)
+            await self.nc.publish(subject, self.encode([PART, more, view[start:start + limit]]), reply)
+
+    def receive(self, key: str, data: bytes) -> Optional[list]:
+        """Decode one message; None while a multi-part message is incomplete."""
+        frame = self.decode(data)
+        if frame[0] != PART:
+            return frame
+        parts = self._parts.setdefault(key, [])
+        parts.append(frame[2])
+        if frame[1]:
+            return None
+        del self._parts[key]
+        return self.decode(b"".join(parts))
+
+    def forget(self, key: str) -> None:
+        self._parts.pop(key, None)
+
+
+class NatsServer:
+    """Subscribes to this instance's subject and serves requests, one task per stream."""
+
+    def __init__(self, dispatcher: Dispatcher, nc: NATS, instance_id: int):
+        self.dispatcher = dispatcher
+        self.nc = nc
+        self.subject = instance_subject(instance_id)
+        self.codec = _Codec(nc)
+        self._streams: dict[str, tuple[asyncio.Task, Context]] = {}
+        self._sub = None
+
+    async def start(self) -> dict:
+        self._sub = await self.nc.subscribe(self.subject, cb=self._on_message, **PENDING_LIMITS)
+        await self.nc.flush()
+        return {"type": "nats", "subject": self.subject}
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:
+                pass
+            self._sub = None
+        for task, context in list(self._streams.values()):
+            context.stop_generating()
+            task.cancel()
+
+    async def _on_message(self, msg) -> None:
+        try:
+            frame = self.codec.receive(msg.reply, msg.data)
+        except msgspec.DecodeError:
+            return
+        if frame is None:
+            return
+        kind = frame[0]
+        if kind == REQUEST:
+            _, path, ctx_id, payload = frame
+            context = Context(ctx_id)
+            task = asyncio.get_running_loop().create_task(self._run_stream(msg.reply, path, payload, context))
+            self._streams[msg.reply] = (task, context)
+        elif kind == CANCEL:
+            entry = self._streams.pop(frame[1], None)
+            if entry is not None:
+                entry[1].stop_generating()
+                entry[0].cancel()
+        elif kind == PING and msg.reply:
+            await self.nc.publish(msg.reply, b"\x91\x05")
+
+    async def _run_stream(self, reply: str, path: str, payload: Any, context: Context) -> None:
+        dispatcher = self.dispatcher
+        publish = self.codec.publish
+        try:
+            served = dispatcher.lookup(path)
+        except Exception as exc:
+            self._streams.pop(reply, None)
+            await publish(reply, [ERROR, *error_to_wire(exc)])
+            return
+        started = dispatcher.begin(served)
+        generator = None
+        try:
+            generator = served.open(payload, context)
+            async for chunk in generator:
+                await publish(reply, [DATA, chunk])
+            await publish(reply, [END])
+        except asyncio.CancelledError:
+            context.stop_generating()
+            if generator is not None:
+                try:
+                    await generator.aclose()
+                except BaseException:
+                    pass
+            raise
+        except Exception as exc:
+            try:
+                await publish(reply, [ERROR, *error_to_wire(exc)])
+            except Exception as send_exc:
+                log.warning("cannot report handler error to %s: %s", reply, send_exc)
+        finally:
+            self._streams.pop(reply, None)
+            dispatcher.end(served, started)
+
+
+class NatsClient:
+    """One reply subscription per runtime; streams are keyed by their reply subject."""
+
+    def __init__(self, nc: NATS):
+        self.nc = nc
+        self.codec = _Codec(nc)
+        self.prefix = f"dynamo.reply.{uuid.uuid4().hex}"
+        self._ids = itertools.count(1)
+        self._streams: dict[str, tuple[QueuedResponseStream, str]] = {}
+        self._sub = None
+        self._watchdog: Optional[asyncio.Task] = None
+        self._ping_failures: dict[str, int] = {}
+
+    async def _ensure_started(self) -> None:
+        if self._sub is None:
+            self._sub = await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply, **PENDING_LIMITS)
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_instances())
+
+    async def open(self, transport: dict, instance_id: int, path: str, request: Any,
+                   context: Context) -> QueuedResponseStream:
+        await self._ensure_started()
+        subject = transport["subject"]
+        reply = f"{self.prefix}.{next(self._ids)}"
+        streams = self._streams
+        codec = self.codec
+
+        def cancel_remote() -> None:
+            streams.pop(reply, None)
+            codec.forget(reply)
+            asyncio.get_running_loop().create_task(self._send_cancel(subject, reply))
+
+        stream = QueuedResponseStream(context, cancel_remote)
+        streams[reply] = (stream, subject)
+        try:
+            await codec.publish(subject, [REQUEST, path, context.id(), request], reply)
+        except BaseException:
+            streams.pop(reply, None)
+            raise
+        return stream
+
+    async def _send_cancel(self, subject: str, reply: str) -> None:
+        try:
+            await self.codec.publish(subject, [CANCEL, reply])
+        except Exception as exc:
+            log.debug("cancel %s failed: %s", reply, exc)
+
+    async def _on_reply(self, msg) -> None:
+        reply = msg.subject
+        entry = self._streams.get(reply)
+        if entry is None:
+            return
+        stream = entry[0]
+        if msg.headers and msg.headers.get("Status") == "503":
+            del self._streams[reply]
+            stream.finish(NoInstancesError(f"no responders on {entry[1]} (instance gone)"))
+            return
+        frame = self.codec.receive(reply, msg.data)
+        if frame is None:
+            return
+        kind = frame[0]
+        if kind == DATA:
+            stream.push(frame[1])
+        elif kind == END:
+            del self._streams[reply]
+            stream.finish()
+        elif kind == ERROR:
+            del self._streams[reply]
+            stream.finish(error_from_wire(frame[1], frame[2]))
+
+    async def _watch_instances(self) -> None:
+        """While streams are open, ping each instance they wait on; fail streams of dead ones."""
+        while True:
+            await asyncio.sleep(PING_INTERVAL)
+            subjects = {subject for _, subject in self._streams.values()}
+            if not subjects:
+                continue
+            results = await asyncio.gather(*(self._ping(s) for s in subjects))
+            for subject, alive in zip(subjects, results):
+                if not alive:
+                    self.fail_instance(subject, f"instance on {subject} stopped responding")
+
+    async def _ping(self, subject: str) -> bool:
+        try:
+            await self.nc.request(subject, b"\x91\x05", timeout=PING_TIMEOUT)
+            self._ping_failures.pop(subject, None)
+            return True
+        except nats.errors.NoRespondersError:
+            return False
+        except Exception:   # timeout or reconnecting: give it PING_FAILURES chances
+            failures = self._ping_failures.get(subject, 0) + 1
+            self._ping_failures[subject] = failures
+            return failures < PING_FAILURES
+
+    def fail_instance(self, subject: str, why: str) -> None:
+        for reply, (stream, stream_subject) in list(self._streams.items()):
+            if stream_subject == subject:
+                del self._streams[reply]
+                self.codec.forget(reply)
+                stream.finish(StreamIncompleteError(why))
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:
+                pass

@@ -1,0 +1,295 @@
+"""TCP plane: length-prefixed msgpack frames over asyncio streams; one connection per
+(client runtime, instance address) multiplexes many streams; writes are coalesced per loop turn."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any, Optional
+
+import msgspec
+
+from ..context import Context
+from ..dispatcher import Dispatcher
+from ..errors import DisconnectedError
+from .base import (CANCEL, DATA, END, ERROR, REQUEST, QueuedResponseStream, error_from_wire,
+                   error_to_wire, incomplete)
+
+log = logging.getLogger("pyimpl.runtime.tcp")
+HEADER = 4                      # little-endian uint32 body length
+FLUSH_NOW_BYTES = 256 * 1024    # buffered bytes that force an immediate write
+HIGH_WATER = 4 * 1024 * 1024    # transport backlog that makes producers wait
+READ_SIZE = 1024 * 1024
+
+
+class FramedConnection:
+    """Both ends: encodes frames into one buffer flushed once per loop iteration, and parses
+    incoming frames from a byte buffer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self._out = bytearray()
+        self._flush_scheduled = False
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder()
+        self.closed = False
+
+    def send(self, message: Any) -> None:
+        out = self._out
+        start = len(out)
+        out += b"\0\0\0\0"
+        self._encoder.encode_into(message, out, start + HEADER)
+        out[start:start + HEADER] = (len(out) - start - HEADER).to_bytes(4, "little")
+        if len(out) >= FLUSH_NOW_BYTES:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self.closed:
+            self.writer.write(self._out)
+            self._out = bytearray()
+
+    async def backpressure(self) -> None:
+        """Wait while the socket is far behind (slow reader)."""
+        if self.writer.transport.get_write_buffer_size() > HIGH_WATER:
+            await self.writer.drain()
+
+    async def frames(self):
+        """Yield batches of decoded frames until EOF."""
+        buf = bytearray()
+        decode = self._decoder.decode
+        reader = self.reader
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            buf += data
+            batch = []
+            pos = 0
+            size = len(buf)
+            with memoryview(buf) as view:
+                while size - pos >= HEADER:
+                    length = int.from_bytes(view[pos:pos + HEADER], "little")
+                    end = pos + HEADER + length
+                    if end > size:
+                        break
+                    batch.append(decode(view[pos + HEADER:end]))
+                    pos = end
+            if pos:
+                del buf[:pos]
+            if batch:
+                yield batch
+
+    def close(self) -> None:
+        if not self.closed:
+            self.flush()
+            self.closed = True
+            self.writer.close()
+
+
+class TcpServer:
+    """Accepts connections and serves REQUEST frames from the dispatcher, one task per stream."""
+
+    def __init__(self, dispatcher: Dispatcher, host: str):
+        self.dispatcher = dispatcher
+        self.host = host
+        self.server: Optional[asyncio.base_events.Server] = None
+        self.address = ""
+        self._connections: set[FramedConnection] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> dict:
+        self.server = await asyncio.start_server(self._serve_connection, self.host, 0, limit=READ_SIZE)
+        port = self.server.sockets[0].getsockname()[1]
+        self.address = f"{self.host}:{port}"
+        return {"type": "tcp", "address": self.address}
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self._connections):
+            conn.close()
+        self._connections.clear()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+
+    async def _serve_connection(self, reader, writer) -> None:
+        conn = FramedConnection(reader, writer)
+        self._connections.add(conn)
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        streams: dict[int, tuple[asyncio.Task, Context]] = {}
+        try:
+            async for batch in conn.frames():
+                for frame in batch:
+                    kind = frame[0]
+                    if kind == REQUEST:
+                        _, sid, path, ctx_id, payload = frame
+                        context = Context(ctx_id)
+                        task = conn.loop.create_task(self._run_stream(conn, streams, sid, path, payload, context))
+                        streams[sid] = (task, context)
+                    elif kind == CANCEL:
+                        entry = streams.pop(frame[1], None)
+                        if entry is not None:
+                            entry[1].stop_generating()
+                            entry[0].cancel()
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass   # a connection handler ends quietly (3.11 streams log cancelled handlers)
+        finally:
+            for stream_task, context in streams.values():    # the client is gone: stop its handlers
+                context.stop_generating()
+                stream_task.cancel()
+            self._tasks.discard(task)
+            self._connections.discard(conn)
+            conn.closed = True
+            writer.close()
+
+    async def _run_stream(self, conn: FramedConnection, streams: dict, sid: int, path: str,
+                          payload: Any, context: Context) -> None:
+        dispatcher = self.dispatcher
+        try:
+            served = dispatcher.lookup(path)
+        except Exception as exc:
+            streams.pop(sid, None)
+            conn.send([ERROR, sid, *error_to_wire(exc)])
+            return
+        started = dispatcher.begin(served)
+        send = conn.send
+        generator = None
+        try:
+            generator = served.open(payload, context)
+            async for chunk in generator:
+                send([DATA, sid, chunk])
+                if conn.closed:
+                    return
+                if len(conn._out) >= FLUSH_NOW_BYTES or conn.writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    await conn.backpressure()
+            send([END, sid])
+        except asyncio.CancelledError:
+            context.stop_generating()
+            if generator is not None:
+                await _close_quietly(generator)
+            raise
+        except Exception as exc:
+            if not conn.closed:
+                try:
+                    send([ERROR, sid, *error_to_wire(exc)])
+                except Exception:          # e.g. an unencodable chunk: still report something
+                    send([ERROR, sid, "handler", f"{type(exc).__name__}: {exc}"])
+        finally:
+            streams.pop(sid, None)
+            dispatcher.end(served, started)
+
+
+async def _close_quietly(generator) -> None:
+    try:
+        await generator.aclose()
+    except BaseException:
+        pass
+
+
+class TcpClientConnection:
+    """Client end of one connection to an instance address; routes frames to streams by id."""
+
+    def __init__(self, address: str, conn: FramedConnection):
+        self.address = address
+        self.conn = conn
+        self.streams: dict[int, QueuedResponseStream] = {}
+        self._ids = itertools.count(1)
+        self.reader_task = conn.loop.create_task(self._read_loop())
+        self.alive = True
+
+    def open(self, path: str, request: Any, context: Context) -> QueuedResponseStream:
+        sid = next(self._ids)
+        conn = self.conn
+        streams = self.streams
+
+        def cancel_remote() -> None:
+            streams.pop(sid, None)
+            if not conn.closed:
+                conn.send([CANCEL, sid])
+
+        stream = QueuedResponseStream(context, cancel_remote)
+        streams[sid] = stream
+        conn.send([REQUEST, sid, path, context.id(), request])
+        return stream
+
+    async def _read_loop(self) -> None:
+        streams = self.streams
+        try:
+            async for batch in self.conn.frames():
+                for frame in batch:
+                    stream = streams.get(frame[1])
+                    if stream is None:
+                        continue
+                    kind = frame[0]
+                    if kind == DATA:
+                        stream.push(frame[2])
+                    elif kind == END:
+                        del streams[frame[1]]
+                        stream.finish()
+                    elif kind == ERROR:
+                        del streams[frame[1]]
+                        stream.finish(error_from_wire(frame[2], frame[3]))
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection to %s lost: %s", self.address, exc)
+        finally:
+            self.alive = False
+            self.conn.closed = True
+            for stream in list(streams.values()):
+                stream.finish(incomplete(self.address))
+            streams.clear()
+
+    def close(self) -> None:
+        self.alive = False
+        self.reader_task.cancel()
+        self.conn.close()
+
+
+class TcpClient:
+    """Pool of connections keyed by instance address."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, TcpClientConnection] = {}
+        self._connecting: dict[str, asyncio.Future] = {}
+
+    async def _connection(self, address: str) -> TcpClientConnection:
+        conn = self._connections.get(address)
+        if conn is not None and conn.alive:
+            return conn
+        pending = self._connecting.get(address)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._connecting[address] = future
+        try:
+            host, port = address.rsplit(":", 1)
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port), limit=READ_SIZE)
+            except OSError as exc:
+                raise DisconnectedError(f"cannot connect to instance at {address}: {exc}") from exc
+            conn = TcpClientConnection(address, FramedConnection(reader, writer))
+            self._connections[address] = conn
+            future.set_result(conn)
+            return conn
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()   # mark retrieved
+            raise
+        finally:
+            del self._connecting[address]
+
+    async def open(self, transport: dict, instance_id: int, path: str, request: Any,
+                   context: Context) -> QueuedResponseStream:
+        conn = await self._connection(transport["address"])
+        return conn.open(path, request, context)
+
+    async def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()

@@ -1,0 +1,297 @@
+"""DistributedRuntime and its names: namespace -> component -> endpoint."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any, AsyncIterator, Callable, Optional
+
+from .client import Client, Router
+from .config import RuntimeConfig
+from .discovery.base import Discovery, WatchEvent
+from .dispatcher import Dispatcher
+from .errors import ConfigurationError
+
+log = logging.getLogger("pyimpl.runtime")
+INSTANCE_PREFIX = "instances"
+
+
+class DistributedRuntime:
+    """Owns discovery, the request plane (server and clients) and the lease of everything it registers.
+
+    `DistributedRuntime(loop, discovery_backend, request_plane)` connects lazily on first use;
+    `await DistributedRuntime.create(...)` connects now.
+    """
+
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None, discovery_backend: Optional[str] = None,
+                 request_plane: Optional[str] = None, *, nats_server: Optional[str] = None,
+                 file_kv_dir: Optional[str] = None, config: Optional[RuntimeConfig] = None, **overrides):
+        self.config = config or RuntimeConfig.resolve(discovery_backend, request_plane, nats_server,
+                                                      file_kv_dir, **overrides)
+        if self.config.log_level:
+            logging.basicConfig(level=self.config.log_level.upper())
+        self.instance_id = secrets.randbits(63) or 1
+        self.discovery = RuntimeDiscovery(self)
+        self.dispatcher: Dispatcher = Dispatcher()
+        self._backend: Optional[Discovery] = None
+        self._nats = None
+        self._started: Optional[asyncio.Future] = None
+        self._server = None
+        self._server_transport: Optional[dict] = None
+        self._server_lock: Optional[asyncio.Lock] = None
+        self._plane_clients: dict[str, Any] = {}
+        self._clients: list[Client] = []
+        self._registered: list[str] = []
+        self._graceful = True
+        self._system = None
+        self._shutdown_started = False
+        self._shutdown_done: Optional[asyncio.Event] = None
+
+    @classmethod
+    async def create(cls, discovery_backend: Optional[str] = None, request_plane: Optional[str] = None,
+                     nats_server: Optional[str] = None, file_kv_dir: Optional[str] = None,
+                     **overrides) -> "DistributedRuntime":
+        """Build from arguments (None -> environment -> defaults) and connect."""
+        runtime = cls(None, discovery_backend, request_plane, nats_server=nats_server,
+                      file_kv_dir=file_kv_dir, **overrides)
+        await runtime.start()
+        return runtime
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect discovery (and NATS when used); idempotent."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            self._shutdown_done = asyncio.Event()
+            try:
+                await self._connect()
+                self._started.set_result(None)
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                self._started.exception()
+                self._started = None
+                raise
+        else:
+            await self._started
+
+    async def _connect(self) -> None:
+        cfg = self.config
+        if cfg.discovery_backend == "nats" or cfg.request_plane == "nats":
+            await self._nats_connection()
+        if cfg.discovery_backend == "mem":
+            from .discovery.mem import MemDiscovery
+            self._backend = MemDiscovery()
+        elif cfg.discovery_backend == "file":
+            from .discovery.file import FileDiscovery
+            self._backend = FileDiscovery(cfg.file_kv_dir, cfg.discovery_ttl)
+        else:
+            from .discovery.nats import NatsDiscovery
+            self._backend = NatsDiscovery(self._nats, cfg.discovery_ttl)
+        await self._backend.start()
+        if cfg.system_port is not None:
+            from .system_server import SystemServer
+            self._system = SystemServer(self, cfg.system_port)
+            self.dispatcher.metrics = self._system.metrics
+            await self._system.start()
+
+    async def _nats_connection(self):
+        if self._nats is None:
+            from .nats_connection import connect_nats
+            try:
+                self._nats = await connect_nats(self.config.nats_server)
+            except Exception as exc:
+                raise ConfigurationError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
+        return self._nats
+
+    async def _ensure_server(self) -> dict:
+        """Start this runtime's request-plane server (once) and return its advertised transport."""
+        await self.start()
+        if self._server_transport is not None:
+            return self._server_transport
+        if self._server_lock is None:
+            self._server_lock = asyncio.Lock()
+        async with self._server_lock:
+            if self._server_transport is None:
+                plane = self.config.request_plane
+                if plane == "inproc":
+                    from .planes.inproc import InprocServer
+                    self._server = InprocServer(self.dispatcher, self.instance_id)
+                elif plane == "tcp":
+                    from .planes.tcp import TcpServer
+                    self._server = TcpServer(self.dispatcher, self.config.tcp_host)
+                else:
+                    from .planes.nats import NatsServer
+                    self._server = NatsServer(self.dispatcher, await self._nats_connection(), self.instance_id)
+                self._server_transport = await self._server.start()
+        return self._server_transport
+
+    async def _plane_client(self, kind: str):
+        client = self._plane_clients.get(kind)
+        if client is None:
+            if kind == "inproc":
+                from .planes.inproc import InprocClient
+                client = InprocClient()
+            elif kind == "tcp":
+                from .planes.tcp import TcpClient
+                client = TcpClient()
+            elif kind == "nats":
+                from .planes.nats import NatsClient
+                client = NatsClient(await self._nats_connection())
+            else:
+                raise ConfigurationError(f"instance advertises unknown transport {kind!r}")
+            self._plane_clients[kind] = client
+        return client
+
+    def _track_client(self, client: Client) -> None:
+        self._clients.append(client)
+
+    def _instance_removed(self, record: dict) -> None:
+        """Discovery says an instance died: end streams still waiting on it (nats plane)."""
+        transport = record.get("transport", {})
+        nats_client = self._plane_clients.get("nats")
+        if transport.get("type") == "nats" and nats_client is not None:
+            nats_client.fail_instance(transport["subject"], "instance removed from discovery")
+
+    async def shutdown(self) -> None:
+        """Deregister first, drain in-flight streams up to the grace period, then close; idempotent."""
+        if self._started is None or self._shutdown_done is None:
+            return
+        if self._shutdown_started:
+            await self._shutdown_done.wait()
+            return
+        self._shutdown_started = True
+        try:
+            for key in self._registered:
+                try:
+                    await self._backend.delete(key)
+                except Exception as exc:
+                    log.debug("deregister %s failed: %s", key, exc)
+            if self._server is not None:
+                await self.dispatcher.drain(self.config.grace_period if self._graceful else 0.0)
+                await self._server.close()
+            for client in self._clients:
+                await client.close()
+            for plane in self._plane_clients.values():
+                await plane.close()
+            if self._system is not None:
+                await self._system.close()
+            await self._backend.close()
+            if self._nats is not None:
+                try:
+                    await asyncio.wait_for(self._nats.close(), 2)
+                except Exception:
+                    pass
+        finally:
+            self._shutdown_done.set()
+
+    def is_shutting_down(self) -> bool:
+        return self._shutdown_started
+
+    async def wait_for_shutdown(self) -> None:
+        await self.start()
+        await self._shutdown_done.wait()
+
+    # --- names --------------------------------------------------------------------------
+    def namespace(self, name: str) -> "Namespace":
+        return Namespace(self, name)
+
+    def endpoint(self, path: str) -> "Endpoint":
+        """`runtime.endpoint("ns.comp.ep")`."""
+        parts = path.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"endpoint path must be 'namespace.component.endpoint', got {path!r}")
+        return Endpoint(Component(Namespace(self, parts[0]), parts[1]), parts[2])
+
+
+class RuntimeDiscovery:
+    """`runtime.discovery`: the generic KV for layers above (model cards); keys live on this runtime's lease."""
+
+    def __init__(self, runtime: DistributedRuntime):
+        self._runtime = runtime
+
+    async def _backend(self) -> Discovery:
+        await self._runtime.start()
+        return self._runtime._backend
+
+    async def put(self, key: str, value: dict) -> None:
+        await (await self._backend()).put(key, value)
+
+    async def delete(self, key: str) -> None:
+        await (await self._backend()).delete(key)
+
+    async def list(self, prefix: str) -> dict[str, dict]:
+        return await (await self._backend()).list(prefix)
+
+    async def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
+        backend = await self._backend()
+        watcher = backend.watch(prefix)
+        try:
+            async for event in watcher:
+                yield event
+        finally:
+            await watcher.aclose()
+
+
+class Namespace:
+    def __init__(self, runtime: DistributedRuntime, name: str):
+        self.runtime = runtime
+        self.name = name
+
+    def component(self, name: str) -> "Component":
+        return Component(self, name)
+
+
+class Component:
+    def __init__(self, namespace: Namespace, name: str):
+        self.namespace = namespace
+        self.runtime = namespace.runtime
+        self.name = name
+
+    def endpoint(self, name: str) -> "Endpoint":
+        return Endpoint(self, name)
+
+    async def create_service(self) -> None:
+        """Accepted for Dynamo compatibility; services need no separate registration here."""
+        await self.runtime.start()
+
+
+class Endpoint:
+    """`ns.comp.ep`: serve it with a handler, or get a client for it."""
+
+    def __init__(self, component: Component, name: str):
+        self.component = component
+        self.runtime = component.runtime
+        self.name = name
+        ns, comp = component.namespace.name, component.name
+        self.path = f"{ns}.{comp}.{name}"
+        self.discovery_prefix = f"{INSTANCE_PREFIX}/{ns}/{comp}/{name}/"
+
+    def discovery_key(self, instance_id: int) -> str:
+        return f"{self.discovery_prefix}{instance_id:x}"
+
+    async def serve_endpoint(self, handler: Callable, graceful_shutdown: bool = True,
+                             metrics_labels: Any = None, health_check_payload: Any = None) -> None:
+        """Register `handler` (an async generator function) and serve until the runtime shuts down."""
+        await self.register(handler, graceful_shutdown, health_check_payload)
+        await self.runtime.wait_for_shutdown()
+
+    async def register(self, handler: Callable, graceful_shutdown: bool = True,
+                       health_check_payload: Any = None) -> None:
+        """Start serving without blocking (serve_endpoint = register + wait for shutdown)."""
+        runtime = self.runtime
+        transport = await runtime._ensure_server()
+        runtime.dispatcher.add(self.path, handler, health_check_payload)
+        if not graceful_shutdown:
+            runtime._graceful = False
+        comp = self.component
+        key = self.discovery_key(runtime.instance_id)
+        await runtime._backend.put(key, {
+            "namespace": comp.namespace.name, "component": comp.name, "endpoint": self.name,
+            "instance_id": runtime.instance_id, "transport": transport,
+        })
+        runtime._registered.append(key)
+
+    async def client(self, router: Optional[Router] = None, timeout: Optional[float] = None) -> Client:
+        """A started client; `router(instance_ids, request) -> instance_id` overrides generate()'s policy."""
+        await self.runtime.start()
+        return await Client(self, router, timeout).start()

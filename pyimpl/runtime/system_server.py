@@ -1,0 +1,94 @@
+"""Optional system HTTP server (DYN_SYSTEM_PORT): /health, /live and Prometheus /metrics."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from .runtime import DistributedRuntime
+
+
+class EndpointMetrics:
+    """Per-endpoint request counters, in-flight gauge and duration histogram."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("dynamo_component_requests_total", "Requests served",
+                                ["endpoint"], registry=self.registry)
+        self.inflight = Gauge("dynamo_component_inflight_requests", "Requests in flight",
+                              ["endpoint"], registry=self.registry)
+        self.duration = Histogram("dynamo_component_request_duration_seconds", "Request duration",
+                                  ["endpoint"], registry=self.registry)
+        self._children: dict[str, tuple] = {}
+
+    def _for(self, endpoint: str) -> tuple:
+        children = self._children.get(endpoint)
+        if children is None:
+            children = (self.requests.labels(endpoint), self.inflight.labels(endpoint),
+                        self.duration.labels(endpoint))
+            self._children[endpoint] = children
+        return children
+
+    def begin(self, endpoint: str) -> None:
+        requests, inflight, _ = self._for(endpoint)
+        requests.inc()
+        inflight.inc()
+
+    def end(self, endpoint: str, seconds: float) -> None:
+        _, inflight, duration = self._for(endpoint)
+        inflight.dec()
+        duration.observe(seconds)
+
+
+class SystemServer:
+    """A tiny asyncio HTTP/1.1 server; health turns 503 once shutdown starts."""
+
+    def __init__(self, runtime: "DistributedRuntime", port: int, host: str = "0.0.0.0"):
+        self.runtime = runtime
+        self.port = port
+        self.host = host
+        self.metrics = EndpointMetrics()
+        self._server = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request_line.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) > 1 else "/"
+            status, content_type, body = self._route(path)
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _route(self, path: str) -> tuple[str, str, bytes]:
+        runtime = self.runtime
+        if path == "/metrics":
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+        if path in ("/health", "/live"):
+            healthy = not runtime.is_shutting_down()
+            body = json.dumps({
+                "status": "healthy" if healthy else "shutting_down",
+                "instance_id": runtime.instance_id,
+                "endpoints": sorted(runtime.dispatcher.endpoints),
+            }).encode()
+            return ("200 OK" if healthy else "503 Service Unavailable"), "application/json", body
+        return "404 Not Found", "text/plain", b"not found\n"
