@@ -1,0 +1,48 @@
+/* Internal declarations shared by the hand-written C parts of libdynamo_llm_capi
+ * and the cffi-generated module (never installed). */
+#ifndef DYN_INTERNAL_H
+#define DYN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dynamo_llm.h"
+
+#define DYN_MAX_REQUEST_BYTES (8u * 1024u * 1024u)
+
+/* Events the loop thread drains (C -> Python, never waiting on the GIL). */
+enum { DYN_EV_CHAT = 1, DYN_EV_GENERATE = 2, DYN_EV_CANCEL = 3 };
+
+typedef struct dyn_event {
+    int32_t  kind;
+    uint64_t runtime;     /* runtime handle value */
+    uint64_t stream;      /* stream handle value */
+    char*    endpoint;    /* DYN_EV_GENERATE only, else NULL */
+    char*    request;     /* submissions only, else NULL */
+    size_t   request_len;
+    struct dyn_event* next;
+} dyn_event_t;
+
+/* ---- called by the Python side (declared in the cffi cdef) ---- */
+int  dyn_wake_fd(void);
+dyn_event_t* dyn_next_event(void);               /* NULL when empty; release with dyn_event_release */
+void dyn_event_release(dyn_event_t* ev);
+int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
+                     const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
+void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
+void dyn_set_error(const char* message);         /* this thread's dynamo_last_error */
+void dyn_set_result(const char* text);           /* this thread's borrowed result string */
+
+/* ---- Python side, reached through cffi extern "Python+C" trampolines ---- */
+int dyn_py_runtime_create(uint64_t runtime, const char* config_json);
+int dyn_py_runtime_destroy(uint64_t runtime);
+int dyn_py_runtime_stats(uint64_t runtime);
+
+/* ---- C helpers ---- */
+dynamo_status_t dyn_python_start(void);          /* idempotent; sets last error on failure */
+int  dyn_utf8_valid(const char* s, size_t n);
+int  dyn_json_valid_object(const char* s, size_t n);
+dynamo_status_t dyn_fail(dynamo_status_t status, const char* fmt, ...);
+extern volatile int dyn_forked;
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * dynamo_llm.h - the C ABI of dynamo-llm-capi (libdynamo_llm_capi.so).
+ *
+ * A C or C++ host creates a runtime, submits requests and polls streamed
+ * responses. Behind this header an embedded CPython runs the runtime and the
+ * engine; nothing here exposes a Python type.
+ *
+ * Conventions (they hold for every function below unless it says otherwise):
+ *  - Every fallible call returns a dynamo_status_t; results go through out
+ *    parameters, which are written only when the call returns DYNAMO_OK.
+ *  - On an error, dynamo_last_error() on the same thread describes it.
+ *  - Strings passed in are NUL-terminated UTF-8, borrowed for the call only.
+ *  - Handles are opaque tokens, never pointers to memory: a freed, forged or
+ *    stale handle gives DYNAMO_ERR_INVALID_HANDLE, never a crash.
+ *  - Every function may be called from any thread.
+ *  - In the child of a fork() taken after the library was first used, every
+ *    call returns DYNAMO_ERR_FORKED (the embedded interpreter cannot follow).
+ */
+#ifndef DYNAMO_LLM_H
+#define DYNAMO_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DYNAMO_API __attribute__((visibility("default")))
+#else
+#define DYNAMO_API
+#endif
+
+/* ---- versions ----------------------------------------------------------- */
+
+#define DYNAMO_LLM_VERSION_MAJOR 0
+#define DYNAMO_LLM_VERSION_MINOR 1
+#define DYNAMO_LLM_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH, for #if comparisons. */
+#define DYNAMO_LLM_VERSION_NUMBER \
+    (DYNAMO_LLM_VERSION_MAJOR * 10000 + DYNAMO_LLM_VERSION_MINOR * 100 + DYNAMO_LLM_VERSION_PATCH)
+/* Bumped on every incompatible change; it is the soname's number
+ * (libdynamo_llm_capi.so.<ABI_VERSION>). */
+#define DYNAMO_LLM_ABI_VERSION 0
+
+/* ---- status codes -------------------------------------------------------- */
+
+/* Values are part of the ABI: never renumbered, new codes get new numbers. */
+typedef enum dynamo_status {
+    DYNAMO_OK                   = 0,
+    DYNAMO_TIMEOUT              = 1,   /* poll: no chunk within timeout_ms (not an error) */
+    DYNAMO_END                  = 2,   /* poll: the stream ended normally (not an error) */
+
+    DYNAMO_ERR_INVALID_ARGUMENT = -1,  /* NULL, bad UTF-8, malformed JSON, unknown key, too large */
+    DYNAMO_ERR_INVALID_HANDLE   = -2,  /* freed, double-freed, forged or wrong-kind handle */
+    DYNAMO_ERR_NOT_FOUND        = -3,  /* unknown model or endpoint */
+    DYNAMO_ERR_UNAVAILABLE      = -4,  /* no instances, connection lost */
+    DYNAMO_ERR_CANCELLED        = -5,  /* the stream was cancelled */
+    DYNAMO_ERR_ENGINE           = -6,  /* the engine or a remote handler failed */
+    DYNAMO_ERR_SHUTDOWN         = -7,  /* the runtime was destroyed */
+    DYNAMO_ERR_FORKED           = -8,  /* called from a child after fork() */
+    DYNAMO_ERR_INTERNAL         = -9,  /* a bug: please report the message */
+    DYNAMO_ERR_PYTHON_INIT      = -10, /* the embedded interpreter could not start */
+    DYNAMO_ERR_OUT_OF_MEMORY    = -11  /* an allocation or a handle table is exhausted */
+} dynamo_status_t;
+
+/* finish_reason of a chunk. */
+#define DYNAMO_FINISH_NONE       0  /* more chunks follow */
+#define DYNAMO_FINISH_STOP       1  /* EOS or a stop string/token */
+#define DYNAMO_FINISH_LENGTH     2  /* max_tokens or the context length */
+#define DYNAMO_FINISH_TOOL_CALLS 3  /* the model called a tool */
+#define DYNAMO_FINISH_CANCELLED  4  /* the request was aborted by the serving side */
+#define DYNAMO_FINISH_ERROR      5  /* the request failed; the chunk's json says why */
+
+/* ---- handles and chunks --------------------------------------------------- */
+
+typedef struct dynamo_runtime dynamo_runtime_t; /* opaque, never dereferenced */
+typedef struct dynamo_stream  dynamo_stream_t;  /* opaque, never dereferenced */
+
+/* One streamed response. Every pointer is borrowed from the stream: valid
+ * until the next dynamo_stream_poll or dynamo_stream_free of that stream. */
+typedef struct dynamo_chunk {
+    const char*     json;          /* the whole chunk as JSON, NUL-terminated */
+    size_t          json_len;
+    const char*     text;          /* text delta of a chat/completion stream, else NULL (NUL-terminated) */
+    size_t          text_len;
+    const uint32_t* token_ids;     /* token ids carried by this chunk, else NULL */
+    size_t          num_token_ids;
+    int32_t         finish_reason; /* DYNAMO_FINISH_* */
+} dynamo_chunk_t;
+
+/* ---- library ------------------------------------------------------------- */
+
+/* The library's DYNAMO_LLM_ABI_VERSION. Thread-safe, never fails, no GIL. */
+DYNAMO_API uint32_t dynamo_llm_abi_version(void);
+
+/* The library's "MAJOR.MINOR.PATCH". Static string: never free it.
+ * Thread-safe, never fails, no GIL. */
+DYNAMO_API const char* dynamo_llm_version(void);
+
+/* A static English name for a status ("DYNAMO_ERR_INVALID_HANDLE", ...);
+ * "DYNAMO_UNKNOWN_STATUS" for other values. Never free it. Thread-safe. */
+DYNAMO_API const char* dynamo_status_str(dynamo_status_t status);
+
+/* The message of the last error returned on the calling thread, "" if none.
+ * Thread-local: valid until this thread's next dynamo_* call. Never free it. */
+DYNAMO_API const char* dynamo_last_error(void);
+
+/* ---- runtime ------------------------------------------------------------- */
+
+/* Create a runtime. config_json NULL or "{}" is the embedded default: mem
+ * discovery, inproc request plane and an in-process engine serving the demo
+ * model. Keys (unknown keys are DYNAMO_ERR_INVALID_ARGUMENT):
+ *   "model": "DIR", "model_name": "...", "engine": "torch"|"mock"
+ *       serve this Hugging Face folder in-process instead of the demo model;
+ *   "serve_model": false             serve no model in this process;
+ *   "discovery": "mem"|"file"|"nats", "nats_url": "nats://...",
+ *   "request_plane": "inproc"|"tcp"|"nats"
+ *       join a deployment whose workers run elsewhere (serve_model then
+ *       defaults to false);
+ *   "mock_endpoint": "ns.comp.ep"    also serve a built-in test generator
+ *       there: request {"n": N, "interval_us": U, "busy_ms": B}, chunks
+ *       {"index": i, "token_ids": [i], "t_ns": CLOCK_MONOTONIC ns}.
+ * The first call starts the embedded interpreter (from the environment
+ * recorded at build time, or the venv named by $DYNAMO_LLM_VENV); a failure
+ * is DYNAMO_ERR_PYTHON_INIT and sticks for the life of the process.
+ * Ownership: *out belongs to the caller; release it with
+ * dynamo_runtime_destroy. Thread-safe; blocks while the runtime starts
+ * (loading a model takes seconds). Several runtimes may live at once. */
+DYNAMO_API dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t** out);
+
+/* Shut a runtime down and release it. Its live streams end with
+ * DYNAMO_ERR_SHUTDOWN (they must still be freed). NULL: no-op, DYNAMO_OK.
+ * Blocks until the runtime has stopped. Thread-safe, but no other call may
+ * use rt once this one has started. */
+DYNAMO_API dynamo_status_t dynamo_runtime_destroy(dynamo_runtime_t* rt);
+
+/* A JSON object describing the runtime, for monitoring and tests:
+ * {"live_streams": n, "models": [...], "engine": {"num_running", "num_waiting",
+ *  "kv_blocks_used", "kv_blocks_total", "abort_count"} or null}.
+ * Ownership: *out is thread-local, valid until this thread's next dynamo_*
+ * call; never free it. Thread-safe; takes the interpreter lock briefly. */
+DYNAMO_API dynamo_status_t dynamo_runtime_stats_json(dynamo_runtime_t* rt, const char** out);
+
+/* ---- requests -------------------------------------------------------------- */
+
+/* Start an OpenAI chat completion (a JSON chat request; "stream" is implied,
+ * "model" may be omitted when one model is served). Each chunk's json is an
+ * OpenAI chat.completion.chunk; text is its content delta.
+ * Checked here: NULL, UTF-8, JSON syntax, size (<= 8 MiB). Errors the runtime
+ * finds (unknown model, unknown request key, no workers) are returned by the
+ * first dynamo_stream_poll that reaches them.
+ * Never waits for the interpreter: the request is queued in C.
+ * Ownership: *out belongs to the caller; release it with dynamo_stream_free.
+ * Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_chat_completion(dynamo_runtime_t* rt, const char* request_json,
+                                                  dynamo_stream_t** out);
+
+/* Send request_json (a JSON object) to the endpoint "namespace.component.endpoint"
+ * and stream its responses: each chunk's json is one response as JSON and
+ * token_ids its "token_ids" field, if any. Checks and ownership as in
+ * dynamo_chat_completion; an unknown endpoint is reported by the first poll
+ * (DYNAMO_ERR_NOT_FOUND or DYNAMO_ERR_UNAVAILABLE). Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path,
+                                           const char* request_json, dynamo_stream_t** out);
+
+/* ---- streams --------------------------------------------------------------- */
+
+/* Take the next chunk. timeout_ms: 0 never blocks, -1 waits forever.
+ * Returns DYNAMO_OK with *out filled, DYNAMO_TIMEOUT, DYNAMO_END once after
+ * the last chunk, or an error (DYNAMO_ERR_CANCELLED after a cancel,
+ * DYNAMO_ERR_SHUTDOWN, ...). END and errors are sticky.
+ * Ownership: out's pointers are borrowed (see dynamo_chunk_t).
+ * Never takes the interpreter lock. Thread-safe, but one stream should have
+ * one poller at a time, and it must not be freed while a poll waits on it. */
+DYNAMO_API dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out);
+
+/* Ask the stream to stop; the runtime and the engine abort the request and
+ * free its resources. Chunks not yet polled are dropped; later polls return
+ * DYNAMO_ERR_CANCELLED (unless the stream had already ended).
+ * Idempotent, never blocks, never takes the interpreter lock. Any thread. */
+DYNAMO_API dynamo_status_t dynamo_stream_cancel(dynamo_stream_t* stream);
+
+/* A file descriptor that is readable when a dynamo_stream_poll with
+ * timeout 0 would not return DYNAMO_TIMEOUT (level-triggered: register it
+ * with epoll/poll/libuv/asio, then poll until DYNAMO_TIMEOUT).
+ * Ownership: the stream's; valid until dynamo_stream_free, never close it.
+ * Returns -1 for an invalid handle. Never blocks. Any thread. */
+DYNAMO_API int dynamo_stream_fd(dynamo_stream_t* stream);
+
+/* Release a stream (cancelling it first if it is still running). The handle,
+ * its fd and every chunk pointer become invalid. NULL: no-op, DYNAMO_OK.
+ * Never blocks, never takes the interpreter lock. Any thread, once. */
+DYNAMO_API dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DYNAMO_LLM_H */

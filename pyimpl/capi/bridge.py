@@ -1,0 +1,85 @@
+"""Binds the EmbeddedHost to the cffi module: the sink over C's queues and the extern "Python" entry points.
+Run once by the library's embedding init code: `install(ffi, lib)`."""
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from pyimpl.capi.chunks import ChunkFields
+from pyimpl.capi.host import EmbeddedHost, Event, describe
+from pyimpl.capi.status import ERR_INTERNAL, OK, status_of
+
+host: EmbeddedHost | None = None
+
+
+class CffiSink:
+    """The Sink of EmbeddedHost over libdynamo_llm_capi's C functions."""
+
+    def __init__(self, ffi, lib):
+        self.ffi, self.lib = ffi, lib
+        self.fd = lib.dyn_wake_fd()
+
+    def wake_fd(self) -> int:
+        return self.fd
+
+    def clear_wake(self) -> None:
+        try:
+            os.read(self.fd, 8)
+        except BlockingIOError:
+            pass
+
+    def next_event(self) -> Event | None:
+        ev = self.lib.dyn_next_event()
+        if ev == self.ffi.NULL:
+            return None
+        try:
+            endpoint = self.ffi.string(ev.endpoint).decode() if ev.endpoint != self.ffi.NULL else None
+            request = self.ffi.unpack(ev.request, ev.request_len) if ev.request != self.ffi.NULL else None
+            return Event(ev.kind, ev.runtime, ev.stream, endpoint, request)
+        finally:
+            self.lib.dyn_event_release(ev)
+
+    def push(self, stream: int, chunk: ChunkFields) -> bool:
+        ids = chunk.token_ids or self.ffi.NULL
+        text = chunk.text
+        return self.lib.dyn_stream_push(stream, chunk.json, len(chunk.json),
+                                        text if text is not None else self.ffi.NULL, len(text) if text else 0,
+                                        ids, len(chunk.token_ids or ()), chunk.finish_reason) == 0
+
+    def finish(self, stream: int, status: int, message: str) -> None:
+        self.lib.dyn_stream_finish(stream, status, message.encode(errors="replace"))
+
+
+def install(ffi, lib) -> None:
+    """Create the host and define the functions C calls into Python."""
+    global host
+    host = EmbeddedHost(CffiSink(ffi, lib))
+
+    def fail(exc: BaseException) -> int:
+        lib.dyn_set_error(describe(exc).encode(errors="replace"))
+        return status_of(exc)
+
+    @ffi.def_extern(error=ERR_INTERNAL)
+    def dyn_py_runtime_create(runtime, config_json):
+        try:
+            host.create_runtime(runtime, ffi.string(config_json).decode())
+            return OK
+        except BaseException as exc:
+            return fail(exc)
+
+    @ffi.def_extern(error=ERR_INTERNAL)
+    def dyn_py_runtime_destroy(runtime):
+        try:
+            host.destroy_runtime(runtime)
+            return OK
+        except BaseException as exc:
+            return fail(exc)
+
+    @ffi.def_extern(error=ERR_INTERNAL)
+    def dyn_py_runtime_stats(runtime):
+        try:
+            lib.dyn_set_result(msgspec.json.encode(host.stats(runtime)))
+            return OK
+        except BaseException as exc:
+            return fail(exc)

@@ -1,0 +1,162 @@
+"""The embedded host: one asyncio loop in a library-owned thread that drains C's submission
+queue (woken through an eventfd) and fills C stream queues through a sink."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pyimpl.capi.chunks import chat_chunk, endpoint_chunk
+from pyimpl.capi.config import parse_config
+from pyimpl.capi.session import RuntimeSession
+from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
+                                CapiError, status_of)
+from pyimpl.capi.chunks import ChunkFields
+
+EV_CHAT, EV_GENERATE, EV_CANCEL = 1, 2, 3
+CALL_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Event:
+    """A submission or cancellation queued by C."""
+
+    kind: int
+    runtime: int
+    stream: int
+    endpoint: str | None = None
+    request: bytes | None = None
+
+
+class Sink(Protocol):
+    """What the host needs from C (or from a test double)."""
+
+    def wake_fd(self) -> int: ...
+    def clear_wake(self) -> None: ...
+    def next_event(self) -> Event | None: ...
+    def push(self, stream: int, chunk: ChunkFields) -> bool: ...
+    def finish(self, stream: int, status: int, message: str) -> None: ...
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line message for dynamo_last_error."""
+    text = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class EmbeddedHost:
+    """Owns the loop thread, the runtime sessions by C handle and one task per live C stream."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sessions: dict[int, RuntimeSession] = {}
+        self.streams: dict[int, asyncio.Task] = {}
+        self.streams_of: dict[int, set[int]] = {}
+        self._lock = threading.Lock()
+
+    # ---- loop thread ----
+    def ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """Start the loop thread once; it lives for the life of the process."""
+        with self._lock:
+            if self.loop is None:
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.add_reader(self.sink.wake_fd(), self._drain)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=run, name="dynamo-llm-capi-loop", daemon=True).start()
+                ready.wait()
+                self.loop = loop
+        return self.loop
+
+    def call(self, coro: Any) -> Any:
+        """Run a coroutine on the loop from a C caller's thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.ensure_loop()).result(CALL_TIMEOUT_S)
+
+    # ---- runtimes (called from C threads holding the GIL) ----
+    def create_runtime(self, handle: int, config_json: str) -> None:
+        """Parse the config and start a session for a new C runtime handle."""
+        config = parse_config(config_json)
+        self.sessions[handle] = self.call(RuntimeSession.start(config))
+        self.streams_of.setdefault(handle, set())
+
+    def destroy_runtime(self, handle: int) -> None:
+        """Cancel the runtime's streams and shut it down (C already ended them with SHUTDOWN)."""
+        session = self.sessions.pop(handle, None)
+        if session is None:
+            raise CapiError(ERR_INVALID_HANDLE, "unknown runtime")
+        self.call(self._close(handle, session))
+
+    async def _close(self, handle: int, session: RuntimeSession) -> None:
+        tasks = [self.streams[s] for s in self.streams_of.pop(handle, ()) if s in self.streams]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.close()
+
+    def stats(self, handle: int) -> dict:
+        """Figures of one runtime, computed on the loop thread."""
+        session = self.sessions.get(handle)
+        if session is None:
+            raise CapiError(ERR_INVALID_HANDLE, "unknown runtime")
+
+        async def collect() -> dict:
+            figures = session.stats()
+            figures["live_streams"] = len(self.streams_of.get(handle, ()))
+            return figures
+        return self.call(collect())
+
+    # ---- streams (loop thread) ----
+    def _drain(self) -> None:
+        self.sink.clear_wake()
+        while (event := self.sink.next_event()) is not None:
+            if event.kind == EV_CANCEL:
+                task = self.streams.get(event.stream)
+                if task is not None:
+                    task.cancel()
+                continue
+            session = self.sessions.get(event.runtime)
+            if session is None:
+                self.sink.finish(event.stream, ERR_SHUTDOWN, "the runtime was destroyed")
+                continue
+            task = self.loop.create_task(self._run(session, event))
+            self.streams[event.stream] = task
+            self.streams_of[event.runtime].add(event.stream)
+            task.add_done_callback(lambda _t, e=event: self._forget(e))
+
+    def _forget(self, event: Event) -> None:
+        self.streams.pop(event.stream, None)
+        self.streams_of.get(event.runtime, set()).discard(event.stream)
+
+    async def _run(self, session: RuntimeSession, event: Event) -> None:
+        status, message, source = OK, "", None
+        try:
+            try:
+                request = json.loads(event.request)
+            except ValueError as exc:
+                raise CapiError(ERR_INVALID_ARGUMENT, f"malformed request JSON: {exc}") from None
+            if event.kind == EV_CHAT:
+                source, encode = session.chat(request), chat_chunk
+            else:
+                source, encode = session.generate(event.endpoint, request), endpoint_chunk
+            async for item in source:
+                if not self.sink.push(event.stream, encode(item)):
+                    break  # cancelled or freed by the host
+        except asyncio.CancelledError:
+            status, message = ERR_CANCELLED, "the stream was cancelled"
+        except BaseException as exc:  # every failure becomes a sticky status of the stream
+            status, message = status_of(exc), describe(exc)
+        finally:
+            if source is not None and hasattr(source, "aclose"):
+                try:
+                    await source.aclose()  # propagates the cancellation to the runtime and engine
+                except BaseException:
+                    pass
+            self.sink.finish(event.stream, status, message)

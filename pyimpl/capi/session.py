@@ -1,0 +1,101 @@
+"""One C runtime handle on the Python side: a DistributedRuntime, its served model and model manager."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, AsyncIterator
+
+from pyimpl.capi.config import EmbeddedConfig
+from pyimpl.capi.mock_endpoint import mock_stream
+from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
+
+ENDPOINT_WAIT_S = 2.0      # how long a generate waits for an endpoint's first instance
+MODEL_WAIT_S = 60.0        # how long create waits for the served model's card
+
+
+class RuntimeSession:
+    """Starts and stops what one EmbeddedConfig describes and opens its request streams."""
+
+    def __init__(self, config: EmbeddedConfig, runtime: Any):
+        self.config, self.runtime = config, runtime
+        self.served: Any = None
+        self.models: Any = None
+        self.tasks: list[asyncio.Task] = []
+        self.clients: dict[str, Any] = {}
+
+    @classmethod
+    async def start(cls, config: EmbeddedConfig) -> "RuntimeSession":
+        """Create the runtime, serve the model and the mock endpoint, wait until the model is routable."""
+        from pyimpl.runtime import DistributedRuntime
+        runtime = await DistributedRuntime.create(discovery_backend=config.discovery,
+                                                  request_plane=config.request_plane,
+                                                  nats_server=config.nats_url, file_kv_dir=config.file_kv_dir)
+        session = cls(config, runtime)
+        try:
+            await session._serve()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def _serve(self) -> None:
+        config = self.config
+        if config.mock_endpoint:
+            endpoint = self.runtime.endpoint(config.mock_endpoint)
+            self.tasks.append(asyncio.create_task(endpoint.serve_endpoint(mock_stream)))
+        if config.serve_model:
+            from pyimpl.llm.worker import serve_model
+            from pyimpl.models import demo_model_path
+            path = config.model or str(demo_model_path())
+            self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
+        if config.serve_model or config.discovery != "mem":
+            from pyimpl.llm.model_manager import ModelManager
+            self.models = ModelManager(self.runtime)
+            await self.models.start()
+            if self.served is not None:
+                await self.models.wait_for_model(self.served.card.name, timeout=MODEL_WAIT_S)
+
+    def chat(self, request: dict) -> AsyncIterator[dict]:
+        """OpenAI chat.completion.chunk dicts for an OpenAI chat request."""
+        if self.models is None:
+            raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
+        return self.models.chat_completion_stream(request)
+
+    async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
+        """The responses of endpoint `path` to `request`, as plain data."""
+        client = self.clients.get(path)
+        if client is None:
+            try:
+                endpoint = self.runtime.endpoint(path)
+            except ValueError as exc:
+                raise CapiError(ERR_NOT_FOUND, f"bad endpoint path {path!r}: {exc}") from None
+            client = self.clients[path] = await endpoint.client()
+        try:
+            await client.wait_for_instances(timeout=ENDPOINT_WAIT_S)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise CapiError(ERR_NOT_FOUND, f"no instance of endpoint {path!r}") from None
+        stream = await client.generate(request)
+        async for item in stream:
+            yield item.data() if hasattr(item, "data") else item
+
+    def stats(self) -> dict:
+        """Figures for dynamo_runtime_stats_json (engine part None when no model is served here)."""
+        engine = None
+        if self.served is not None:
+            stats = self.served.engine.stats()
+            engine = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+            engine["abort_count"] = getattr(self.served.engine, "abort_count", 0)
+        models = self.models.model_names() if self.models is not None else []
+        return {"models": models, "engine": engine}
+
+    async def close(self) -> None:
+        """Stop serving and shut the runtime down; idempotent."""
+        if self.models is not None:
+            await self.models.stop()
+        if self.served is not None:
+            await self.served.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        await self.runtime.shutdown()
