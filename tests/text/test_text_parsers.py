@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -123,3 +124,30 @@ def test_think_content_streams_before_end():
     parser = get_reasoning_parser("think")()
     assert parser.feed("Plain answer <").content == "Plain answer "
     assert parser.feed("x").content == "<x"
+
+
+@pytest.mark.parametrize("name,text,content,calls", TOOL_CASES)
+def test_tool_calls_identical_under_random_chunking(name, text, content, calls):
+    rng = random.Random(len(text))
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, 6)))
+        chunks = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        assert run_tool_parser(name, chunks)[:2] == (content, calls)
+
+
+def test_reasoning_then_tool_calls_chain():
+    """The serving layer feeds reasoning-parser content into the tool parser; both stream cleanly."""
+    text = '<think>need weather</think>\n<tool_call>{"name": "w", "arguments": {"c": "Oslo"}}</tool_call>'
+    reasoning, tools = get_reasoning_parser("think")(), get_tool_call_parser("hermes")()
+    thought, content, calls = "", "", []
+    for ch in text:
+        r = reasoning.feed(ch)
+        thought += r.reasoning_content
+        t = tools.feed(r.content)
+        content, calls = content + t.content, calls + t.tool_calls
+    r = reasoning.finish()
+    for t in (tools.feed(r.content), tools.finish()):
+        content, calls = content + t.content, calls + t.tool_calls
+    assert (thought, content) == ("need weather", "")
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("w", {"c": "Oslo"})]
+    assert tools.tool_calls_count == 1
