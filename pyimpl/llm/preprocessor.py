@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from jinja2 import TemplateError
 from transformers import AutoTokenizer
 
 from .detokenizer import IncrementalDetokenizer
@@ -48,13 +49,19 @@ class Preprocessor:
         """Render OpenAI-style messages (and tools) into the prompt text with the folder's template."""
         if not self.has_chat_template:
             raise ValueError("this model has no chat template; use completions instead of chat")
-        return self.tokenizer.apply_chat_template(
-            normalize_messages(messages), tools=list(tools) if tools else None, tokenize=False,
-            add_generation_prompt=add_generation_prompt, **template_kwargs)
+        try:
+            return self.tokenizer.apply_chat_template(
+                normalize_messages(messages), tools=normalize_tools(tools), tokenize=False,
+                add_generation_prompt=add_generation_prompt, **template_kwargs)
+        except TemplateError as e:   # e.g. the template's raise_exception("roles must alternate")
+            raise ValueError(f"the chat template rejected these messages: {e}") from e
 
     def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """Token ids of `text`; the chat template already adds BOS and the like, hence the default."""
-        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:   # no Python overhead, no over-length warning (the caller checks length)
+            return backend.encode(text, add_special_tokens=add_special_tokens).ids
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens, verbose=False))
 
     def chat_token_ids(self, messages: Sequence[dict], tools: Sequence[dict] | None = None,
                        **template_kwargs: Any) -> list[int]:
@@ -81,6 +88,20 @@ def normalize_messages(messages: Sequence[dict]) -> list[dict]:
     if not isinstance(messages, (list, tuple)) or not messages:
         raise ValueError("messages must be a non-empty list")
     return [_normalize_message(i, m) for i, m in enumerate(messages)]
+
+
+def normalize_tools(tools: Sequence[dict] | None) -> list[dict] | None:
+    """Check OpenAI tool definitions (`{"type": "function", "function": {"name": ...}}`); None when empty."""
+    if not tools:
+        return None
+    if not isinstance(tools, (list, tuple)):
+        raise ValueError("tools must be a list")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type", "function") != "function" \
+                or not isinstance(function.get("name"), str):
+            raise ValueError(f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ..., 'parameters': ...}}}}")
+    return list(tools)
 
 
 def _normalize_message(index: int, message: Any) -> dict:

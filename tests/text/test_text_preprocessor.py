@@ -55,6 +55,25 @@ def test_bad_messages_raise_clear_errors(pre, messages, error):
         pre.render_chat(messages)
 
 
+@pytest.mark.parametrize("tools", [[{"type": "function"}], [{"type": "retrieval", "function": {"name": "f"}}], ["f"]])
+def test_bad_tools_raise_clear_errors(pre, tools):
+    with pytest.raises(ValueError, match=r"tools\[0\]"):
+        pre.render_chat([{"role": "user", "content": "hi"}], tools=tools)
+
+
+def test_template_exceptions_become_value_errors(tmp_path, model_dir):
+    for f in model_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special", "config", "generation")):
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system role') }}"
+        "{% endif %}{{ m.content }}{% endfor %}")
+    strict = Preprocessor.from_model_dir(tmp_path)
+    assert strict.render_chat([{"role": "user", "content": "hi"}]) == "hi"
+    with pytest.raises(ValueError, match="no system role"):
+        strict.render_chat([{"role": "system", "content": "x"}])
+
+
 def test_missing_folder_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         Preprocessor.from_model_dir(tmp_path / "absent")
