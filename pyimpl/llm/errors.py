@@ -17,7 +17,7 @@ class ServingError(Exception):
     def envelope(self) -> dict:
         """OpenAI's `{"error": {...}}` body for this error."""
         return {"error": {"message": self.message, "type": self.error_type,
-                          "param": self.param, "code": self.code or self.status}}
+                          "param": self.param, "code": self.code}}
 
 
 class InvalidRequestError(ServingError):

@@ -50,6 +50,7 @@ class ModelManager:
         self._token_texts: dict[str, dict[int, str]] = {}
         self._changed = asyncio.Event()
         self._watch_task: asyncio.Task | None = None
+        self._preload: asyncio.Task | None = None
         self.created = int(time.time())
 
     async def start(self) -> None:
@@ -83,7 +84,15 @@ class ModelManager:
             entry.client = await self.rt.endpoint(card.endpoint).client()
             self.models[card.name] = entry
         entry.cards[key] = card
+        if card.model_type != "embedding" and card.model_path not in self._preprocessors:
+            self._preload = asyncio.create_task(self._preload_preprocessor(card))
         self._notify()
+
+    async def _preload_preprocessor(self, card: ModelCard) -> None:
+        try:
+            await self.preprocessor(card)
+        except Exception:  # reported again, to the client, on first use
+            log.warning("could not load the tokenizer of %s", card.model_path, exc_info=True)
 
     def _on_delete(self, key: str) -> None:
         name = key[len(CARD_PREFIX):].rsplit("/", 1)[0]

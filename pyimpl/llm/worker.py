@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -80,21 +79,19 @@ class ServedModel:
     card: ModelCard
     engine: Any
     card_key: str
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    instance_keys: list[str] = field(default_factory=list)
     stopped: bool = False
 
     async def stop(self) -> None:
-        """Remove the card, stop serving and shut the engine down; idempotent."""
+        """Withdraw the card and the endpoint instances, then shut the engine down; idempotent."""
         if self.stopped:
             return
         self.stopped = True
-        try:
-            await self.runtime.discovery.delete(self.card_key)
-        except Exception:  # the runtime may already be gone
-            log.debug("card delete failed", exc_info=True)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for key in [self.card_key, *self.instance_keys]:
+            try:
+                await self.runtime.discovery.delete(key)
+            except Exception:  # the runtime may already be gone
+                log.debug("discovery delete of %s failed", key, exc_info=True)
         await self.engine.shutdown()
 
 
@@ -130,17 +127,10 @@ async def serve_model(rt: Any, model_path: str | Path, model_name: str | None = 
         reasoning_parser=reasoning_parser,
         eos_token_ids=list(getattr(core, "eos_token_ids", None) or config["eos_token_ids"]))
     handler = core.handler if model_type == "embedding" else GenerateHandler(core, params_cls)
-    tasks = [asyncio.create_task(rt.endpoint(endpoint).serve_endpoint(handler)),
-             asyncio.create_task(rt.endpoint(f"{namespace}.{component}.stats").serve_endpoint(StatsHandler(core)))]
-    instance_id = getattr(rt, "instance_id", None)
-    if callable(instance_id):
-        instance_id = instance_id()
-    key = card_key(card.name, instance_id if isinstance(instance_id, int) else random.getrandbits(63))
-    served = ServedModel(rt, card, core, key, tasks)
-    await asyncio.sleep(0)  # let the endpoints register before the card announces them
-    for task in tasks:
-        if task.done() and task.exception() is not None:
-            await served.stop()
-            raise task.exception()
-    await rt.discovery.put(key, card.to_dict())
+    endpoints = [rt.endpoint(endpoint), rt.endpoint(f"{namespace}.{component}.stats")]
+    await endpoints[0].register(handler)
+    await endpoints[1].register(StatsHandler(core))
+    served = ServedModel(rt, card, core, card_key(card.name, rt.instance_id),
+                         [ep.discovery_key(rt.instance_id) for ep in endpoints])
+    await rt.discovery.put(served.card_key, card.to_dict())
     return served

@@ -1,0 +1,230 @@
+"""The OpenAI frontend against mock-engine workers, all real processes, driven by the official `openai` client."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import openai
+import pytest
+
+from .conftest import start_frontend, start_worker, wait_for_models
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"city": {"type": "string"}}}}}]
+TOOL_CALL_TEXT = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def stack(serving_env, tiny_model):
+    """One frontend, one echo (mock) worker with hermes + think parsers, one slow mock worker."""
+    frontend, url = start_frontend(serving_env)
+    workers = [start_worker(serving_env, tiny_model, "--model-name", "tiny", "--engine", "mock",
+                            "--tool-call-parser", "hermes", "--reasoning-parser", "think"),
+               start_worker(serving_env, tiny_model, "--model-name", "tiny-slow", "--engine", "mock",
+                            "--endpoint", "slow.backend.generate", "--mock-step-delay-s", "0.05")]
+    try:
+        wait_for_models(url, lambda names: {"tiny", "tiny-slow"} <= set(names))
+        yield url
+    finally:
+        for proc in [*workers, frontend]:
+            proc.stop()
+
+
+@pytest.fixture
+def client(stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack}/v1", api_key="unused", max_retries=0, timeout=30)
+
+
+def test_chat_non_streaming(client):
+    r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    assert r.object == "chat.completion"
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 5 and r.usage.prompt_tokens > 0
+
+
+def test_chat_streaming_role_first_and_usage(client):
+    chunks = list(client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=6, stream=True,
+        stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 6
+
+
+def test_chat_n_and_logprobs(client):
+    r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3,
+                                       n=2, logprobs=True, top_logprobs=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert r.usage.completion_tokens == 6
+    entries = r.choices[0].logprobs.content
+    assert len(entries) == 3 and len(entries[0].top_logprobs) == 2
+
+
+def test_completion_stop_string_across_tokens(client, tiny_model):
+    from pyimpl.llm.preprocessor import Preprocessor
+    pre = Preprocessor.from_model_dir(tiny_model)
+    prompt, stop = "The quick brown fox jumps over the lazy dog", "x jum"
+    pieces = [pre.decode([t]) for t in pre.tokenize(prompt)]
+    assert not any(stop in p for p in pieces)  # the stop string spans several tokens
+    expected = prompt[:prompt.index(stop)]
+    r = client.completions.create(model="tiny", prompt=prompt, max_tokens=40, stop=[stop])
+    assert r.choices[0].text == expected and r.choices[0].finish_reason == "stop"
+    streamed = [c.choices[0].text for c in client.completions.create(
+        model="tiny", prompt=prompt, max_tokens=40, stop=[stop], stream=True) if c.choices]
+    assert "".join(streamed) == expected
+
+
+def test_multibyte_characters_stream_intact(client):
+    prompt = "日本語のテキスト 🎉🚀 Ünïcödé ✓"
+    chunks = [c.choices[0].text for c in client.completions.create(
+        model="tiny", prompt=prompt, max_tokens=200, stream=True) if c.choices]
+    assert all("\ufffd" not in text for text in chunks)
+    assert "".join(chunks) == prompt
+    assert len([c for c in chunks if c]) > 1
+
+
+def test_tool_calls_parsed(client):
+    messages = [{"role": "user", "content": TOOL_CALL_TEXT}]
+    r = client.chat.completions.create(model="tiny", messages=messages, tools=TOOLS, max_tokens=500)
+    calls = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
+    stream = client.chat.completions.create(model="tiny", messages=messages, tools=TOOLS, max_tokens=500, stream=True)
+    streamed = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert [tc.function.name for tc in streamed] == ["get_weather"]
+    assert all("<tool_call>{\"name\": \"get_weather\"" not in (m or "") for m in [r.choices[0].message.content])
+
+
+def test_reasoning_split(client):
+    r = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "<think>pondering deeply</think>final answer"}],
+        max_tokens=500)
+    message = r.choices[0].message
+    assert "pondering deeply" in message.model_extra["reasoning_content"]
+    assert "final answer" in message.content and "pondering" not in message.content
+
+
+def test_models_appear_and_disappear(stack, serving_env, tiny_model):
+    worker = start_worker(serving_env, tiny_model, "--model-name", "ephemeral", "--engine", "mock",
+                          "--endpoint", "eph.backend.generate")
+    try:
+        wait_for_models(stack, lambda names: "ephemeral" in names)
+    finally:
+        worker.stop()
+    wait_for_models(stack, lambda names: "ephemeral" not in names)
+
+
+def test_invalid_request_400_names_field(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], temperature=7)
+    assert err.value.status_code == 400 and err.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="tiny", messages=[{"role": "robot", "content": "hi"}])
+    assert err.value.body["param"] == "messages[0].role"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model="tiny", prompt="x", max_tokens=0)
+    assert err.value.body["param"] == "max_tokens"
+
+
+def test_unknown_model_404(client):
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 404 and err.value.body["code"] == "model_not_found"
+
+
+async def test_no_worker_503(stack, serving_env, tiny_model):
+    from pyimpl.llm.model_card import ModelCard, card_key
+    from pyimpl.runtime import DistributedRuntime
+    rt = await DistributedRuntime.create(discovery_backend="file", request_plane="tcp",
+                                         file_kv_dir=serving_env["DYN_FILE_KV"])
+    try:
+        card = ModelCard(name="ghost", model_path=tiny_model, endpoint="ghost.backend.generate")
+        await rt.discovery.put(card_key("ghost", rt.instance_id), card.to_dict())
+        async with httpx.AsyncClient(base_url=stack, timeout=30) as http:
+            for _ in range(300):
+                names = [m["id"] for m in (await http.get("/v1/models")).json()["data"]]
+                if "ghost" in names:
+                    break
+                await asyncio.sleep(0.05)
+            r = await http.post("/v1/chat/completions", json={"model": "ghost",
+                                                              "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 503
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    finally:
+        await rt.shutdown()
+
+
+async def _engine_aborts(serving_env, endpoint: str) -> int:
+    from pyimpl.runtime import DistributedRuntime
+    rt = await DistributedRuntime.create(discovery_backend="file", request_plane="tcp",
+                                         file_kv_dir=serving_env["DYN_FILE_KV"])
+    try:
+        client = await rt.endpoint(endpoint).client()
+        await client.wait_for_instances(10)
+        stream = await client.generate({})
+        return [item.data() async for item in stream][0]["abort_count"]
+    finally:
+        await rt.shutdown()
+
+
+async def test_client_disconnect_cancels_engine_request(stack, serving_env):
+    before = await _engine_aborts(serving_env, "slow.backend.stats")
+    body = {"model": "tiny-slow", "prompt": "count forever", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    async with httpx.AsyncClient(base_url=stack, timeout=30) as http:
+        async with http.stream("POST", "/v1/completions", json=body) as r:
+            lines = r.aiter_lines()
+            async for line in lines:
+                if line.startswith("data: {"):
+                    break
+    aborts = before
+    for _ in range(100):  # the abort travels frontend -> worker; poll its stats endpoint
+        aborts = await _engine_aborts(serving_env, "slow.backend.stats")
+        if aborts > before:
+            break
+        await asyncio.sleep(0.05)
+    assert aborts == before + 1
+
+
+def test_health_live_metrics_openapi(stack, client):
+    client.completions.create(model="tiny", prompt="metrics please", max_tokens=3)
+    assert httpx.get(f"{stack}/live").status_code == 200
+    health = httpx.get(f"{stack}/health").json()
+    assert health["status"] == "healthy" and "tiny" in health["models"]
+    metrics = httpx.get(f"{stack}/metrics").text
+    for name in ("dynamo_frontend_requests_total", "dynamo_frontend_inflight_requests",
+                 "dynamo_frontend_time_to_first_token_seconds", "dynamo_frontend_inter_token_latency_seconds",
+                 "dynamo_frontend_request_duration_seconds", "dynamo_frontend_input_sequence_tokens",
+                 "dynamo_frontend_output_sequence_tokens"):
+        assert name in metrics
+    assert 'endpoint="/v1/completions"' in metrics and 'status="success"' in metrics
+    spec = httpx.get(f"{stack}/openapi.json").json()
+    assert "/v1/chat/completions" in spec["paths"]
+
+
+def test_error_after_streaming_began_is_an_sse_error_event(stack, serving_env, tiny_model):
+    worker = start_worker(serving_env, tiny_model, "--model-name", "doomed", "--engine", "mock",
+                          "--endpoint", "doomed.backend.generate", "--mock-step-delay-s", "0.05")
+    try:
+        wait_for_models(stack, lambda names: "doomed" in names)
+        with httpx.stream("POST", f"{stack}/v1/completions", timeout=30, json={
+                "model": "doomed", "prompt": "go", "max_tokens": 2000, "ignore_eos": True, "stream": True}) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data: {"):
+                    worker.kill()
+                    break
+            rest = list(lines)
+    finally:
+        worker.kill()
+    assert "event: error" in rest
+    error = json.loads(next(line for line in rest if line.startswith("data: {\"error\""))[6:])
+    assert set(error["error"]) == {"message", "type", "param", "code"}
+    assert rest[-1] == "data: [DONE]" or rest[-2] == "data: [DONE]"
