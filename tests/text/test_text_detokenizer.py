@@ -48,3 +48,33 @@ def test_incomplete_tail_is_flushed_at_the_end(pre):
     streamed = "".join(det.add([i]) for i in ids[:cut])
     assert "\ufffd" not in streamed
     assert streamed + det.flush() == pre.decode(ids[:cut])
+
+
+class CountingBackend:
+    """Wraps a Rust tokenizer and records how many ids each decode call sees."""
+
+    def __init__(self, backend):
+        self.backend, self.sizes = backend, []
+
+    def decode(self, ids, skip_special_tokens=True):
+        self.sizes.append(len(ids))
+        return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+
+def test_each_token_decodes_a_bounded_window(pre):
+    from types import SimpleNamespace
+
+    from pyimpl.llm.detokenizer import IncrementalDetokenizer
+
+    counting = CountingBackend(pre.tokenizer.backend_tokenizer)
+    ids = pre.tokenize(" ".join(MULTIBYTE) * 50)
+    det = IncrementalDetokenizer(SimpleNamespace(backend_tokenizer=counting))
+    assert "".join(det.add([i]) for i in ids) + det.flush() == pre.decode(ids)
+    assert len(ids) > 1000 and max(counting.sizes) <= 8
+
+
+def test_prompt_context_does_not_change_the_text(pre):
+    prompt = pre.tokenize("The quick brown fox")
+    ids = pre.tokenize(" jumps 🎉 café")
+    det = pre.detokenizer(prompt_token_ids=prompt)
+    assert "".join(det.add([i]) for i in ids) + det.flush() == " jumps 🎉 café"
