@@ -125,6 +125,7 @@ class Engine:
         return self.scheduler.has_unfinished()
 
     # ---- stepping
+    @torch.inference_mode()
     def step(self) -> list[RequestOutput]:
         """Run one prefill or decode batch; returns a delta for every request that advanced."""
         if not self.scheduler.has_unfinished():
