@@ -77,6 +77,9 @@ class Engine:
         if params is None:
             params = SamplingParams()
         elif isinstance(params, dict):
+            unknown = set(params) - set(SamplingParams.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"unknown sampling parameter(s): {', '.join(sorted(unknown))}")
             params = SamplingParams(**params)
         elif not isinstance(params, SamplingParams):
             raise ValueError(f"params must be SamplingParams, got {type(params).__name__}")
