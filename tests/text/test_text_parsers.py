@@ -151,3 +151,28 @@ def test_reasoning_then_tool_calls_chain():
     assert (thought, content) == ("need weather", "")
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [("w", {"c": "Oslo"})]
     assert tools.tool_calls_count == 1
+
+
+FRAGMENTS = ['<tool_call>', '</tool_call>', '{"name": "f", "arguments": {"a": 1}}', '{"name": "g", "parameters": {}}',
+             '<|python_tag|>', ';', ' ', '\n', 'hello', '[TOOL_CALLS]', '[ARGS]', '[', ']', 'f(a=1)', ', ',
+             'g(b="x]")', '<|python_start|>', '<|python_end|>', '<think>', '</think>', '<', '{', '}', '"', 'é',
+             '🎉', '<tool', '</thi']
+
+
+def random_chunks(text: str, rng: random.Random) -> list[str]:
+    cuts = sorted(rng.sample(range(1, len(text)), rng.randint(0, len(text) - 1))) if len(text) > 1 else []
+    return [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+
+
+def test_parsers_are_chunking_independent_on_random_text():
+    """Random mixes of tags, JSON and text: every parser gives the same result however the text is split."""
+    rng = random.Random(7)
+    for _ in range(200):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 15)))
+        for name in ("hermes", "llama3_json", "mistral", "pythonic"):
+            expected = run_tool_parser(name, [text])[:2]
+            assert run_tool_parser(name, list(text))[:2] == expected, (name, text)
+            assert run_tool_parser(name, random_chunks(text, rng))[:2] == expected, (name, text)
+        for name in ("think", "deepseek_r1"):
+            assert run_reasoning(name, list(text)) == run_reasoning(name, random_chunks(text, rng)) \
+                == run_reasoning(name, [text]), (name, text)

@@ -57,14 +57,14 @@ class Llama3JsonToolCallParser(ToolCallParser):
         head = self._buf.lstrip().lstrip(";").lstrip()
         if not head:
             return False
+        skipped = self._buf[:len(self._buf) - len(head)]
         if not head.startswith("{"):   # text after the calls (or not a call at all) is content
-            self._emit_content(self._raw + self._buf)
-            self._mode, self._raw, self._buf = CONTENT, "", ""
-            return False
+            self._emit_content(self._raw + skipped)
+            self._mode, self._raw, self._buf = CONTENT, "", head
+            return True
         decoded = decode_json_prefix(head) if "}" in head else None
         if decoded is None:
             return False
-        skipped = self._buf[:len(self._buf) - len(head)]
         value, end = decoded
         call = tool_call_from_json(value)
         if call is None:

@@ -87,7 +87,7 @@ def _parse_call_list(text: str) -> list[ToolCall] | None:
     """Tool calls from a complete list expression; [] when it is valid Python but not calls; None if incomplete."""
     try:
         tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(tree, ast.List) or not tree.elts:
         return []
