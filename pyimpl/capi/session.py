@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from pyimpl.capi.config import EmbeddedConfig
@@ -47,6 +48,8 @@ class RuntimeSession:
             from pyimpl.llm.worker import serve_model
             from pyimpl.models import demo_model_path
             path = config.model or str(demo_model_path())
+            if not Path(path, "config.json").is_file():
+                raise CapiError(ERR_NOT_FOUND, f"no model folder (config.json) at {path!r}")
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem":
             from pyimpl.llm.model_manager import ModelManager
@@ -59,6 +62,10 @@ class RuntimeSession:
         """OpenAI chat.completion.chunk dicts for an OpenAI chat request."""
         if self.models is None:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
+        if isinstance(request, dict) and "model" not in request:
+            names = self.models.model_names()
+            if len(names) == 1:  # a single model served: "model" may be omitted
+                request = {**request, "model": names[0]}
         return self.models.chat_completion_stream(request)
 
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:

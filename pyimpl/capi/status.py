@@ -64,6 +64,8 @@ def status_of(exc: BaseException) -> int:
         return ERR_UNAVAILABLE
     if isinstance(exc, llm.ServingError):
         return ERR_ENGINE
+    if isinstance(exc, FileNotFoundError):
+        return ERR_NOT_FOUND
     if isinstance(exc, (ValueError, TypeError, KeyError)):
         return ERR_INVALID_ARGUMENT
     return ERR_INTERNAL
