@@ -160,9 +160,7 @@ class ModelManager:
         lock = self._preprocessor_locks.setdefault(card.model_path, asyncio.Lock())
         async with lock:
             if card.model_path not in self._preprocessors:
-                from pyimpl.llm.preprocessor import Preprocessor
-                self._preprocessors[card.model_path] = await asyncio.to_thread(
-                    Preprocessor.from_model_dir, card.model_path)
+                self._preprocessors[card.model_path] = await asyncio.to_thread(_load_preprocessor, card.model_path)
         return self._preprocessors[card.model_path]
 
     # ---- generation ------------------------------------------------------------------------
@@ -230,8 +228,8 @@ class ModelManager:
         streams = [await self._open(entry, to_wire_request(req, prompt_ids, max_tokens, seed_offset=i))
                    for i in range(req.n)]
         texts = self._token_texts.setdefault(card.model_path, {})
-        posts = [ChoicePostprocessor(pre, req, card.tool_call_parser, card.reasoning_parser, texts)
-                 for _ in range(req.n)]
+        posts = [ChoicePostprocessor(pre, req, card.tool_call_parser, card.reasoning_parser, texts,
+                                     prompt_ids, card.eos_token_ids) for _ in range(req.n)]
         chat = kind == "chat"
         chunk_id = f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}"
         base = {"id": chunk_id, "object": "chat.completion.chunk" if chat else "text_completion",
@@ -295,6 +293,12 @@ class ModelManager:
         tokens = int(result.get("prompt_tokens", 0))
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _load_preprocessor(model_path: str) -> Any:
+    """Import (transformers is slow to import) and load in a worker thread, off the event loop."""
+    from pyimpl.llm.preprocessor import Preprocessor
+    return Preprocessor.from_model_dir(model_path)
 
 
 def _data(item: Any) -> Any:

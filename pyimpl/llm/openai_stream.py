@@ -11,6 +11,8 @@ from typing import Any
 from pyimpl.llm.errors import EngineError
 from pyimpl.llm.protocols import GenerationRequest
 
+SPECIAL_TAG_PARSERS = ("mistral", "llama3_json")
+
 
 def _token_text(tokenizer: Any, token_id: int, cache: dict[int, str]) -> str:
     text = cache.get(token_id)
@@ -23,8 +25,13 @@ class ChoicePostprocessor:
     """Turns one choice's wire chunks into (delta, logprobs, finish_reason) in OpenAI terms."""
 
     def __init__(self, pre: Any, req: GenerationRequest, tool_call_parser: str | None,
-                 reasoning_parser: str | None, token_text_cache: dict[int, str]):
-        self.det = pre.detokenizer(skip_special_tokens=req.skip_special_tokens)
+                 reasoning_parser: str | None, token_text_cache: dict[int, str],
+                 prompt_token_ids: list[int] = (), eos_token_ids: list[int] = ()):
+        tools_active = bool(tool_call_parser and req.kind == "chat" and req.tools)
+        # Tool tags that are special tokens ([TOOL_CALLS], <|python_tag|>) must survive decoding.
+        skip_special = req.skip_special_tokens and not (tools_active and tool_call_parser in SPECIAL_TAG_PARSERS)
+        self.det = pre.detokenizer(skip_special_tokens=skip_special, prompt_token_ids=prompt_token_ids)
+        self.eos_token_ids = frozenset(eos_token_ids)
         self.stopper = None
         if req.stop:
             from pyimpl.llm.stop_strings import StopStringMatcher
@@ -33,7 +40,7 @@ class ChoicePostprocessor:
         if reasoning_parser and req.kind == "chat":
             from pyimpl.llm.parsers import get_reasoning_parser
             self.reasoning = get_reasoning_parser(reasoning_parser)()
-        if tool_call_parser and req.kind == "chat" and req.tools:
+        if tools_active:
             from pyimpl.llm.parsers import get_tool_call_parser
             self.tools = get_tool_call_parser(tool_call_parser)()
         self.chat = req.kind == "chat"
@@ -50,9 +57,10 @@ class ChoicePostprocessor:
         if reason == "error":
             raise EngineError(chunk.get("error") or "the engine failed")
         self.num_tokens += len(token_ids)
-        text = self.det.add(token_ids) if token_ids else ""
         if reason is not None:
-            text += self.det.flush()
+            text = self.det.add([t for t in token_ids if t not in self.eos_token_ids]) + self.det.flush()
+        else:
+            text = self.det.add(token_ids) if token_ids else ""
         if self.stopper is not None:
             text, hit = self.stopper.feed(text)
             if hit:

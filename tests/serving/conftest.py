@@ -96,7 +96,7 @@ def wait_for_models(base_url: str, predicate, timeout: float = 30.0, headers: di
     deadline = time.monotonic() + timeout
     names: list[str] = []
     while time.monotonic() < deadline:
-        names = [m["id"] for m in httpx.get(f"{base_url}/v1/models", headers=headers).json()["data"]]
+        names = [m["id"] for m in httpx.get(f"{base_url}/v1/models", headers=headers, timeout=30).json()["data"]]
         if predicate(names):
             return names
         time.sleep(0.1)
