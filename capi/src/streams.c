@@ -132,17 +132,21 @@ typedef struct chunk_node {
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    _Atomic uint64_t owner; /* the live handle using this slot, 0 when free (checked without the lock) */
+    _Atomic int cancelled;  /* set by cancel: the poller drops its private chunks */
     uint32_t gen;          /* generation of the current (or last) owner */
-    int in_use;
-    int efd;
+    int efd;               /* -1 until the host asks for it (dynamo_stream_fd) */
     int fd_ready;          /* efd holds a count: a poll would not block */
+    _Atomic uint32_t pushed; /* chunks queued so far: lets a poller spin briefly without the lock */
     int ended;             /* no more chunks will be queued */
     int cancel_sent;       /* a cancel event went to the loop thread */
     int waiters;
     dynamo_status_t end_status;
     char* end_message;
     uint64_t runtime;
-    chunk_node *head, *tail, *current;
+    chunk_node *head, *tail;  /* shared queue, under mu */
+    chunk_node *ready;        /* poller-private: chunks taken from the queue in one go */
+    chunk_node *current;      /* poller-private: the chunk the host borrows */
 } stream_slot;
 
 enum { PAGE_SLOTS = 256, MAX_PAGES = 4096 };
@@ -194,19 +198,27 @@ static void slot_give_back(uint32_t index) {
     pthread_mutex_unlock(&table_mu);
 }
 
-/* Lock and return the slot of a live stream handle, else NULL (nothing locked). */
-static stream_slot* stream_lock(uint64_t h) {
+/* The slot of a live stream handle, else NULL; no lock taken. */
+static stream_slot* stream_slot_of(uint64_t h) {
     uint32_t index, gen;
     if (!handle_split(h, TAG_STREAM, &index, &gen)) return NULL;
     stream_slot* s = slot_at(index);
+    if (!s || atomic_load_explicit(&s->owner, memory_order_acquire) != h) return NULL;
+    return s;
+}
+
+/* Lock and return the slot of a live stream handle, else NULL (nothing locked). */
+static stream_slot* stream_lock(uint64_t h) {
+    stream_slot* s = stream_slot_of(h);
     if (!s) return NULL;
     pthread_mutex_lock(&s->mu);
-    if (!s->in_use || s->gen != gen) { pthread_mutex_unlock(&s->mu); return NULL; }
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h) { pthread_mutex_unlock(&s->mu); return NULL; }
     return s;
 }
 
 static void signal_ready_locked(stream_slot* s) {
-    if (!s->fd_ready) {
+    atomic_fetch_add_explicit(&s->pushed, 1, memory_order_release);
+    if (s->efd >= 0 && !s->fd_ready) {
         uint64_t one = 1;
         ssize_t w = write(s->efd, &one, sizeof one);
         (void)w;
@@ -308,14 +320,11 @@ static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoi
     ev->request_len = len;
     ev->kind = kind;
     ev->runtime = (uint64_t)(uintptr_t)rt;
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd < 0) { dyn_event_release(ev); return dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "eventfd: %s", strerror(errno)); }
 
     /* Holding rt_mu while the stream is registered orders it before a concurrent destroy's sweep. */
     pthread_mutex_lock(&rt_mu);
     if (!runtime_live_locked(ev->runtime)) {
         pthread_mutex_unlock(&rt_mu);
-        close(efd);
         dyn_event_release(ev);
         return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid runtime handle");
     }
@@ -325,21 +334,21 @@ static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoi
     pthread_mutex_unlock(&table_mu);
     if (!ok) {
         pthread_mutex_unlock(&rt_mu);
-        close(efd);
         dyn_event_release(ev);
         return dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "too many live streams");
     }
     stream_slot* s = slot_at(index);
     pthread_mutex_lock(&s->mu);
     s->gen = s->gen + 1 ? s->gen + 1 : 1;
-    s->in_use = 1;
-    s->efd = efd;
+    s->efd = -1;
     s->fd_ready = s->ended = s->cancel_sent = s->waiters = 0;
     s->end_status = DYNAMO_OK;
     s->end_message = NULL;
     s->runtime = ev->runtime;
-    s->head = s->tail = s->current = NULL;
+    s->head = s->tail = s->ready = s->current = NULL;
+    atomic_store_explicit(&s->cancelled, 0, memory_order_relaxed);
     ev->stream = handle_make(index, s->gen, TAG_STREAM);
+    atomic_store_explicit(&s->owner, ev->stream, memory_order_release);
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_unlock(&rt_mu);
 
@@ -364,6 +373,24 @@ dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path,
 
 /* ---- stream API (no GIL) ---- */
 
+/* Under s->mu: wait briefly for the producer without sleeping (a chunk usually follows within
+ * microseconds while a stream runs; a futex sleep and wake-up costs more). Returns with the lock
+ * held; nonzero if something arrived. */
+static int spin_for_chunk(stream_slot* s) {
+    enum { SPINS = 2000 };
+    uint32_t seen = atomic_load_explicit(&s->pushed, memory_order_acquire);
+    pthread_mutex_unlock(&s->mu);
+    int arrived = 0;
+    for (int i = 0; i < SPINS && !arrived; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        arrived = atomic_load_explicit(&s->pushed, memory_order_acquire) != seen;
+    }
+    pthread_mutex_lock(&s->mu);
+    return arrived;
+}
+
 static void deadline_after(struct timespec* ts, int32_t ms) {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -371,60 +398,87 @@ static void deadline_after(struct timespec* ts, int32_t ms) {
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
+/* Under s->mu: the fd stops being readable once nothing is left to poll. */
+static void settle_fd_locked(stream_slot* s) {
+    if (!s->head && !s->ready && !s->ended && s->fd_ready && s->efd >= 0) {
+        uint64_t v;
+        ssize_t r = read(s->efd, &v, sizeof v);
+        (void)r;
+        s->fd_ready = 0;
+    }
+}
+
+static dynamo_status_t take_ready(stream_slot* s, dynamo_chunk_t* out) {
+    chunk_node* n = s->ready;
+    s->ready = n->next;
+    n->next = NULL;
+    s->current = n;
+    *out = n->chunk;
+    return DYNAMO_OK;
+}
+
+static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_ms, dynamo_chunk_t* out) {
+    struct timespec deadline;
+    int have_deadline = 0;
+    if (atomic_load_explicit(&s->cancelled, memory_order_acquire) && s->ready) {
+        chunk_node* dropped = s->ready;
+        s->ready = NULL;
+        pthread_mutex_unlock(&s->mu);
+        free_chunks(dropped);
+        pthread_mutex_lock(&s->mu);
+    }
+    for (;;) {
+        if (s->ready || s->head) {
+            if (!s->ready) { s->ready = s->head; s->head = s->tail = NULL; }
+            take_ready(s, out);
+            settle_fd_locked(s);
+            return DYNAMO_OK;
+        }
+        if (s->ended) {
+            if (s->end_status != DYNAMO_END) dyn_set_error(s->end_message ? s->end_message : dynamo_status_str(s->end_status));
+            return s->end_status;
+        }
+        if (timeout_ms == 0) return DYNAMO_TIMEOUT;
+        int rc = 0;
+        if (spin_for_chunk(s)) {
+            rc = 0;
+        } else {
+            s->waiters++;
+            if (timeout_ms < 0) {
+                pthread_cond_wait(&s->cv, &s->mu);
+            } else {
+                if (!have_deadline) { deadline_after(&deadline, timeout_ms); have_deadline = 1; }
+                rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
+            }
+            s->waiters--;
+        }
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h)
+            return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "stream freed while polled");
+        if (rc == ETIMEDOUT && !s->head && !s->ended) return DYNAMO_TIMEOUT;
+    }
+}
+
 dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
     uint64_t h = (uint64_t)(uintptr_t)stream;
-    stream_slot* s = stream_lock(h);
+    stream_slot* s = stream_slot_of(h);
     if (!s) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle");
-    chunk_node* previous = s->current;
+    /* Fast path, no lock: the poller's private chunks (one poller per stream, see the header). */
+    free(s->current);
     s->current = NULL;
-    struct timespec deadline;
-    int have_deadline = 0;
-    dynamo_status_t st;
-    for (;;) {
-        if (s->head) {
-            chunk_node* n = s->head;
-            s->head = n->next;
-            n->next = NULL;
-            if (!s->head) {
-                s->tail = NULL;
-                if (!s->ended && s->fd_ready) {
-                    uint64_t v;
-                    ssize_t r = read(s->efd, &v, sizeof v);
-                    (void)r;
-                    s->fd_ready = 0;
-                }
-            }
-            s->current = n;
-            *out = n->chunk;
-            st = DYNAMO_OK;
-            break;
-        }
-        if (s->ended) {
-            st = s->end_status;
-            if (st != DYNAMO_END) dyn_set_error(s->end_message ? s->end_message : dynamo_status_str(st));
-            break;
-        }
-        if (timeout_ms == 0) { st = DYNAMO_TIMEOUT; break; }
-        s->waiters++;
-        int rc = 0;
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&s->cv, &s->mu);
-        } else {
-            if (!have_deadline) { deadline_after(&deadline, timeout_ms); have_deadline = 1; }
-            rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
-        }
-        s->waiters--;
-        if (!s->in_use || ((uint32_t)(h >> 32)) != s->gen) {
+    if (s->ready && !atomic_load_explicit(&s->cancelled, memory_order_acquire)) {
+        take_ready(s, out);
+        if (!s->ready && s->efd >= 0) {
+            pthread_mutex_lock(&s->mu);
+            settle_fd_locked(s);
             pthread_mutex_unlock(&s->mu);
-            free(previous);
-            return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "stream freed while polled");
         }
-        if (rc == ETIMEDOUT && !s->head && !s->ended) { st = DYNAMO_TIMEOUT; break; }
+        return DYNAMO_OK;
     }
+    pthread_mutex_lock(&s->mu);
+    dynamo_status_t st = poll_locked(s, h, timeout_ms, out);
     pthread_mutex_unlock(&s->mu);
-    free(previous);
     return st;
 }
 
@@ -434,7 +488,11 @@ dynamo_status_t dynamo_stream_cancel(dynamo_stream_t* stream) {
     stream_slot* s = stream_lock(h);
     if (!s) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle");
     int tell_python = !s->ended && !s->cancel_sent;
-    chunk_node* dropped = end_locked(s, DYNAMO_ERR_CANCELLED, "the stream was cancelled", 1);
+    chunk_node* dropped = NULL;
+    if (!s->ended) {
+        dropped = end_locked(s, DYNAMO_ERR_CANCELLED, "the stream was cancelled", 1);
+        atomic_store_explicit(&s->cancelled, 1, memory_order_release);
+    }
     if (tell_python) s->cancel_sent = 1;
     uint64_t runtime = s->runtime;
     pthread_mutex_unlock(&s->mu);
@@ -447,6 +505,16 @@ int dynamo_stream_fd(dynamo_stream_t* stream) {
     if (dyn_forked) { dyn_fail(DYNAMO_ERR_FORKED, "called from a child process after fork()"); return -1; }
     stream_slot* s = stream_lock((uint64_t)(uintptr_t)stream);
     if (!s) { dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle"); return -1; }
+    if (s->efd < 0) {
+        s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (s->efd < 0) dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "eventfd: %s", strerror(errno));
+        else if (s->head || s->ready || s->ended) {
+            uint64_t one = 1;
+            ssize_t w = write(s->efd, &one, sizeof one);
+            (void)w;
+            s->fd_ready = 1;
+        }
+    }
     int fd = s->efd;
     pthread_mutex_unlock(&s->mu);
     return fd;
@@ -461,21 +529,23 @@ dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream) {
     int tell_python = !s->ended && !s->cancel_sent;
     uint64_t runtime = s->runtime;
     chunk_node* queue = s->head;
+    chunk_node* ready = s->ready;
     chunk_node* current = s->current;
     char* message = s->end_message;
     int efd = s->efd;
-    s->head = s->tail = s->current = NULL;
+    s->head = s->tail = s->ready = s->current = NULL;
     s->end_message = NULL;
-    s->in_use = 0;
+    atomic_store_explicit(&s->owner, 0, memory_order_release);
     s->efd = -1;
     s->gen = s->gen + 1 ? s->gen + 1 : 1;  /* stale handles no longer match */
     if (s->waiters) pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (tell_python) send_cancel(h, runtime);
     free_chunks(queue);
+    free_chunks(ready);
     free(current);
     free(message);
-    close(efd);
+    if (efd >= 0) close(efd);
     slot_give_back((uint32_t)((h >> 4) & 0x0FFFFFFF));
     return DYNAMO_OK;
 }
@@ -524,7 +594,7 @@ static void end_streams_of(uint64_t runtime) {
         stream_slot* s = slot_at(i);
         pthread_mutex_lock(&s->mu);
         chunk_node* dropped = NULL;
-        if (s->in_use && s->runtime == runtime)
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) && s->runtime == runtime)
             dropped = end_locked(s, DYNAMO_ERR_SHUTDOWN, "the runtime was destroyed", 0);
         pthread_mutex_unlock(&s->mu);
         free_chunks(dropped);

@@ -6,7 +6,6 @@ import os
 
 import msgspec
 
-from pyimpl.capi.chunks import ChunkFields
 from pyimpl.capi.host import EmbeddedHost, Event, describe
 from pyimpl.capi.status import ERR_INTERNAL, OK, status_of
 
@@ -19,6 +18,7 @@ class CffiSink:
     def __init__(self, ffi, lib):
         self.ffi, self.lib = ffi, lib
         self.fd = lib.dyn_wake_fd()
+        self.push = self._make_push()
 
     def wake_fd(self) -> int:
         return self.fd
@@ -40,12 +40,18 @@ class CffiSink:
         finally:
             self.lib.dyn_event_release(ev)
 
-    def push(self, stream: int, chunk: ChunkFields) -> bool:
-        ids = chunk.token_ids or self.ffi.NULL
-        text = chunk.text
-        return self.lib.dyn_stream_push(stream, chunk.json, len(chunk.json),
-                                        text if text is not None else self.ffi.NULL, len(text) if text else 0,
-                                        ids, len(chunk.token_ids or ()), chunk.finish_reason) == 0
+    def _make_push(self):
+        """push(stream, json, text, token_ids, finish) -> False once C no longer wants chunks (hot path)."""
+        c_push, null = self.lib.dyn_stream_push, self.ffi.NULL
+
+        def push(stream: int, json: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> bool:
+            text_len = 0 if text is None else len(text)
+            if text is None:
+                text = null
+            if ids:
+                return c_push(stream, json, len(json), text, text_len, ids, len(ids), finish) == 0
+            return c_push(stream, json, len(json), text, text_len, null, 0, finish) == 0
+        return push
 
     def finish(self, stream: int, status: int, message: str) -> None:
         self.lib.dyn_stream_finish(stream, status, message.encode(errors="replace"))

@@ -13,7 +13,6 @@ from pyimpl.capi.config import parse_config
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, status_of)
-from pyimpl.capi.chunks import ChunkFields
 
 EV_CHAT, EV_GENERATE, EV_CANCEL = 1, 2, 3
 CALL_TIMEOUT_S = 600.0
@@ -36,7 +35,8 @@ class Sink(Protocol):
     def wake_fd(self) -> int: ...
     def clear_wake(self) -> None: ...
     def next_event(self) -> Event | None: ...
-    def push(self, stream: int, chunk: ChunkFields) -> bool: ...
+    def push(self, stream: int, json: bytes, text: bytes | None, token_ids: list[int] | None,
+             finish_reason: int) -> bool: ...
     def finish(self, stream: int, status: int, message: str) -> None: ...
 
 
@@ -146,8 +146,9 @@ class EmbeddedHost:
                 source, encode = session.chat(request), chat_chunk
             else:
                 source, encode = session.generate(event.endpoint, request), endpoint_chunk
+            push, stream = self.sink.push, event.stream
             async for item in source:
-                if not self.sink.push(event.stream, encode(item)):
+                if not push(stream, *encode(item)):
                     break  # cancelled or freed by the host
         except asyncio.CancelledError:
             status, message = ERR_CANCELLED, "the stream was cancelled"

@@ -1,0 +1,96 @@
+"""`python -m pyimpl.bench capi`: the C ABI's figures, measured by a C program compiled here.
+
+(1) one dynamo_stream_poll of a queued chunk (ns, median), (2) chunks/s of a 100,000-chunk mock
+stream consumed from C against the same stream consumed directly in Python (ratio), (3) chunks/s
+with 8 host threads, (4) p50/p99 produce->receive delay while Python is kept CPU-busy.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TARGETS = {"poll_queued_ns_median": ("<=", 500.0), "c_over_python_ratio": (">=", 1.0),
+           "busy_delay_p99_us": ("<=", 2000.0)}
+
+
+def build_library(build_dir: Path) -> Path:
+    """Configure and build libdynamo_llm_capi if needed; returns the library path."""
+    cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or "cmake"
+    if not (build_dir / "CMakeCache.txt").exists():
+        subprocess.run([cmake, "-S", str(REPO), "-B", str(build_dir), f"-DPython3_EXECUTABLE={sys.executable}"],
+                       check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([cmake, "--build", str(build_dir), "--target", "dynamo_llm_capi", "-j2"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return build_dir / "libdynamo_llm_capi.so"
+
+
+def compile_bench(build_dir: Path) -> Path:
+    """Compile capi/bench/bench_capi.c against the library."""
+    exe = build_dir / "bench_capi"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-O2", "-std=gnu11", f"-I{REPO / 'include'}", str(REPO / "capi/bench/bench_capi.c"),
+                    f"-L{build_dir}", "-ldynamo_llm_capi", f"-Wl,-rpath,{build_dir}", "-lpthread", "-o", str(exe)],
+                   check=True)
+    return exe
+
+
+async def python_chunks_per_s(n: int) -> float:
+    """The same mock stream, consumed directly in Python through the runtime (mem + inproc)."""
+    from pyimpl.capi.mock_endpoint import mock_stream
+    from pyimpl.runtime import DistributedRuntime
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    endpoint = rt.endpoint("bench.mock.stream")
+    serving = asyncio.create_task(endpoint.serve_endpoint(mock_stream))
+    client = await endpoint.client()
+    await client.wait_for_instances(timeout=10)
+    async for _ in await client.generate({"n": 1000}):
+        pass
+    start, count = time.perf_counter(), 0
+    async for item in await client.generate({"n": n}):
+        item.data()
+        count += 1
+    rate = count / (time.perf_counter() - start)
+    serving.cancel()
+    await rt.shutdown()
+    return rate
+
+
+def verdict(name: str, value: float) -> str:
+    op, target = TARGETS[name]
+    ok = value <= target if op == "<=" else value >= target
+    return f"target {op} {target:g}: {'met' if ok else 'MISSED'}"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyimpl.bench capi", description=__doc__)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--build-dir", type=Path, default=REPO / "build")
+    parser.add_argument("--json", action="store_true", help="print only the JSON figures")
+    args = parser.parse_args(argv)
+    build_library(args.build_dir)
+    exe = compile_bench(args.build_dir)
+    out = subprocess.run([str(exe), str(args.chunks)], check=True, capture_output=True, text=True).stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["python_chunks_per_s"] = round(asyncio.run(python_chunks_per_s(args.chunks)))
+    figures["c_over_python_ratio"] = round(figures["c_chunks_per_s"] / figures["python_chunks_per_s"], 3)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"(1) poll of a queued chunk: {figures['poll_queued_ns_median']:.0f} ns median   "
+          f"[{verdict('poll_queued_ns_median', figures['poll_queued_ns_median'])}]")
+    print(f"(2) {args.chunks} chunks: C {figures['c_chunks_per_s']:,.0f}/s, Python {figures['python_chunks_per_s']:,.0f}/s,"
+          f" ratio {figures['c_over_python_ratio']:.2f}x   [{verdict('c_over_python_ratio', figures['c_over_python_ratio'])}]")
+    print(f"(3) 8 host threads: {figures['c_8_threads_chunks_per_s']:,.0f} chunks/s")
+    print(f"(4) delay while Python is CPU-busy: p50 {figures['busy_delay_p50_us']:.0f} us, "
+          f"p99 {figures['busy_delay_p99_us']:.0f} us over {figures['busy_delay_samples']} chunks   "
+          f"[{verdict('busy_delay_p99_us', figures['busy_delay_p99_us'])}]")
+    print(json.dumps(figures))
+    return 0
