@@ -46,7 +46,7 @@ class Client:
         return self
 
     async def _follow(self, prefix: str) -> None:
-        while True:
+        while not self.runtime.is_shutting_down():
             try:
                 async for event in self.runtime.discovery.watch(prefix):
                     if event.kind == "put" and event.value:
@@ -56,6 +56,8 @@ class Client:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if asyncio.current_task().cancelling():
+                    raise asyncio.CancelledError from exc
                 log.warning("discovery watch on %s failed (%s); retrying", prefix, exc)
                 await asyncio.sleep(0.5)
 
@@ -131,6 +133,7 @@ class Client:
         return await plane.open(transport, instance_id, self.endpoint.path, request, context)
 
     async def close(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            self._watch_task = None
+        task, self._watch_task = self._watch_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=2.0)

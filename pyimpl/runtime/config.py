@@ -24,6 +24,7 @@ class RuntimeConfig:
     instance_wait_timeout: float = 5.0   # generate(): how long to wait for a first instance
     system_port: Optional[int] = None    # DYN_SYSTEM_PORT: /health /live /metrics
     tcp_host: str = "127.0.0.1"
+    nats_kv_bucket: str = "dynamo_discovery"   # JetStream KV bucket of the nats discovery backend
     log_level: Optional[str] = None
 
     @classmethod
@@ -43,6 +44,7 @@ class RuntimeConfig:
             instance_wait_timeout=float(env.get("DYN_INSTANCE_WAIT_TIMEOUT", cls.instance_wait_timeout)),
             system_port=int(port) if port else None,
             tcp_host=env.get("DYN_TCP_HOST", cls.tcp_host),
+            nats_kv_bucket=env.get("DYN_NATS_KV_BUCKET", cls.nats_kv_bucket),
             log_level=env.get("DYN_LOG"),
         )
         for name, value in overrides.items():

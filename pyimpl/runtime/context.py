@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from typing import Callable, Optional
 
 
@@ -77,6 +78,16 @@ class Context:
                 except ValueError:
                     pass
         return remove
+
+    def add_weak_stop_callback(self, owner: object, method_name: str) -> Callable[[], None]:
+        """Like add_stop_callback(owner.method) without keeping `owner` alive (streams may be dropped)."""
+        ref = weakref.ref(owner)
+
+        def callback() -> None:
+            target = ref()
+            if target is not None:
+                getattr(target, method_name)()
+        return self.add_stop_callback(callback)
 
     def link_child(self, child: "Context") -> Callable[[], None]:
         """Stop `child` whenever this context stops."""

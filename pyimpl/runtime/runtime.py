@@ -86,7 +86,7 @@ class DistributedRuntime:
             self._backend = FileDiscovery(cfg.file_kv_dir, cfg.discovery_ttl)
         else:
             from .discovery.nats import NatsDiscovery
-            self._backend = NatsDiscovery(self._nats, cfg.discovery_ttl)
+            self._backend = NatsDiscovery(self._nats, cfg.discovery_ttl, cfg.nats_kv_bucket)
         await self._backend.start()
         if cfg.system_port is not None:
             from .system_server import SystemServer

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from typing import AsyncIterator
 
@@ -44,15 +43,16 @@ def _unescape(segment: str) -> str:
 
 
 class NatsDiscovery(Discovery):
-    """Keys in bucket `DYN_NATS_KV_BUCKET` (default `dynamo_discovery`); the owner re-puts every ttl/3."""
+    """Keys in one KV bucket (its TTL is fixed when first created); the owner re-puts every ttl/3."""
 
-    def __init__(self, nc: NATS, ttl: float, bucket: str | None = None):
+    def __init__(self, nc: NATS, ttl: float, bucket: str):
         self.nc = nc
         self.ttl = ttl
-        self.bucket = bucket or os.environ.get("DYN_NATS_KV_BUCKET", "dynamo_discovery")
+        self.bucket = bucket
         self._owned: dict[str, bytes] = {}
         self._kv = None
         self._keepalive: asyncio.Task | None = None
+        self._closed = False
 
     async def _open_bucket(self):
         js = self.nc.jetstream()
@@ -73,6 +73,7 @@ class NatsDiscovery(Discovery):
         self._keepalive = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def close(self) -> None:
+        self._closed = True
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
@@ -133,28 +134,34 @@ class NatsDiscovery(Discovery):
     async def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
         """Follows a KV watcher; re-lists every TTL (and after errors) to repair anything missed."""
         known: dict[str, dict] = {}
-        while True:
+        while not self._closed:
             try:
                 current = await self.list(prefix)
             except Exception as exc:
+                _reraise_if_cancelled()
                 log.debug("list failed: %s", exc)
                 await asyncio.sleep(0.25)
                 continue
+            _reraise_if_cancelled()
             for event in _diff(known, current):
                 yield event
             known = current
             try:
                 watcher = await self._kv.watch(self._filter(prefix))
             except Exception as exc:
+                _reraise_if_cancelled()
                 log.debug("watch failed: %s", exc)
                 await asyncio.sleep(0.25)
                 continue
             try:
-                while True:
+                _reraise_if_cancelled()
+                while not self._closed:
                     try:
                         entry = await watcher.updates(timeout=max(self.ttl, 1.0))
                     except nats.errors.TimeoutError:
+                        _reraise_if_cancelled()
                         break       # quiet for a TTL: re-list to reconcile
+                    _reraise_if_cancelled()
                     if entry is None:
                         continue
                     key = decode_key(entry.key)
@@ -173,6 +180,13 @@ class NatsDiscovery(Discovery):
                     await watcher.stop()
                 except Exception:
                     pass
+
+
+def _reraise_if_cancelled() -> None:
+    """nats-py sometimes turns a cancellation into its own error: do not swallow it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _diff(old: dict[str, dict], new: dict[str, dict]):

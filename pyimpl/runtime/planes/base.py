@@ -35,42 +35,51 @@ def error_to_wire(exc: BaseException) -> tuple[str, str]:
     return "handler", f"{type(exc).__name__}: {exc}"
 
 
-class QueuedResponseStream:
-    """Client side of one remote stream: the connection's reader pushes payloads, the consumer
-    iterates Annotated chunks. Dropping, closing or cancelling it cancels the remote handler."""
+class StreamSink:
+    """Receiving end of one remote stream, held by the connection: the reader pushes payloads
+    and the end/error marker; the consumer's QueuedResponseStream drains it."""
 
-    __slots__ = ("_items", "_waiter", "_done", "_error", "_context", "_cancel_remote",
-                 "_remove_link", "__weakref__")
+    __slots__ = ("items", "waiter", "done", "error")
 
-    def __init__(self, context: Context, cancel_remote: Callable[[], None]):
-        self._items: deque = deque()
-        self._waiter: Optional[asyncio.Future] = None
-        self._done = False
-        self._error: Optional[BaseException] = None
-        self._context = context
-        self._cancel_remote: Optional[Callable[[], None]] = cancel_remote
-        self._remove_link = context.add_stop_callback(self._on_context_stopped)
+    def __init__(self) -> None:
+        self.items: deque = deque()
+        self.waiter: Optional[asyncio.Future] = None
+        self.done = False
+        self.error: Optional[BaseException] = None
 
-    # --- fed by the connection reader -------------------------------------------------
     def push(self, payload: Any) -> None:
-        self._items.append(payload)
-        waiter = self._waiter
+        self.items.append(payload)
+        waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def finish(self, error: Optional[BaseException] = None) -> None:
-        """End marker (error None) or failure; the remote side is done, nothing to cancel."""
-        if self._done:
+        """End marker (error None) or failure."""
+        if self.done:
             return
-        self._done = True
-        self._error = error
-        self._cancel_remote = None
-        self._remove_link()
-        waiter = self._waiter
+        self.done = True
+        self.error = error
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # --- consumer API -----------------------------------------------------------------
+
+class QueuedResponseStream:
+    """What the caller iterates (Annotated chunks). Only the caller holds it, so dropping it,
+    closing it, cancelling its consumer or stopping its context cancels the remote handler."""
+
+    __slots__ = ("_sink", "_closed", "_context", "_cancel_remote", "_remove_link", "__weakref__")
+
+    def __init__(self, sink: StreamSink, context: Context, cancel_remote: Callable[[], None]):
+        self._sink = sink
+        self._closed = False
+        self._context = context
+        self._cancel_remote: Optional[Callable[[], None]] = cancel_remote
+        self._remove_link = context.add_weak_stop_callback(self, "_on_context_stopped")
+
     def context(self) -> Context:
         return self._context
 
@@ -78,23 +87,34 @@ class QueuedResponseStream:
         return self
 
     async def __anext__(self) -> Annotated:
-        items = self._items
+        sink = self._sink
+        items = sink.items
         while True:
             if items:
                 return Annotated(items.popleft())
-            if self._done:
-                if self._error is not None:
-                    error, self._error = self._error, None
+            if sink.done:
+                self._settle()
+                if sink.error is not None:
+                    error, sink.error = sink.error, None
                     raise error
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            if self._closed:
+                raise StopAsyncIteration
+            sink.waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await sink.waiter
             except BaseException:
                 self._abandon()
                 raise
             finally:
-                self._waiter = None
+                sink.waiter = None
+
+    def _settle(self) -> None:
+        """The remote side finished: nothing left to cancel."""
+        if self._cancel_remote is not None:
+            self._cancel_remote = None
+            self._remove_link()
+        self._closed = True
 
     async def aclose(self) -> None:
         self._abandon()
@@ -105,32 +125,28 @@ class QueuedResponseStream:
     async def __aexit__(self, *exc) -> None:
         self._abandon()
 
+    def _cancel(self) -> bool:
+        """Send the remote cancel once, if the stream is still running; True if sent."""
+        self._closed = True
+        cancel, self._cancel_remote = self._cancel_remote, None
+        if cancel is None or self._sink.done:
+            return False
+        self._remove_link()
+        cancel()
+        return True
+
     def _abandon(self) -> None:
         """The consumer went away: cancel the remote handler and stop the context."""
-        if self._done:
-            return
-        self._done = True
-        self._items.clear()
-        cancel, self._cancel_remote = self._cancel_remote, None
-        self._remove_link()
-        if cancel is not None:
-            cancel()
-        self._context.stop_generating()
+        if self._cancel():
+            self._context.stop_generating()
 
     def _on_context_stopped(self) -> None:
-        # The caller stopped the context: the stream ends cleanly after a cancel goes out.
-        if self._done:
-            return
-        self._done = True
-        cancel, self._cancel_remote = self._cancel_remote, None
-        if cancel is not None:
-            cancel()
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        # The caller stopped the context: a cancel goes out and the stream ends cleanly.
+        self._cancel()
+        self._sink.wake()
 
     def __del__(self):
-        if not self._done and self._cancel_remote is not None:
+        if self._cancel_remote is not None:
             try:
                 self._abandon()
             except Exception:

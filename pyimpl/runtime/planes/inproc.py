@@ -44,7 +44,7 @@ class InprocResponseStream:
         self._done = False
         self._task: Optional[asyncio.Task] = None
         self._stopped_by_context = False
-        self._remove_link = context.add_stop_callback(self._on_context_stopped)
+        self._remove_link = context.add_weak_stop_callback(self, "_on_context_stopped")
 
     def context(self) -> Context:
         return self._context

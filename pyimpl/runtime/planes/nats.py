@@ -17,7 +17,7 @@ from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import NoInstancesError, StreamIncompleteError
 from .base import (CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
-                   error_from_wire, error_to_wire)
+                   StreamSink, error_from_wire, error_to_wire)
 
 log = logging.getLogger("pyimpl.runtime.nats_plane")
 PART_OVERHEAD = 64
@@ -157,7 +157,7 @@ class NatsClient:
         self.codec = _Codec(nc)
         self.prefix = f"dynamo.reply.{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
-        self._streams: dict[str, tuple[QueuedResponseStream, str]] = {}
+        self._streams: dict[str, tuple[StreamSink, str]] = {}
         self._sub = None
         self._watchdog: Optional[asyncio.Task] = None
         self._ping_failures: dict[str, int] = {}
@@ -180,14 +180,14 @@ class NatsClient:
             codec.forget(reply)
             asyncio.get_running_loop().create_task(self._send_cancel(subject, reply))
 
-        stream = QueuedResponseStream(context, cancel_remote)
-        streams[reply] = (stream, subject)
+        sink = StreamSink()
+        streams[reply] = (sink, subject)
         try:
             await codec.publish(subject, [REQUEST, path, context.id(), request], reply)
         except BaseException:
             streams.pop(reply, None)
             raise
-        return stream
+        return QueuedResponseStream(sink, context, cancel_remote)
 
     async def _send_cancel(self, subject: str, reply: str) -> None:
         try:

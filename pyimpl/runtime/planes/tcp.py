@@ -12,7 +12,7 @@ import msgspec
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError
-from .base import (CANCEL, DATA, END, ERROR, REQUEST, QueuedResponseStream, error_from_wire,
+from .base import (CANCEL, DATA, END, ERROR, REQUEST, QueuedResponseStream, StreamSink, error_from_wire,
                    error_to_wire, incomplete)
 
 log = logging.getLogger("pyimpl.runtime.tcp")
@@ -199,7 +199,7 @@ class TcpClientConnection:
     def __init__(self, address: str, conn: FramedConnection):
         self.address = address
         self.conn = conn
-        self.streams: dict[int, QueuedResponseStream] = {}
+        self.streams: dict[int, StreamSink] = {}
         self._ids = itertools.count(1)
         self.reader_task = conn.loop.create_task(self._read_loop())
         self.alive = True
@@ -214,10 +214,10 @@ class TcpClientConnection:
             if not conn.closed:
                 conn.send([CANCEL, sid])
 
-        stream = QueuedResponseStream(context, cancel_remote)
-        streams[sid] = stream
+        sink = StreamSink()
+        streams[sid] = sink
         conn.send([REQUEST, sid, path, context.id(), request])
-        return stream
+        return QueuedResponseStream(sink, context, cancel_remote)
 
     async def _read_loop(self) -> None:
         streams = self.streams

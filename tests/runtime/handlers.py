@@ -1,0 +1,54 @@
+"""Test endpoints, served in-process or by worker_process.py: counting, slow, failing, echo,
+and a probe that reports whether a given request's handler saw its cancellation."""
+from __future__ import annotations
+
+import asyncio
+
+from pyimpl.runtime import Context
+
+
+class TestService:
+    """Handlers plus the record of cancelled request ids."""
+
+    def __init__(self) -> None:
+        self.cancelled: dict[str, asyncio.Event] = {}
+
+    def _event(self, request_id: str) -> asyncio.Event:
+        return self.cancelled.setdefault(request_id, asyncio.Event())
+
+    async def count(self, request, context: Context):
+        for i in range(request["n"]):
+            yield {"i": i}
+
+    async def slow(self, request, context: Context):
+        """Yields forever every `interval` s; records the context id when it is cancelled."""
+        i = 0
+        try:
+            while True:
+                yield {"i": i}
+                i += 1
+                await asyncio.sleep(request.get("interval", 0.01))
+        finally:   # only cancellation ends this handler
+            self._event(context.id()).set()
+
+    async def fail(self, request, context: Context):
+        yield {"i": 0}
+        raise ValueError(f"boom: {request['why']}")
+
+    async def echo(self, request, context: Context):
+        yield {"size": len(request["blob"]), "blob": request["blob"]}
+
+    async def was_cancelled(self, request, context: Context):
+        """Waits (up to `timeout`) until the handler of request `id` ended; yields whether it did."""
+        try:
+            await asyncio.wait_for(self._event(request["id"]).wait(), request.get("timeout", 5))
+            yield {"cancelled": True}
+        except asyncio.TimeoutError:
+            yield {"cancelled": False}
+
+
+async def register_all(runtime, namespace: str) -> TestService:
+    service = TestService()
+    for name in ("count", "slow", "fail", "echo", "was_cancelled"):
+        await runtime.endpoint(f"{namespace}.worker.{name}").register(getattr(service, name))
+    return service

@@ -1,0 +1,116 @@
+"""Streaming behaviour on every valid plane x discovery pairing: ordering, 1,000 concurrent
+streams, cancellation reaching the handler, handler errors, 8 MB payloads, unknown endpoints."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyimpl.runtime import Context
+from pyimpl.runtime.errors import EndpointNotFoundError, RemoteHandlerError
+
+from .deployments import COMBOS, Deployment, WorkerProcess
+from .handlers import register_all
+
+
+@pytest.fixture(scope="module", params=COMBOS, ids=[f"{d}-{p}" for d, p in COMBOS])
+def deployment(request, nats_server, tmp_path_factory):
+    discovery, plane = request.param
+    dep = Deployment(discovery, plane, nats_server, str(tmp_path_factory.mktemp("file_kv")))
+    worker = WorkerProcess(dep) if dep.remote else None
+    yield dep
+    if worker is not None:
+        assert worker.terminate() == 0
+
+
+@pytest.fixture
+async def client_rt(deployment):
+    """The client's runtime; for mem pairings it also hosts the worker's handlers."""
+    server = None
+    if not deployment.remote:
+        server = await deployment.client_runtime()
+        await register_all(server, deployment.namespace)
+    runtime = await deployment.client_runtime()
+    yield runtime
+    await runtime.shutdown()
+    if server is not None:
+        await server.shutdown()
+
+
+async def client_for(deployment, runtime, name: str, timeout: float = 10.0):
+    client = await deployment.endpoint(runtime, name).client()
+    await client.wait_for_instances(timeout)
+    return client
+
+
+async def test_chunks_arrive_in_order(deployment, client_rt):
+    client = await client_for(deployment, client_rt, "count")
+    got = [a.data()["i"] async for a in await client.generate({"n": 500})]
+    assert got == list(range(500))
+
+
+async def test_thousand_concurrent_streams_lose_nothing(deployment, client_rt):
+    client = await client_for(deployment, client_rt, "count")
+
+    async def one(k: int) -> list[int]:
+        return [a.data()["i"] async for a in await client.generate({"n": 10 + k % 7})]
+
+    results = await asyncio.gather(*(one(k) for k in range(1000)))
+    assert all(r == list(range(10 + k % 7)) for k, r in enumerate(results))
+
+
+async def _handler_saw_end(deployment, runtime, context_id: str) -> bool:
+    probe = await client_for(deployment, runtime, "was_cancelled")
+    [answer] = [a.data() async for a in await probe.generate({"id": context_id, "timeout": 5})]
+    return answer["cancelled"]
+
+
+@pytest.mark.parametrize("how", ["break", "stop_context", "cancel_task"])
+async def test_cancellation_reaches_handler(deployment, client_rt, how):
+    client = await client_for(deployment, client_rt, "slow")
+    context = Context()
+    stream = await client.generate({"interval": 0.01}, context=context)
+    if how == "break":
+        async for _ in stream:
+            break
+        del stream
+    elif how == "stop_context":
+        await stream.__anext__()
+        context.stop_generating()
+        rest = [a async for a in stream]
+        assert len(rest) < 50      # the stream ends instead of running forever
+    else:
+        first = asyncio.Event()
+
+        async def consume():
+            async for _ in stream:
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await _handler_saw_end(deployment, client_rt, context.id())
+
+
+async def test_handler_exception_is_typed_with_message(deployment, client_rt):
+    client = await client_for(deployment, client_rt, "fail")
+    stream = await client.generate({"why": "bad input 42"})
+    first = await stream.__anext__()
+    assert first.data() == {"i": 0}
+    with pytest.raises(RemoteHandlerError, match="boom: bad input 42"):
+        await stream.__anext__()
+
+
+async def test_eight_megabyte_payloads(deployment, client_rt):
+    client = await client_for(deployment, client_rt, "echo")
+    blob = bytes(range(256)) * (8 * 1024 * 1024 // 256)
+    [reply] = [a.data() async for a in await client.generate({"blob": blob})]
+    assert reply["size"] == len(blob) and bytes(reply["blob"]) == blob
+
+
+async def test_unknown_endpoint_fails_clearly_after_timeout(deployment, client_rt):
+    client = await client_rt.endpoint(f"{deployment.namespace}.nobody.here").client(timeout=0.3)
+    with pytest.raises(EndpointNotFoundError, match="nobody.here"):
+        await client.generate({"n": 1})
