@@ -39,7 +39,6 @@ def build_app(args: argparse.Namespace):
         manager = ModelManager(rt, aliases)
         await manager.start()
         frontend.manager = manager
-        print(f"frontend ready on http://{args.host}:{args.http_port}", flush=True)
         try:
             yield
         finally:
@@ -49,12 +48,21 @@ def build_app(args: argparse.Namespace):
     return frontend.app(lifespan=lifespan)
 
 
+class FrontendServer(uvicorn.Server):
+    """Announces readiness once the socket is listening (the tests and the bench wait for that line)."""
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(f"frontend ready on http://{self.config.host}:{self.config.port}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper())
     config = uvicorn.Config(build_app(args), host=args.host, port=args.http_port, loop="uvloop", http="httptools",
                             lifespan="on", log_level=args.log_level, access_log=False)
-    uvicorn.Server(config).run()
+    FrontendServer(config).run()
     return 0
 
 

@@ -9,8 +9,11 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
+
+import msgspec
 
 from pyimpl.llm.aliases import ModelAlias
 from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
@@ -21,6 +24,8 @@ from pyimpl.llm.protocols import GenerationRequest, parse_chat_request, parse_co
 
 log = logging.getLogger(__name__)
 
+PROMPT_CACHE_SIZE = 512
+_encode_key = msgspec.msgpack.Encoder().encode
 JSON_OBJECT_HINT = "Respond only with a single valid JSON object."
 
 
@@ -51,6 +56,7 @@ class ModelManager:
         self._changed = asyncio.Event()
         self._watch_task: asyncio.Task | None = None
         self._preload: asyncio.Task | None = None
+        self._prompt_cache: OrderedDict[tuple, tuple[int, ...]] = OrderedDict()
         self.created = int(time.time())
 
     async def start(self) -> None:
@@ -194,10 +200,7 @@ class ModelManager:
             messages = req.messages
             if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
                 messages = [{"role": "system", "content": JSON_OBJECT_HINT}] + list(messages)
-            try:
-                prompt_ids = pre.chat_token_ids(messages, tools=req.tools)
-            except Exception as exc:  # template errors are the client's message structure
-                raise InvalidRequestError(f"could not apply the chat template: {exc}", "messages") from exc
+            prompt_ids = self._chat_prompt_ids(card.model_path, pre, messages, req.tools)
         else:
             prompt_ids = pre.tokenize(req.prompt) if isinstance(req.prompt, str) else list(req.prompt)
         room = card.context_length - len(prompt_ids)
@@ -211,6 +214,26 @@ class ModelManager:
         if req.min_tokens > max_tokens:
             raise InvalidRequestError("'min_tokens' must not exceed 'max_tokens'", "min_tokens")
         return req, entry, pre, prompt_ids, max_tokens
+
+    def _chat_prompt_ids(self, model_path: str, pre: Any, messages: list[dict], tools: list[dict] | None) -> list[int]:
+        """Template + tokenize, remembering recent conversations (rendering costs more than the rest of a request)."""
+        try:
+            key = (model_path, _encode_key(messages), _encode_key(tools))
+        except (TypeError, msgspec.EncodeError):
+            key = None
+        cached = self._prompt_cache.get(key) if key is not None else None
+        if cached is not None:
+            self._prompt_cache.move_to_end(key)
+            return list(cached)
+        try:
+            prompt_ids = pre.chat_token_ids(messages, tools=tools)
+        except Exception as exc:  # template errors are the client's message structure
+            raise InvalidRequestError(f"could not apply the chat template: {exc}", "messages") from exc
+        if key is not None:
+            self._prompt_cache[key] = tuple(prompt_ids)
+            if len(self._prompt_cache) > PROMPT_CACHE_SIZE:
+                self._prompt_cache.popitem(last=False)
+        return prompt_ids
 
     async def _open(self, entry: ServedModelEntry, wire: dict) -> Any:
         from pyimpl.runtime.errors import NoInstancesError
@@ -302,10 +325,11 @@ def _load_preprocessor(model_path: str) -> Any:
 
 
 def _data(item: Any) -> Any:
-    data = item.data() if hasattr(item, "data") else item
-    if hasattr(item, "is_error") and item.is_error():
-        raise EngineError(str(data))
-    return data
+    if isinstance(item, dict):
+        return item
+    if item.is_error():
+        raise EngineError(str(item.data()))
+    return item.data()
 
 
 def _runtime_error(exc: Exception) -> Exception:

@@ -78,20 +78,22 @@ async def run_until_disconnect(receive: Callable, work: Any) -> tuple[bool, Any]
 class StreamTracker:
     """Per-request metric bookkeeping: inflight, TTFT, inter-token latency, tokens, status."""
 
-    __slots__ = ("metrics", "model", "endpoint", "request_type", "start", "last", "first_seen")
+    __slots__ = ("metrics", "model", "endpoint", "request_type", "start", "last", "first_seen", "_itl")
 
     def __init__(self, metrics: FrontendMetrics, model: str, endpoint: str, request_type: str):
         self.metrics, self.model, self.endpoint, self.request_type = metrics, model, endpoint, request_type
         self.start = self.last = time.perf_counter()
         self.first_seen = False
+        self._itl = None
         metrics.inflight.labels(model).inc()
 
     def on_content(self) -> None:
         now = time.perf_counter()
         if self.first_seen:
-            self.metrics.itl.labels(self.model).observe(now - self.last)
+            self._itl.observe(now - self.last)
         else:
             self.first_seen = True
+            self._itl = self.metrics.itl.labels(self.model)
             self.metrics.ttft.labels(self.model).observe(now - self.start)
         self.last = now
 
@@ -107,21 +109,35 @@ class StreamTracker:
         m.requests.labels(self.model, self.endpoint, self.request_type, status).inc()
 
 
+async def send_json(send: Callable, body: Any, status: int = 200) -> None:
+    """A whole JSON response on a raw ASGI `send`."""
+    data = _encode(body)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
 class SSEResponse:
-    """Streams OpenAI chunks as SSE, with keep-alive comments, an error event and client-disconnect cancel."""
+    """Streams OpenAI chunks as SSE, with keep-alive comments, an error event and client-disconnect cancel.
+
+    A producer encodes chunks into a buffer as fast as the worker sends them; the sender writes
+    whatever has gathered in one `send`, so bursts cost one write instead of one per chunk.
+    """
 
     def __init__(self, first: dict | None, rest: AsyncIterator[dict], tracker: StreamTracker,
                  include_usage: bool, keepalive_s: float):
         self.first, self.rest, self.tracker = first, rest, tracker
         self.include_usage, self.keepalive_s = include_usage, keepalive_s
+        self.pending: list[bytes] = []
+        self.ready = asyncio.Event()
         self.last_send = time.monotonic()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        keepalive = asyncio.ensure_future(self._keepalive(send))
+        keepalive = asyncio.ensure_future(self._keepalive())
         status = "error"
         try:
-            disconnected, status = await run_until_disconnect(receive, self._pump(send))
+            disconnected, status = await run_until_disconnect(receive, self._send_loop(send))
             if disconnected:
                 status = "cancelled"
         finally:
@@ -129,20 +145,39 @@ class SSEResponse:
             await self.rest.aclose()
             self.tracker.finish(status)
 
-    async def _keepalive(self, send: Callable) -> None:
+    async def _keepalive(self) -> None:
         while True:
             await asyncio.sleep(self.keepalive_s)
-            if time.monotonic() - self.last_send >= self.keepalive_s:
-                self.last_send = time.monotonic()
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+            if time.monotonic() - self.last_send >= self.keepalive_s and not self.pending:
+                self.pending.append(KEEPALIVE)
+                self.ready.set()
 
-    async def _pump(self, send: Callable) -> str:
-        tracker = self.tracker
+    async def _send_loop(self, send: Callable) -> str:
+        producer = asyncio.ensure_future(self._produce())
+        try:
+            while True:
+                await self.ready.wait()
+                self.ready.clear()
+                finished = producer.done()
+                if self.pending or finished:
+                    body = b"".join(self.pending)
+                    self.pending.clear()
+                    self.last_send = time.monotonic()
+                    await send({"type": "http.response.body", "body": body, "more_body": not finished})
+                if finished:
+                    return producer.result()
+        finally:
+            if not producer.done():
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+
+    async def _produce(self) -> str:
+        tracker, pending, ready = self.tracker, self.pending, self.ready
         status = "success"
         try:
             if self.first is not None:
-                await send({"type": "http.response.body", "body": b"data: " + _encode(self.first) + b"\n\n",
-                            "more_body": True})
+                pending.append(b"data: " + _encode(self.first) + b"\n\n")
+                ready.set()
             async for chunk in self.rest:
                 if not chunk["choices"]:
                     tracker.on_usage(chunk.get("usage"))
@@ -150,15 +185,13 @@ class SSEResponse:
                         continue
                 else:
                     tracker.on_content()
-                self.last_send = time.monotonic()
-                await send({"type": "http.response.body", "body": b"data: " + _encode(chunk) + b"\n\n",
-                            "more_body": True})
+                pending.append(b"data: " + _encode(chunk) + b"\n\n")
+                ready.set()
         except Exception as exc:  # the stream had begun: report in-band
             status = "error"
-            err = _as_serving_error(exc)
-            await send({"type": "http.response.body", "body": b"event: error\ndata: " + _encode(err.envelope())
-                        + b"\n\n", "more_body": True})
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+            pending.append(b"event: error\ndata: " + _encode(_as_serving_error(exc).envelope()) + b"\n\n")
+        pending.append(DONE)
+        ready.set()
         return status
 
 
@@ -171,11 +204,10 @@ class CancellableJSON:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         status = "error"
         try:
-            disconnected, result = await run_until_disconnect(receive, self.work())
+            disconnected, response = await run_until_disconnect(receive, self.work())
             if disconnected:
                 status = "cancelled"
                 return
-            response = result
             status = "success" if response.status_code < 400 else "error"
             await response(scope, receive, send)
         finally:
@@ -203,9 +235,21 @@ class OpenAIFrontend:
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
                 Route("/openapi.json", self.openapi, methods=["GET"])]
 
-    def app(self, lifespan: Any = None) -> Starlette:
-        """The ASGI app."""
-        return Starlette(routes=self.routes(), lifespan=lifespan)
+    def app(self, lifespan: Any = None) -> Callable:
+        """The ASGI app: generation routes go straight to their handlers (no middleware on the
+        per-chunk `send`); everything else through Starlette."""
+        starlette = Starlette(routes=self.routes(), lifespan=lifespan)
+        fast = {"/v1/chat/completions": ("chat", "/v1/chat/completions"),
+                "/v1/completions": ("completion", "/v1/completions")}
+
+        async def asgi(scope: dict, receive: Callable, send: Callable) -> None:
+            route = fast.get(scope.get("path")) if scope["type"] == "http" and scope["method"] == "POST" else None
+            if route is None:
+                return await starlette(scope, receive, send)
+            response = await self._generate(Request(scope, receive), *route)
+            await response(scope, receive, send)
+        asgi.starlette = starlette
+        return asgi
 
     # ---- request intake ---------------------------------------------------------------------
 
