@@ -72,7 +72,6 @@ class Client:
         record = self._instances.pop(iid, None)
         if record is not None:
             self._ids = [i for i in self._ids if i != iid]
-            self.runtime._instance_removed(record)
             self._notify()
 
     def _notify(self) -> None:

@@ -145,13 +145,6 @@ class DistributedRuntime:
     def _track_client(self, client: Client) -> None:
         self._clients.append(client)
 
-    def _instance_removed(self, record: dict) -> None:
-        """Discovery says an instance died: end streams still waiting on it (nats plane)."""
-        transport = record.get("transport", {})
-        nats_client = self._plane_clients.get("nats")
-        if transport.get("type") == "nats" and nats_client is not None:
-            nats_client.fail_instance(transport["subject"], "instance removed from discovery")
-
     async def shutdown(self) -> None:
         """Deregister first, drain in-flight streams up to the grace period, then close; idempotent."""
         if self._started is None or self._shutdown_done is None:

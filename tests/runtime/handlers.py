@@ -21,14 +21,15 @@ class TestService:
             yield {"i": i}
 
     async def slow(self, request, context: Context):
-        """Yields forever every `interval` s; records the context id when it is cancelled."""
+        """Yields every `interval` s (forever, or `limit` chunks); records the context id when it ends."""
         i = 0
+        limit = request.get("limit")
         try:
-            while True:
+            while limit is None or i < limit:
                 yield {"i": i}
                 i += 1
                 await asyncio.sleep(request.get("interval", 0.01))
-        finally:   # only cancellation ends this handler
+        finally:
             self._event(context.id()).set()
 
     async def fail(self, request, context: Context):
