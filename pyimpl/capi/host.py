@@ -129,11 +129,13 @@ class EmbeddedHost:
             task = self.loop.create_task(self._run(session, event))
             self.streams[event.stream] = task
             self.streams_of[event.runtime].add(event.stream)
-            task.add_done_callback(lambda _t, e=event: self._forget(e))
+            task.add_done_callback(lambda t, e=event: self._forget(t, e))
 
-    def _forget(self, event: Event) -> None:
+    def _forget(self, task: asyncio.Task, event: Event) -> None:
         self.streams.pop(event.stream, None)
         self.streams_of.get(event.runtime, set()).discard(event.stream)
+        if task.cancelled():  # cancelled before it started: _run never reported
+            self.sink.finish(event.stream, ERR_CANCELLED, "the stream was cancelled")
 
     async def _run(self, session: RuntimeSession, event: Event) -> None:
         status, message, source = OK, "", None

@@ -1,0 +1,35 @@
+"""Python exceptions map onto the header's named status codes."""
+import asyncio
+
+import pytest
+
+from pyimpl.capi import status
+from pyimpl.llm import errors as llm
+from pyimpl.runtime import errors as rt
+
+
+@pytest.mark.parametrize("exc, code", [
+    (status.CapiError(status.ERR_NOT_FOUND, "x"), status.ERR_NOT_FOUND),
+    (asyncio.CancelledError(), status.ERR_CANCELLED),
+    (rt.EndpointNotFoundError("x"), status.ERR_NOT_FOUND),
+    (rt.NoInstancesError("x"), status.ERR_UNAVAILABLE),
+    (rt.DisconnectedError("x"), status.ERR_UNAVAILABLE),
+    (rt.RemoteHandlerError("x"), status.ERR_ENGINE),
+    (llm.ModelNotFoundError("x"), status.ERR_NOT_FOUND),
+    (llm.InvalidRequestError("x"), status.ERR_INVALID_ARGUMENT),
+    (FileNotFoundError("x"), status.ERR_NOT_FOUND),
+    (ValueError("x"), status.ERR_INVALID_ARGUMENT),
+    (RuntimeError("x"), status.ERR_INTERNAL),
+])
+def test_status_of(exc, code):
+    assert status.status_of(exc) == code
+
+
+def test_status_values_match_the_header():
+    header = open("include/dynamo_llm.h").read()
+    for name in ("OK", "TIMEOUT", "END", "ERR_INVALID_ARGUMENT", "ERR_INVALID_HANDLE", "ERR_NOT_FOUND",
+                 "ERR_UNAVAILABLE", "ERR_CANCELLED", "ERR_ENGINE", "ERR_SHUTDOWN", "ERR_FORKED",
+                 "ERR_INTERNAL", "ERR_PYTHON_INIT"):
+        assert f"DYNAMO_{name} " in header
+        line = next(l for l in header.splitlines() if f"DYNAMO_{name} " in l and "=" in l)
+        assert int(line.split("=")[1].split(",")[0].split("/")[0]) == getattr(status, name)
