@@ -25,9 +25,9 @@ def free_port() -> int:
 class Proc:
     """A `python -m ...` child that is ready once it prints `ready_marker`; stopped with SIGTERM."""
 
-    def __init__(self, args: list[str], env: dict, ready_marker: str, timeout: float = 60.0):
+    def __init__(self, args: list[str], env: dict, ready_marker: str, timeout: float = 60.0, cwd=None):
         self.args = args
-        self.popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        self.popen = subprocess.Popen([sys.executable, *args], cwd=cwd or REPO, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.output: list[str] = []
         self._wait_for(ready_marker, timeout)
