@@ -1,5 +1,5 @@
 """Plane x discovery combinations for tests: a worker (in-process for mem, a subprocess
-otherwise) serving handlers.TestService, and matching client runtimes."""
+otherwise) serving handlers.StreamHandlers, and matching client runtimes."""
 from __future__ import annotations
 
 import os

@@ -7,7 +7,7 @@ import asyncio
 from pyimpl.runtime import Context
 
 
-class TestService:
+class StreamHandlers:
     """Handlers plus the record of cancelled request ids."""
 
     def __init__(self) -> None:
@@ -48,8 +48,8 @@ class TestService:
             yield {"cancelled": False}
 
 
-async def register_all(runtime, namespace: str) -> TestService:
-    service = TestService()
+async def register_all(runtime, namespace: str) -> StreamHandlers:
+    service = StreamHandlers()
     for name in ("count", "slow", "fail", "echo", "was_cancelled"):
         await runtime.endpoint(f"{namespace}.worker.{name}").register(getattr(service, name))
     return service

@@ -1,4 +1,4 @@
-"""A worker process for tests: serves handlers.TestService under namespace argv[1], configured
+"""A worker process for tests: serves handlers.StreamHandlers under namespace argv[1], configured
 by DYN_* environment variables; prints READY <instance_id hex> once registered."""
 import asyncio
 import sys

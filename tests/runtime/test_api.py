@@ -1,0 +1,215 @@
+"""The public API contract: configuration, names, routing policies and hook, Context linking,
+generic discovery KV with leases, system HTTP server and the instances command."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyimpl.runtime import Annotated, Context, DistributedRuntime
+from pyimpl.runtime.errors import ConfigurationError, NoInstancesError
+
+from .deployments import BUCKET, REPO, TTL
+from .handlers import StreamHandlers
+
+
+@pytest.mark.parametrize("discovery,plane", [("file", "inproc"), ("nats", "inproc"), ("mem", "udp"),
+                                             ("etcd", "tcp")])
+async def test_invalid_pairings_refused_at_start(discovery, plane):
+    with pytest.raises(ConfigurationError):
+        await DistributedRuntime.create(discovery, plane)
+
+
+def test_configuration_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DYN_DISCOVERY_BACKEND", "file")
+    monkeypatch.setenv("DYN_REQUEST_PLANE", "tcp")
+    monkeypatch.setenv("DYN_FILE_KV", str(tmp_path))
+    runtime = DistributedRuntime(None)
+    assert (runtime.config.discovery_backend, runtime.config.request_plane) == ("file", "tcp")
+    assert runtime.config.file_kv_dir == str(tmp_path)
+    monkeypatch.setenv("DYN_REQUEST_PLANE", "inproc")
+    with pytest.raises(ConfigurationError, match="inproc"):
+        DistributedRuntime(None)
+
+
+async def test_names_and_create_service():
+    runtime = await DistributedRuntime.create()
+    endpoint = runtime.namespace("ns").component("comp").endpoint("ep")
+    assert endpoint.path == runtime.endpoint("ns.comp.ep").path == "ns.comp.ep"
+    await endpoint.component.create_service()
+    with pytest.raises(ValueError):
+        runtime.endpoint("ns.comp")
+    await runtime.shutdown()
+    await runtime.shutdown()      # idempotent
+
+
+def test_annotated_accessors():
+    chunk = Annotated({"x": 1}, event="error", comments=["c"], id="7")
+    assert (chunk.data(), chunk.event(), chunk.comments(), chunk.id(), chunk.is_error()) == \
+        ({"x": 1}, "error", ["c"], "7", True)
+    assert not Annotated(1).is_error() and Annotated(1).comments() == []
+
+
+async def test_context_stop_kill_await_and_links():
+    parent, child = Context(), Context()
+    parent.link_child(child)
+    waiter = asyncio.create_task(child.stopped())
+    parent.kill()
+    await waiter
+    await parent                       # awaitable once stopped
+    assert parent.is_killed() and parent.is_stopped() and child.is_stopped() and not child.is_killed()
+    assert len(Context().id()) > 0 and Context("abc").id() == "abc"
+
+
+@pytest.fixture
+async def two_servers():
+    """Two tcp instances of ns.c.who in this process (mem discovery); each yields its instance id."""
+    def answer_with(instance_id: int):
+        async def who(request):
+            yield instance_id
+        return who
+
+    servers = []
+    for _ in range(2):
+        runtime = await DistributedRuntime.create("mem", "tcp")
+        await runtime.endpoint("routing.c.who").register(answer_with(runtime.instance_id))
+        servers.append(runtime)
+    caller = await DistributedRuntime.create("mem", "tcp")
+    yield caller, sorted(s.instance_id for s in servers)
+    await caller.shutdown()
+    for server in servers:
+        await server.shutdown()
+
+
+async def _ask(stream) -> int:
+    return [a.data() async for a in stream][0]
+
+
+async def test_routing_policies_and_hook(two_servers):
+    caller, ids = two_servers
+    client = await caller.endpoint("routing.c.who").client()
+    await client.wait_for_instances(5)
+    while len(client.instance_ids()) < 2:
+        await client._changed.wait()
+    assert client.instance_ids() == ids
+    assert {await _ask(await client.round_robin(None)) for _ in range(4)} == set(ids)
+    assert {await _ask(await client.generate(None)) for _ in range(4)} == set(ids)
+    assert all([await _ask(await client.random(None)) in ids for _ in range(4)])
+    assert [await _ask(await client.direct(None, ids[1])) for _ in range(3)] == [ids[1]] * 3
+    with pytest.raises(NoInstancesError):
+        await client.direct(None, 12345)
+    seen = []
+    routed = await caller.endpoint("routing.c.who").client(router=lambda iids, req: seen.append(req) or iids[0])
+    await routed.wait_for_instances(5)
+    assert [await _ask(await routed.generate({"r": k})) for k in range(3)] == [routed.instance_ids()[0]] * 3
+    assert seen == [{"r": 0}, {"r": 1}, {"r": 2}]
+
+
+async def test_context_passed_downstream_links_cancellation():
+    """A middle handler forwards its context to a downstream call; cancelling the caller's
+    stream stops the middle handler and, through the link, the downstream handler."""
+    backend_rt = await DistributedRuntime.create("mem", "tcp")
+    service = StreamHandlers()
+    await backend_rt.endpoint("chain.back.slow").register(service.slow)
+    middle_rt = await DistributedRuntime.create("mem", "tcp")
+    downstream = await middle_rt.endpoint("chain.back.slow").client()
+
+    async def middle(request, context):
+        async for chunk in await downstream.generate(request, context=context):
+            yield chunk.data()
+
+    await middle_rt.endpoint("chain.mid.relay").register(middle)
+    caller = await DistributedRuntime.create("mem", "tcp")
+    try:
+        client = await caller.endpoint("chain.mid.relay").client()
+        await client.wait_for_instances(5)
+        context = Context()
+        stream = await client.generate({"interval": 0.01}, context=context)
+        await stream.__anext__()
+        await stream.aclose()
+        await asyncio.wait_for(service._event(context.id()).wait(), 5)
+    finally:
+        await caller.shutdown()
+        await middle_rt.shutdown()
+        await backend_rt.shutdown()
+
+
+@pytest.fixture(params=["mem", "file", "nats"])
+def discovery_kwargs(request, nats_server, tmp_path):
+    plane = "inproc" if request.param == "mem" else "tcp"
+    return dict(discovery_backend=request.param, request_plane=plane, nats_server=nats_server,
+                file_kv_dir=str(tmp_path), discovery_ttl=TTL, nats_kv_bucket=BUCKET)
+
+
+async def test_generic_discovery_kv_with_lease(discovery_kwargs):
+    owner = await DistributedRuntime.create(**discovery_kwargs)
+    observer = await DistributedRuntime.create(**discovery_kwargs)
+    prefix = f"models/m{owner.instance_id:x}/"
+    try:
+        await owner.discovery.put(prefix + "a", {"name": "a", "v": 1})
+        events = observer.discovery.watch(prefix)
+        first = await asyncio.wait_for(events.__anext__(), 5)
+        assert (first.kind, first.key, first.value) == ("put", prefix + "a", {"name": "a", "v": 1})
+        await owner.discovery.put(prefix + "b.json", {"name": "Qwen2.5 b"})
+        second = await asyncio.wait_for(events.__anext__(), 5)
+        assert (second.kind, second.key) == ("put", prefix + "b.json")
+        assert await observer.discovery.list(prefix) == {prefix + "a": {"name": "a", "v": 1},
+                                                         prefix + "b.json": {"name": "Qwen2.5 b"}}
+        await owner.discovery.delete(prefix + "a")
+        third = await asyncio.wait_for(events.__anext__(), 5)
+        assert (third.kind, third.key, third.value) == ("delete", prefix + "a", None)
+        await owner.shutdown()                  # the lease ends: its keys go
+        fourth = await asyncio.wait_for(events.__anext__(), 5)
+        assert (fourth.kind, fourth.key) == ("delete", prefix + "b.json")
+        assert await observer.discovery.list(prefix) == {}
+        await events.aclose()
+    finally:
+        await owner.shutdown()
+        await observer.shutdown()
+
+
+async def _http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_system_server_health_and_metrics():
+    runtime = await DistributedRuntime.create("mem", "inproc", system_port=0)
+    try:
+        service = StreamHandlers()
+        await runtime.endpoint("sys.c.count").register(service.count)
+        client = await runtime.endpoint("sys.c.count").client()
+        assert [a.data()["i"] async for a in await client.generate({"n": 3})] == [0, 1, 2]
+        port = runtime._system.port
+        status, body = await _http_get(port, "/health")
+        assert status == 200 and json.loads(body)["endpoints"] == ["sys.c.count"]
+        assert (await _http_get(port, "/live"))[0] == 200
+        status, metrics = await _http_get(port, "/metrics")
+        assert status == 200
+        assert 'dynamo_component_requests_total{endpoint="sys.c.count"} 1.0' in metrics
+        assert 'dynamo_component_inflight_requests{endpoint="sys.c.count"} 0.0' in metrics
+        assert 'dynamo_component_request_duration_seconds_count{endpoint="sys.c.count"} 1.0' in metrics
+    finally:
+        await runtime.shutdown()
+
+
+async def test_instances_command_lists_records(tmp_path, subprocess_env):
+    runtime = await DistributedRuntime.create("file", "tcp", file_kv_dir=str(tmp_path))
+    try:
+        await runtime.endpoint("cmd.c.e").register(StreamHandlers().count)
+        env = dict(subprocess_env, DYN_DISCOVERY_BACKEND="file", DYN_FILE_KV=str(tmp_path))
+        out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "pyimpl.runtime", "instances"],
+                                      env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        key, record = out.stdout.strip().split(" ", 1)
+        assert key == f"instances/cmd/c/e/{runtime.instance_id:x}"
+        assert json.loads(record)["transport"]["type"] == "tcp"
+    finally:
+        await runtime.shutdown()
