@@ -31,6 +31,7 @@ void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);
 void dyn_set_result(const char* text);
 
+extern "Python+C" int dyn_py_ready(void);
 extern "Python+C" int dyn_py_runtime_create(uint64_t runtime, const char* config_json);
 extern "Python+C" int dyn_py_runtime_destroy(uint64_t runtime);
 extern "Python+C" int dyn_py_runtime_stats(uint64_t runtime);

@@ -34,6 +34,7 @@ void dyn_set_error(const char* message);         /* this thread's dynamo_last_er
 void dyn_set_result(const char* text);           /* this thread's borrowed result string */
 
 /* ---- Python side, reached through cffi extern "Python+C" trampolines ---- */
+int dyn_py_ready(void);                          /* 1 once pyimpl.capi.bridge is installed */
 int dyn_py_runtime_create(uint64_t runtime, const char* config_json);
 int dyn_py_runtime_destroy(uint64_t runtime);
 int dyn_py_runtime_stats(uint64_t runtime);

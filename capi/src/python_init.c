@@ -81,8 +81,19 @@ static void start_python(void) {
     PyEval_SaveThread(); /* the loop thread and cffi take the GIL when they need it */
 }
 
+/* Runs cffi's init code (import of pyimpl.capi.bridge); a failure there leaves the
+ * extern "Python" functions unattached, which cffi would answer with 0 = DYNAMO_OK. */
+static void check_python_side(void) {
+    if (dyn_py_ready() != 1)
+        fail_start("the Python side of the C ABI (pyimpl.capi.bridge) could not be loaded with %s%s; "
+                   "its traceback went to stderr", getenv("DYNAMO_LLM_VENV") ? getenv("DYNAMO_LLM_VENV")
+                                                                             : DYN_PYTHON_EXECUTABLE, "");
+}
+static pthread_once_t ready_once = PTHREAD_ONCE_INIT;
+
 dynamo_status_t dyn_python_start(void) {
     pthread_once(&start_once, start_python);
+    if (start_status == DYNAMO_OK) pthread_once(&ready_once, check_python_side);
     if (start_status != DYNAMO_OK) return dyn_fail(start_status, "%s", start_message);
     return DYNAMO_OK;
 }

@@ -66,6 +66,10 @@ def install(ffi, lib) -> None:
         lib.dyn_set_error(describe(exc).encode(errors="replace"))
         return status_of(exc)
 
+    @ffi.def_extern(error=0)
+    def dyn_py_ready():
+        return 1
+
     @ffi.def_extern(error=ERR_INTERNAL)
     def dyn_py_runtime_create(runtime, config_json):
         try:
