@@ -90,10 +90,9 @@ class NatsDiscovery(Discovery):
             for key, data in list(self._owned.items()):
                 try:
                     await self._kv.put(encode_key(key), data)
-                except nats.js.errors.NotFoundError:
-                    self._kv = await self._reopen()
-                except Exception as exc:   # disconnected: retry next round
+                except Exception as exc:   # disconnected, or the bucket was lost: reopen/recreate it
                     log.debug("refresh %s failed: %s", key, exc)
+                    self._kv = await self._reopen()
 
     async def _reopen(self):
         try:

@@ -12,7 +12,7 @@ from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, 
                       StreamIncompleteError)
 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
-REQUEST, CANCEL, DATA, END, ERROR, PING, PART = range(7)
+REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH = range(8)
 
 # Error kinds carried by ERROR messages, mapped back to typed errors on the client.
 ERROR_TYPES: dict[str, type[DynamoError]] = {

@@ -1,12 +1,14 @@
 """NATS plane: a request goes to the instance's subject with a reply subject; the handler's
-chunks stream back in order on that subject. Messages above max_payload travel in parts.
-A per-instance ping notices a dead worker (no responders) while streams are open."""
+chunks stream back in order on that subject. Chunks ready in the same loop turn travel as one
+BATCH message; messages above max_payload travel in parts. A per-instance ping notices a dead
+worker (no responders) while streams are open."""
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
 import uuid
+from collections import deque
 from typing import Any, Optional
 
 import msgspec
@@ -16,7 +18,7 @@ from nats.aio.client import Client as NATS
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import NoInstancesError, StreamIncompleteError
-from .base import (CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
+from .base import (BATCH, CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
                    StreamSink, error_from_wire, error_to_wire)
 
 log = logging.getLogger("pyimpl.runtime.nats_plane")
@@ -25,6 +27,7 @@ PENDING_LIMITS = dict(pending_msgs_limit=10_000_000, pending_bytes_limit=1024 * 
 PING_INTERVAL = 0.5
 PING_TIMEOUT = 1.0
 PING_FAILURES = 2
+OUTBOX_HIGH_WATER = 4096      # queued outgoing chunks that make producers wait for the sender
 
 
 def instance_subject(instance_id: int) -> str:
@@ -68,7 +71,8 @@ class _Codec:
 
 
 class NatsServer:
-    """Subscribes to this instance's subject and serves requests, one task per stream."""
+    """Subscribes to this instance's subject and serves requests, one task per stream; one sender
+    task publishes everything the streams queued, grouped per reply subject."""
 
     def __init__(self, dispatcher: Dispatcher, nc: NATS, instance_id: int):
         self.dispatcher = dispatcher
@@ -77,8 +81,13 @@ class NatsServer:
         self.codec = _Codec(nc)
         self._streams: dict[str, tuple[asyncio.Task, Context]] = {}
         self._sub = None
+        self._outbox: deque = deque()
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._sender: Optional[asyncio.Task] = None
 
     async def start(self) -> dict:
+        self._sender = asyncio.get_running_loop().create_task(self._send_forever())
         self._sub = await self.nc.subscribe(self.subject, cb=self._on_message, **PENDING_LIMITS)
         await self.nc.flush()
         return {"type": "nats", "subject": self.subject}
@@ -93,6 +102,42 @@ class NatsServer:
         for task, context in list(self._streams.values()):
             context.stop_generating()
             task.cancel()
+        if self._sender is not None:
+            if self._outbox:          # let already-queued chunks and end markers go out
+                self._space.clear()
+                try:
+                    await asyncio.wait_for(self._space.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+            self._sender.cancel()
+
+    def _emit(self, reply: str, frame: list) -> None:
+        self._outbox.append((reply, frame))
+        wakeup = self._wakeup
+        if not wakeup.is_set():
+            wakeup.set()
+
+    async def _send_forever(self) -> None:
+        outbox = self._outbox
+        publish = self.codec.publish
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while outbox:
+                groups: dict[str, list] = {}
+                for _ in range(len(outbox)):
+                    reply, frame = outbox.popleft()
+                    frames = groups.get(reply)
+                    if frames is None:
+                        groups[reply] = [frame]
+                    else:
+                        frames.append(frame)
+                for reply, frames in groups.items():
+                    try:
+                        await publish(reply, frames[0] if len(frames) == 1 else [BATCH, frames])
+                    except Exception as exc:
+                        log.warning("cannot publish to %s: %s", reply, exc)
+            self._space.set()
 
     async def _on_message(self, msg) -> None:
         try:
@@ -117,20 +162,24 @@ class NatsServer:
 
     async def _run_stream(self, reply: str, path: str, payload: Any, context: Context) -> None:
         dispatcher = self.dispatcher
-        publish = self.codec.publish
+        emit = self._emit
+        outbox = self._outbox
         try:
             served = dispatcher.lookup(path)
         except Exception as exc:
             self._streams.pop(reply, None)
-            await publish(reply, [ERROR, *error_to_wire(exc)])
+            emit(reply, [ERROR, *error_to_wire(exc)])
             return
         started = dispatcher.begin(served)
         generator = None
         try:
             generator = served.open(payload, context)
             async for chunk in generator:
-                await publish(reply, [DATA, chunk])
-            await publish(reply, [END])
+                emit(reply, [DATA, chunk])
+                if len(outbox) > OUTBOX_HIGH_WATER:
+                    self._space.clear()
+                    await self._space.wait()
+            emit(reply, [END])
         except asyncio.CancelledError:
             context.stop_generating()
             if generator is not None:
@@ -140,10 +189,7 @@ class NatsServer:
                     pass
             raise
         except Exception as exc:
-            try:
-                await publish(reply, [ERROR, *error_to_wire(exc)])
-            except Exception as send_exc:
-                log.warning("cannot report handler error to %s: %s", reply, send_exc)
+            emit(reply, [ERROR, *error_to_wire(exc)])
         finally:
             self._streams.pop(reply, None)
             dispatcher.end(served, started)
@@ -208,15 +254,16 @@ class NatsClient:
         frame = self.codec.receive(reply, msg.data)
         if frame is None:
             return
-        kind = frame[0]
-        if kind == DATA:
-            stream.push(frame[1])
-        elif kind == END:
-            del self._streams[reply]
-            stream.finish()
-        elif kind == ERROR:
-            del self._streams[reply]
-            stream.finish(error_from_wire(frame[1], frame[2]))
+        for frame in (frame[1] if frame[0] == BATCH else (frame,)):
+            kind = frame[0]
+            if kind == DATA:
+                stream.push(frame[1])
+            elif kind == END:
+                del self._streams[reply]
+                stream.finish()
+            elif kind == ERROR:
+                del self._streams[reply]
+                stream.finish(error_from_wire(frame[1], frame[2]))
 
     async def _watch_instances(self) -> None:
         """While streams are open, ping each instance they wait on; fail streams of dead ones."""
