@@ -56,7 +56,7 @@ class Client:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if asyncio.current_task().cancelling():
+                if getattr(asyncio.current_task(), "cancelling", lambda: 0)():
                     raise asyncio.CancelledError from exc
                 log.warning("discovery watch on %s failed (%s); retrying", prefix, exc)
                 await asyncio.sleep(0.5)

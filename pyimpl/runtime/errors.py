@@ -13,8 +13,9 @@ class NoInstancesError(DynamoError):
     """No live instance can serve the endpoint (or the chosen instance is gone)."""
 
 
-class EndpointNotFoundError(NoInstancesError):
-    """The endpoint never appeared within the client's timeout, or the instance does not serve it."""
+class EndpointNotFoundError(NoInstancesError, TimeoutError):
+    """The endpoint never appeared within the client's timeout, or the instance does not serve it.
+    Also a TimeoutError, so callers of wait_for_instances(timeout) may catch either."""
 
 
 class DisconnectedError(DynamoError):

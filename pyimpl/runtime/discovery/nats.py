@@ -184,7 +184,7 @@ class NatsDiscovery(Discovery):
 def _reraise_if_cancelled() -> None:
     """nats-py sometimes turns a cancellation into its own error: do not swallow it."""
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if task is not None and getattr(task, "cancelling", lambda: 0)():
         raise asyncio.CancelledError
 
 

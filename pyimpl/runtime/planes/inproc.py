@@ -63,7 +63,8 @@ class InprocResponseStream:
             raise
         except asyncio.CancelledError:
             if self._stopped_by_context:
-                self._task.uncancel()
+                if hasattr(self._task, "uncancel"):     # Python 3.11+
+                    self._task.uncancel()
                 self._finish()
                 await self._close_generator()
                 raise StopAsyncIteration from None
