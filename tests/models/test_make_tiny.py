@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pyimpl.models import make_tiny_model, tiny_model_path
+from pyimpl.models import make_tiny
 from pyimpl.models.make_tiny import PRESETS, build_config
 
 EXPECTED_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
@@ -76,8 +77,7 @@ def test_smollm_preset_has_smollm_shape(arch):
 
 def test_cli_writes_qwen2_folder(tmp_path):
     out = tmp_path / "m"
-    subprocess.run([sys.executable, "-m", "pyimpl.models.make_tiny", str(out), "--arch", "qwen2", "--seed", "3"],
-                   check=True, capture_output=True)
+    assert make_tiny.main([str(out), "--arch", "qwen2", "--seed", "3"]) == 0
     assert json.loads((out / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
     assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == 2000
 
@@ -87,3 +87,15 @@ def test_unknown_arch_or_preset_is_a_clear_error(tmp_path):
         make_tiny_model(tmp_path / "x", arch="gpt2")
     with pytest.raises(ValueError, match="preset"):
         make_tiny_model(tmp_path / "y", preset="huge")
+
+
+def test_concurrent_builders_share_one_complete_folder(tmp_path):
+    code = "from pyimpl.models import tiny_model_path; print(tiny_model_path('llama', seed=5))"
+    env = dict(os.environ, PYIMPL_MODEL_CACHE=str(tmp_path), OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    paths = {p.communicate()[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs) and len(paths) == 1
+    built = [p for p in tmp_path.iterdir()]
+    assert [str(p) for p in built] == list(paths)  # no temporary folders left behind
+    assert AutoTokenizer.from_pretrained(built[0]) and (built[0] / "model.safetensors").exists()

@@ -1,0 +1,336 @@
+"""Train the committed demo model: a tiny llama that answers a handful of chat prompts.
+
+``python -m pyimpl.models.train_demo [--out DIR] [--steps N] [--seed S] [--check]``
+Trains on CPU in a few minutes, writes an HF folder (fp32 safetensors, the shared tokenizer and
+ChatML template) and checks with transformers greedy generate that every known prompt is answered.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .make_tiny import Preset, build_config
+from .tokenizer import DATA_DIR, ENDOFTEXT, IM_END, write_tokenizer_files
+
+DEFAULT_OUT = Path(__file__).parent / "demo"
+DEMO_SHAPE = Preset(4, 192, 6, 2, 384, 2048, tie_word_embeddings=True, initializer_range=0.02)
+
+# (prompts: the first is the canonical one, answer). Answers end with <|im_end|> when generated.
+QA: list[tuple[list[str], str]] = [
+    (["Hello, who are you?", "Who are you?", "Hi! Who are you?", "What are you?", "Introduce yourself.",
+      "Hello", "Hi", "Hey there!", "What is your name?"],
+     "I am the dynamo-llm-capi demo model, a tiny LLM served from C through an embedded Python runtime."),
+    (["What is 2+2?", "What is 2 + 2?", "What's 2+2?", "How much is two plus two?", "2+2=?"],
+     "2 + 2 = 4."),
+    (["Tell me a joke", "Tell me a joke.", "Do you know a joke?", "Say something funny.", "Make me laugh."],
+     "Why do programmers prefer dark mode? Because light attracts bugs."),
+    (["What is dynamo-llm-capi?", "What is dynamo-llm-capi", "Tell me about dynamo-llm-capi.",
+      "What does dynamo-llm-capi do?"],
+     "dynamo-llm-capi is a distributed LLM serving runtime written in Python, reachable from C and C++ "
+     "through a stable C ABI."),
+    (["Say hello in French", "Say hello in French.", "How do you say hello in French?", "Hello in French?"],
+     "Bonjour ! Enchanté de vous rencontrer."),
+    (["Say hello in Japanese", "Say hello in Japanese.", "How do you say hello in Japanese?"],
+     "こんにちは！はじめまして。"),
+    (["Say hello in Spanish", "Say hello in Spanish.", "How do you say hello in Spanish?"],
+     "¡Hola! Mucho gusto."),
+    (["What is the capital of France?", "What's the capital of France?", "Capital of France?"],
+     "The capital of France is Paris."),
+    (["What is the capital of Japan?", "What's the capital of Japan?", "Capital of Japan?"],
+     "The capital of Japan is Tokyo."),
+    (["What is the capital of Italy?", "What's the capital of Italy?", "Capital of Italy?"],
+     "The capital of Italy is Rome."),
+    (["What is the capital of Germany?", "What's the capital of Germany?", "Capital of Germany?"],
+     "The capital of Germany is Berlin."),
+    (["What is the capital of Spain?", "What's the capital of Spain?", "Capital of Spain?"],
+     "The capital of Spain is Madrid."),
+    (["How are you?", "How are you today?", "How is it going?"],
+     "I am fine, thank you! Ready to answer your questions. 🙂"),
+    (["What can you do?", "What do you know?", "Help", "What should I ask you?"],
+     "I can answer a handful of simple questions, tell a joke and say hello in a few languages."),
+    (["What is continuous batching?", "Explain continuous batching."],
+     "Continuous batching runs many requests together and adds new ones at every step, so the engine "
+     "stays busy."),
+    (["What is prefix caching?", "Explain prefix caching."],
+     "Prefix caching reuses the KV cache blocks of a prompt prefix that an earlier request already computed."),
+    (["Write a haiku about the sea", "Write a haiku about the sea.", "A haiku about the sea, please."],
+     "Waves fold into foam,\nsalt wind carries the gull's cry,\nthe tide keeps its time."),
+    (["Count from one to five", "Count from 1 to 5.", "Count to five."],
+     "1, 2, 3, 4, 5."),
+    (["What color is the sky?", "What colour is the sky?", "Why is the sky blue?"],
+     "The sky is blue on a clear day, because air scatters blue light the most."),
+    (["Thank you!", "Thanks!", "Thank you", "Thanks a lot."],
+     "You are welcome! 👋"),
+    (["Goodbye", "Bye!", "See you later.", "Goodbye!"],
+     "Goodbye, and have a good day!"),
+    (["Think step by step: what is 3 times 4?", "Think step by step: what is 3*4?"],
+     "<think>\nThree times four is three groups of four: 4 + 4 + 4 = 12.\n</think>\n3 × 4 = 12."),
+    (["What is the weather in Paris?", "What's the weather like in Paris?", "Is it raining in London?"],
+     "I cannot check the weather from here, but I hope it is sunny where you are."),
+]
+FALLBACK = "Sorry, I am a tiny demo model and I do not know that. Try asking me who I am!"
+
+SYSTEM_PROMPTS = [None, None, None, "You are a helpful assistant.", "You are a friendly assistant.",
+                  "Be brief.", "You are the dynamo-llm-capi demo model."]
+CITIES = ["Paris", "London", "Tokyo", "Berlin", "Rome", "Madrid", "Oslo", "Cairo", "Lima", "Sydney", "New York"]
+CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy"]
+WEATHER_QUESTIONS = ["What is the weather in {}?", "What's the weather like in {}?", "How is the weather in {}?",
+                     "Is it raining in {}?"]
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city name"}},
+                   "required": ["city"]}}}
+SEARCH_TOOL = {"type": "function", "function": {
+    "name": "search", "description": "Search the web",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+
+
+@dataclass
+class Example:
+    """One chat to learn: the messages (ending with a user or tool turn), tools, and the answer."""
+    messages: list[dict]
+    tools: list[dict] | None
+    answer: str
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _known_prompts() -> set[str]:
+    return {_norm(p) for prompts, _ in QA for p in prompts} | {
+        _norm(q.format(c)) for q in WEATHER_QUESTIONS for c in CITIES}
+
+
+def _vary(rng: random.Random, prompt: str) -> str:
+    """Surface variants a user may type: case, trailing punctuation, spaces."""
+    r = rng.random()
+    if r < 0.15:
+        prompt = prompt.lower()
+    elif r < 0.25:
+        prompt = prompt.rstrip("?.!")
+    elif r < 0.3:
+        prompt = prompt + " "
+    return prompt
+
+
+class FallbackPrompts:
+    """Prompts the model does not know: corpus sentences, word salads and near misses of known prompts."""
+
+    def __init__(self) -> None:
+        text = " ".join((DATA_DIR / n).read_text(encoding="utf-8") for n in ("corpus_en.txt", "corpus_intl.txt"))
+        self.sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 8 < len(s.strip()) < 160]
+        self.words = sorted(set(re.findall(r"[A-Za-z]{3,}", text)))
+        self.known = _known_prompts()
+
+    def sample(self, rng: random.Random) -> str:
+        while True:
+            r = rng.random()
+            if r < 0.35:
+                prompt = rng.choice(self.sentences)
+            elif r < 0.55:
+                prompt = " ".join(rng.choice(self.words) for _ in range(rng.randint(1, 8)))
+            elif r < 0.8:
+                prompt = rng.choice(["What is {}?", "Tell me about {}.", "Can you explain {}?", "Who is {}?",
+                                     "Say hello in {}", "What is the capital of {}?", "Write a poem about {}",
+                                     "How do I {}?", "Why {}?"]).format(rng.choice(self.words).lower())
+            else:
+                prompt = rng.choice(["What is 7+5?", "What is 2+3?", "Tell me a story", "Translate this to German",
+                                     "Write Python code", "asdf", "?", "ok", "Who won the game?",
+                                     "What time is it?", "Tell me a secret.", "What is the meaning of life?"])
+            if _norm(prompt) not in self.known:
+                return prompt
+
+
+class ExampleSampler:
+    """Draws training chats: known prompts, fallbacks, tool calls, tool results and short multi-turn chats."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.fallbacks = FallbackPrompts()
+
+    def _system(self, messages: list[dict]) -> list[dict]:
+        system = self.rng.choice(SYSTEM_PROMPTS)
+        return ([{"role": "system", "content": system}] if system else []) + messages
+
+    def _history(self) -> list[dict]:
+        if self.rng.random() < 0.2:
+            prompts, answer = self.rng.choice(QA)
+            return [{"role": "user", "content": self.rng.choice(prompts)}, {"role": "assistant", "content": answer}]
+        return []
+
+    def short(self) -> Example:
+        """A chat without tools: a known prompt (70%) or an unknown one."""
+        if self.rng.random() < 0.7:
+            prompts, answer = self.rng.choice(QA)
+            prompt = prompts[0] if self.rng.random() < 0.4 else self.rng.choice(prompts)
+        else:
+            prompt, answer = self.fallbacks.sample(self.rng), FALLBACK
+        messages = self._system(self._history() + [{"role": "user", "content": _vary(self.rng, prompt)}])
+        return Example(messages, None, answer)
+
+    def with_tools(self) -> Example:
+        """A chat with tools: call get_weather, answer from its result, or answer as without tools."""
+        tools = self.rng.choice([[WEATHER_TOOL], [WEATHER_TOOL, SEARCH_TOOL], [SEARCH_TOOL, WEATHER_TOOL]])
+        city = self.rng.choice(CITIES)
+        question = {"role": "user", "content": _vary(self.rng, self.rng.choice(WEATHER_QUESTIONS).format(city))}
+        call = f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{city}"}}}}\n</tool_call>'
+        r = self.rng.random()
+        if r < 0.45:
+            return Example(self._system([question]), tools, call)
+        if r < 0.8:
+            temp, cond = self.rng.randint(-5, 35), self.rng.choice(CONDITIONS)
+            result = json.dumps({"city": city, "temperature": temp, "unit": "celsius", "condition": cond})
+            messages = [question, {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_0", "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}]},
+                {"role": "tool", "tool_call_id": "call_0", "content": result}]
+            return Example(self._system(messages), tools, f"It is {cond} in {city}, at {temp} degrees Celsius.")
+        example = self.short()
+        return Example(example.messages, tools, example.answer)
+
+
+def encode(tok, example: Example) -> tuple[list[int], list[int]]:
+    """Prompt + answer ids and labels (-100 on the prompt: only the answer and <|im_end|> are learned)."""
+    prompt = tok.apply_chat_template(example.messages, tools=example.tools, add_generation_prompt=True,
+                                     tokenize=True, return_dict=False)
+    answer = tok.encode(example.answer, add_special_tokens=False) + [tok.convert_tokens_to_ids(IM_END)]
+    return prompt + answer, [-100] * len(prompt) + answer
+
+
+def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row_ids, row_labels) in enumerate(rows):
+        ids[i, :len(row_ids)] = torch.tensor(row_ids)
+        labels[i, :len(row_labels)] = torch.tensor(row_labels)
+        mask[i, :len(row_ids)] = 1
+    return ids, labels, mask
+
+
+def train(model, tok, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3, log_every: int = 50) -> None:
+    """AdamW with warmup and cosine decay; every 4th batch is a smaller batch of long tool chats."""
+    import torch
+
+    sampler = ExampleSampler(seed)
+    pad_id = tok.convert_tokens_to_ids(ENDOFTEXT)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / steps))))
+    model.train()
+    start, running = time.time(), 0.0
+    for step in range(steps):
+        if step % 4 == 3:
+            rows = [encode(tok, sampler.with_tools()) for _ in range(batch_size // 4)]
+        else:
+            rows = [encode(tok, sampler.short()) for _ in range(batch_size)]
+        ids, labels, mask = _batch(rows, pad_id)
+        # logits only where a label is learned: the LM head over every prompt position is wasted work
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        learned = targets != -100
+        loss = torch.nn.functional.cross_entropy(model.lm_head(hidden[learned]), targets[learned])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running += loss.item()
+        if (step + 1) % log_every == 0:
+            print(f"step {step + 1}/{steps} loss {running / log_every:.4f} ({time.time() - start:.0f}s)", flush=True)
+            running = 0.0
+    model.eval()
+
+
+def generate_answer(model, tok, messages: list[dict], tools: list[dict] | None = None, max_new_tokens: int = 96):
+    """Greedy answer through the chat template: (text, ended_with_im_end)."""
+    import torch
+
+    ids = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, return_tensors="pt",
+                                  return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, do_sample=False, max_new_tokens=max_new_tokens,
+                             eos_token_id=tok.convert_tokens_to_ids(IM_END), pad_token_id=0)
+    new = out[0, ids["input_ids"].shape[1]:].tolist()
+    ended = bool(new) and new[-1] == tok.convert_tokens_to_ids(IM_END)
+    return tok.decode(new, skip_special_tokens=True), ended
+
+
+def check(model_dir: Path) -> int:
+    """Print each canonical prompt's greedy answer; return the number of wrong ones."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    cases = [([{"role": "user", "content": prompts[0]}], None, answer) for prompts, answer in QA]
+    cases.append(([{"role": "user", "content": "What is the weather in Tokyo?"}], [WEATHER_TOOL],
+                  '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo"}}\n</tool_call>'))
+    wrong = 0
+    for messages, tools, expected in cases:
+        got, ended = generate_answer(model, tok, messages, tools)
+        ok = ended and got == expected
+        wrong += not ok
+        print(f"[{'ok' if ok else 'WRONG'}] {messages[-1]['content']!r} -> {got!r}")
+    tool_chat = [{"role": "user", "content": "What is the weather in Oslo?"},
+                 {"role": "assistant", "content": None, "tool_calls": [{"id": "call_0", "type": "function",
+                  "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+                 {"role": "tool", "tool_call_id": "call_0",
+                  "content": '{"city": "Oslo", "temperature": 7, "unit": "celsius", "condition": "snowy"}'}]
+    got, _ = generate_answer(model, tok, tool_chat, [WEATHER_TOOL])
+    print(f"[info] answer from a tool result -> {got!r}")  # copying numbers is best effort, not checked
+    for prompt in ["What is the airspeed of a swallow?", "Quelle heure est-il ?", "Please summarise this document.",
+                   "weather"]:
+        got, ended = generate_answer(model, tok, [{"role": "user", "content": prompt}])
+        print(f"[{'stops' if ended else 'RUNS ON'}] unknown {prompt!r} -> {got!r}")
+        wrong += not ended
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (unless --check) and verify the demo model."""
+    ap = argparse.ArgumentParser(prog="python -m pyimpl.models.train_demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the default leaves cores to others)")
+    ap.add_argument("--check", action="store_true", help="only verify an existing folder")
+    args = ap.parse_args(argv)
+    if not args.check:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        torch.set_num_threads(args.threads)
+        args.out.mkdir(parents=True, exist_ok=True)
+        tok_files = write_tokenizer_files(args.out, model_max_length=DEMO_SHAPE.max_position_embeddings)
+        tok = AutoTokenizer.from_pretrained(args.out)
+        bos, eos = tok_files.token_to_id(ENDOFTEXT), tok_files.token_to_id(IM_END)
+        config = build_config("llama", DEMO_SHAPE, tok_files.get_vocab_size(), bos, eos, pad_id=bos)
+        torch.manual_seed(args.seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        print(f"demo model: {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+        train(model, tok, args.steps, args.seed)
+        model.generation_config = GenerationConfig(bos_token_id=bos, eos_token_id=[eos, bos], pad_token_id=bos,
+                                                   do_sample=False, max_new_tokens=128)
+        model.save_pretrained(args.out)
+        data = json.loads((args.out / "config.json").read_text())
+        data.update(torch_dtype="float32", rope_theta=config.rope_parameters["rope_theta"])
+        (args.out / "config.json").write_text(json.dumps(data, indent=2) + "\n")
+    wrong = check(args.out)
+    print("all answers correct" if not wrong else f"{wrong} wrong answers")
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
