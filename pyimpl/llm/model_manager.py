@@ -6,6 +6,7 @@ typed ones of pyimpl.llm.errors, raised before the first chunk whenever possible
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -167,6 +168,10 @@ class ModelManager:
         async with lock:
             if card.model_path not in self._preprocessors:
                 self._preprocessors[card.model_path] = await asyncio.to_thread(_load_preprocessor, card.model_path)
+                # transformers leaves a large heap behind: keep it out of full collections, which
+                # would otherwise stall every stream for hundreds of milliseconds.
+                gc.collect()
+                gc.freeze()
         return self._preprocessors[card.model_path]
 
     # ---- generation ------------------------------------------------------------------------

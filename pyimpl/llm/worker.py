@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import random
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ async def serve_model(rt: Any, model_path: str | Path, model_name: str | None = 
     config = read_model_config(model_path)
     model_type = model_type or config["model_type"]
     core, params_cls = build_engine(model_path, engine, config, model_type, **engine_kwargs)
+    gc.collect()
+    gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams
     card = ModelCard(
         name=model_name or Path(model_path).name, model_path=model_path, endpoint=endpoint,
         model_type=model_type, context_length=getattr(core, "max_model_len", config["context_length"]),
