@@ -27,6 +27,8 @@ dyn_event_t* dyn_next_event(void);
 void dyn_event_release(dyn_event_t* ev);
 int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
                      const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
+int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
+                           const int32_t* meta, const uint32_t* token_ids);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);
 void dyn_set_result(const char* text);

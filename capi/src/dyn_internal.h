@@ -29,6 +29,10 @@ dyn_event_t* dyn_next_event(void);               /* NULL when empty; release wit
 void dyn_event_release(dyn_event_t* ev);
 int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
                      const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
+/* count chunks at once: meta holds 4 int32 per chunk (json_len, text_len or -1, num_token_ids,
+ * finish_reason); the blobs and token_ids hold their bytes/ids back to back. */
+int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
+                           const int32_t* meta, const uint32_t* token_ids);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);         /* this thread's dynamo_last_error */
 void dyn_set_result(const char* text);           /* this thread's borrowed result string */

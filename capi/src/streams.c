@@ -255,12 +255,12 @@ static void send_cancel(uint64_t stream, uint64_t runtime) {
 
 /* ---- Python side: fill and end streams ---- */
 
-int dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
-                    const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason) {
+static chunk_node* make_chunk(const char* json, size_t json_len, const char* text, size_t text_len,
+                              const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason) {
     size_t ids_bytes = num_token_ids * sizeof(uint32_t);
     size_t text_bytes = text ? text_len + 1 : 0;
     chunk_node* n = malloc(sizeof *n + ids_bytes + json_len + 1 + text_bytes);
-    if (!n) return -1;
+    if (!n) return NULL;
     char* p = (char*)(n + 1);
     n->next = NULL;
     n->chunk.token_ids = NULL;
@@ -271,15 +271,46 @@ int dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const ch
     n->chunk.text = NULL; n->chunk.text_len = 0;
     if (text) { memcpy(p, text, text_len); p[text_len] = '\0'; n->chunk.text = p; n->chunk.text_len = text_len; }
     n->chunk.finish_reason = finish_reason;
+    return n;
+}
 
+/* Append a built list to a stream's queue; frees it and returns -1 if the stream is gone or ended. */
+static int append_chunks(uint64_t stream, chunk_node* first, chunk_node* last) {
     stream_slot* s = stream_lock(stream);
-    if (!s) { free(n); return -1; }
-    if (s->ended) { pthread_mutex_unlock(&s->mu); free(n); return -1; }
-    if (s->tail) s->tail->next = n; else s->head = n;
-    s->tail = n;
+    if (!s || s->ended) {
+        if (s) pthread_mutex_unlock(&s->mu);
+        free_chunks(first);
+        return -1;
+    }
+    if (s->tail) s->tail->next = first; else s->head = first;
+    s->tail = last;
     signal_ready_locked(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+int dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
+                    const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason) {
+    chunk_node* n = make_chunk(json, json_len, text, text_len, token_ids, num_token_ids, finish_reason);
+    if (!n) return -1;
+    return append_chunks(stream, n, n);
+}
+
+int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
+                          const int32_t* meta, const uint32_t* token_ids) {
+    chunk_node *first = NULL, *last = NULL;
+    for (size_t i = 0; i < count; i++) {
+        const int32_t* m = meta + 4 * i;
+        chunk_node* n = make_chunk(json_blob, (size_t)m[0], m[1] >= 0 ? text_blob : NULL, m[1] >= 0 ? (size_t)m[1] : 0,
+                                   m[2] ? token_ids : NULL, (size_t)m[2], m[3]);
+        if (!n) { free_chunks(first); return -1; }
+        json_blob += m[0];
+        if (m[1] > 0) text_blob += m[1];
+        token_ids += m[2];
+        if (last) last->next = n; else first = n;
+        last = n;
+    }
+    return first ? append_chunks(stream, first, last) : 0;
 }
 
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message) {

@@ -6,6 +6,7 @@ import os
 
 import msgspec
 
+from pyimpl.capi.chunks import ChunkBatch
 from pyimpl.capi.host import EmbeddedHost, Event, describe
 from pyimpl.capi.status import ERR_INTERNAL, OK, status_of
 
@@ -18,7 +19,7 @@ class CffiSink:
     def __init__(self, ffi, lib):
         self.ffi, self.lib = ffi, lib
         self.fd = lib.dyn_wake_fd()
-        self.push = self._make_push()
+        self.push_batch = self._make_push_batch()
 
     def wake_fd(self) -> int:
         return self.fd
@@ -40,18 +41,14 @@ class CffiSink:
         finally:
             self.lib.dyn_event_release(ev)
 
-    def _make_push(self):
-        """push(stream, json, text, token_ids, finish) -> False once C no longer wants chunks (hot path)."""
-        c_push, null = self.lib.dyn_stream_push, self.ffi.NULL
+    def _make_push_batch(self):
+        """push_batch(stream, batch) -> False once C no longer wants chunks (one C call per batch)."""
+        c_push, null = self.lib.dyn_stream_push_batch, self.ffi.NULL
 
-        def push(stream: int, json: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> bool:
-            text_len = 0 if text is None else len(text)
-            if text is None:
-                text = null
-            if ids:
-                return c_push(stream, json, len(json), text, text_len, ids, len(ids), finish) == 0
-            return c_push(stream, json, len(json), text, text_len, null, 0, finish) == 0
-        return push
+        def push_batch(stream: int, batch: ChunkBatch) -> bool:
+            return c_push(stream, len(batch.jsons), b"".join(batch.jsons), b"".join(batch.texts) or null,
+                          batch.meta, batch.ids or null) == 0
+        return push_batch
 
     def finish(self, stream: int, status: int, message: str) -> None:
         self.lib.dyn_stream_finish(stream, status, message.encode(errors="replace"))

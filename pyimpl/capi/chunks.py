@@ -32,3 +32,46 @@ def endpoint_chunk(item: Any) -> ChunkFields:
         return (_encode(item), None, ids if type(ids) is list else None,
                 finish_code(reason) if reason is not None else FINISH_NONE)
     return _encode(item), None, None, FINISH_NONE
+
+
+class ChunkBatch:
+    """Chunks of one stream waiting to be handed to C in a single call (one per loop iteration):
+    JSON and text bytes back to back, token ids back to back, 4 ints of metadata per chunk."""
+
+    __slots__ = ("jsons", "texts", "meta", "ids")
+
+    def __init__(self):
+        self.jsons: list[bytes] = []
+        self.texts: list[bytes] = []
+        self.meta: list[int] = []   # json_len, text_len (-1: no text), num_token_ids, finish_reason
+        self.ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.jsons)
+
+    def add(self, json: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> None:
+        self.jsons.append(json)
+        if text is None:
+            text_len = -1
+        else:
+            text_len = len(text)
+            self.texts.append(text)
+        if ids:
+            self.ids.extend(ids)
+            self.meta += (len(json), text_len, len(ids), finish)
+        else:
+            self.meta += (len(json), text_len, 0, finish)
+
+    def take(self) -> "ChunkBatch":
+        """Hand the chunks over and start empty."""
+        full = ChunkBatch()
+        full.jsons, full.texts, full.meta, full.ids = self.jsons, self.texts, self.meta, self.ids
+        self.jsons, self.texts, self.meta, self.ids = [], [], [], []
+        return full
+
+    def fields(self):
+        """The chunks as (json, text, token_ids, finish) tuples (for test sinks)."""
+        texts, ids = iter(self.texts), iter(self.ids)
+        for i, json in enumerate(self.jsons):
+            _, text_len, n_ids, finish = self.meta[4 * i: 4 * i + 4]
+            yield (json, None if text_len < 0 else next(texts), [next(ids) for _ in range(n_ids)] or None, finish)

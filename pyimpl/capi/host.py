@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pyimpl.capi.chunks import chat_chunk, endpoint_chunk
+from pyimpl.capi.chunks import ChunkBatch, chat_chunk, endpoint_chunk
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
@@ -16,6 +16,7 @@ from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID
 
 EV_CHAT, EV_GENERATE, EV_CANCEL = 1, 2, 3
 CALL_TIMEOUT_S = 600.0
+MAX_BATCH = 256  # chunks handed to C in one call at most
 
 
 @dataclass
@@ -35,8 +36,7 @@ class Sink(Protocol):
     def wake_fd(self) -> int: ...
     def clear_wake(self) -> None: ...
     def next_event(self) -> Event | None: ...
-    def push(self, stream: int, json: bytes, text: bytes | None, token_ids: list[int] | None,
-             finish_reason: int) -> bool: ...
+    def push_batch(self, stream: int, batch: ChunkBatch) -> bool: ...
     def finish(self, stream: int, status: int, message: str) -> None: ...
 
 
@@ -139,6 +139,7 @@ class EmbeddedHost:
 
     async def _run(self, session: RuntimeSession, event: Event) -> None:
         status, message, source = OK, "", None
+        pump = _Pump(self.sink, event.stream, self.loop)
         try:
             try:
                 request = json.loads(event.request)
@@ -148,18 +149,52 @@ class EmbeddedHost:
                 source, encode = session.chat(request), chat_chunk
             else:
                 source, encode = session.generate(event.endpoint, request), endpoint_chunk
-            push, stream = self.sink.push, event.stream
+            add = pump.add
             async for item in source:
-                if not push(stream, *encode(item)):
+                if not add(*encode(item)):
                     break  # cancelled or freed by the host
         except asyncio.CancelledError:
             status, message = ERR_CANCELLED, "the stream was cancelled"
         except BaseException as exc:  # every failure becomes a sticky status of the stream
             status, message = status_of(exc), describe(exc)
         finally:
+            pump.flush()
             if source is not None and hasattr(source, "aclose"):
                 try:
                     await source.aclose()  # propagates the cancellation to the runtime and engine
                 except BaseException:
                     pass
             self.sink.finish(event.stream, status, message)
+
+
+class _Pump:
+    """Hands one stream's chunks to C: the first chunk of a loop iteration at once (latency), the
+    ones that follow in the same iteration in one call at its end (one C call and one wake-up of
+    the poller for many chunks)."""
+
+    __slots__ = ("sink", "stream", "loop", "batch", "scheduled", "refused")
+
+    def __init__(self, sink: Sink, stream: int, loop: asyncio.AbstractEventLoop):
+        self.sink, self.stream, self.loop = sink, stream, loop
+        self.batch = ChunkBatch()
+        self.scheduled = self.refused = False
+
+    def add(self, data: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> bool:
+        """Queue one chunk; False once C no longer wants chunks."""
+        self.batch.add(data, text, ids, finish)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+            self._push()
+        elif len(self.batch) >= MAX_BATCH:
+            self._push()
+        return not self.refused
+
+    def flush(self) -> None:
+        """End of a loop iteration (or of the stream): hand over what is left."""
+        self.scheduled = False
+        self._push()
+
+    def _push(self) -> None:
+        if len(self.batch) and not self.refused:
+            self.refused = not self.sink.push_batch(self.stream, self.batch.take())

@@ -42,9 +42,10 @@ class FakeSink:
     def next_event(self) -> Event | None:
         return self.events.popleft() if self.events else None
 
-    def push(self, stream, data, text, ids, finish) -> bool:
+    def push_batch(self, stream, batch) -> bool:
         with self.done:
-            self.chunks.setdefault(stream, []).append(json.loads(data))
+            for data, text, ids, finish in batch.fields():
+                self.chunks.setdefault(stream, []).append(json.loads(data))
             self.done.notify_all()
         return stream not in self.refuse
 
@@ -105,7 +106,7 @@ def test_refused_push_stops_the_stream(host):
     sink.refuse.add(8)
     generate(sink, 8, {"n": 10**9})
     assert sink.wait(8) == (OK, "")
-    assert len(sink.chunks[8]) == 1
+    assert 1 <= len(sink.chunks[8]) <= 256  # one batch
 
 
 def test_destroy_ends_streams_and_later_submissions(host):
