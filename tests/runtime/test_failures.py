@@ -8,10 +8,10 @@ import signal
 import pytest
 
 from pyimpl.runtime import DistributedRuntime
-from pyimpl.runtime.errors import DynamoError
+from pyimpl.runtime.errors import DynamoError, EndpointNotFoundError, StreamIncompleteError
 
 from .deployments import REMOTE_COMBOS, TTL, Deployment, WorkerProcess
-from .handlers import register_all
+from .handlers import StreamHandlers, register_all
 
 IDS = [f"{d}-{p}" for d, p in REMOTE_COMBOS]
 
@@ -118,6 +118,42 @@ async def test_clients_reconnect_after_nats_server_restart(nats_server_process, 
         assert await asyncio.wait_for(request_until_ok(), 20) == [0, 1, 2]
         fresh = await dep.endpoint(runtime, "count").client()      # discovery works again too
         assert server.instance_id in await fresh.wait_for_instances(10)
+    finally:
+        await runtime.shutdown()
+        await server.shutdown()
+
+
+@pytest.mark.parametrize("plane", ["tcp", "nats"])
+async def test_streams_outliving_the_grace_period_end_with_typed_error(nats_server, plane):
+    server = await DistributedRuntime.create("mem", plane, nats_server=nats_server, grace_period=0.2)
+    await server.endpoint("grace.c.slow").register(StreamHandlers().slow)
+    runtime = await DistributedRuntime.create("mem", plane, nats_server=nats_server)
+    try:
+        client = await runtime.endpoint("grace.c.slow").client()
+        await client.wait_for_instances(5)
+        stream = await client.generate({"interval": 0.01})
+        await stream.__anext__()
+        await server.shutdown()
+        with pytest.raises(StreamIncompleteError):
+            async for _ in stream:
+                pass
+    finally:
+        await runtime.shutdown()
+        await server.shutdown()
+
+
+@pytest.mark.parametrize("plane", ["tcp", "nats"])
+async def test_instance_not_serving_the_path_answers_endpoint_not_found(nats_server, plane):
+    server = await DistributedRuntime.create("mem", plane, nats_server=nats_server)
+    await server.endpoint("gone.c.e").register(StreamHandlers().count)
+    runtime = await DistributedRuntime.create("mem", plane, nats_server=nats_server)
+    try:
+        client = await runtime.endpoint("gone.c.e").client()
+        await client.wait_for_instances(5)
+        del server.dispatcher.endpoints["gone.c.e"]      # stale discovery record
+        with pytest.raises(EndpointNotFoundError, match="gone.c.e"):
+            async for _ in await client.generate({"n": 1}):
+                pass
     finally:
         await runtime.shutdown()
         await server.shutdown()

@@ -19,6 +19,7 @@ ERROR_TYPES: dict[str, type[DynamoError]] = {
     "handler": RemoteHandlerError,
     "not_found": EndpointNotFoundError,
     "too_large": PayloadTooLargeError,
+    "incomplete": StreamIncompleteError,
 }
 
 

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 
 from ..context import Context
 from ..dispatcher import Dispatcher
-from ..errors import NoInstancesError, StreamIncompleteError
+from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
 from .base import (BATCH, CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
                    StreamSink, error_from_wire, error_to_wire)
 
@@ -85,6 +85,7 @@ class NatsServer:
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._sender: Optional[asyncio.Task] = None
+        self._closing = False
 
     async def start(self) -> dict:
         self._sender = asyncio.get_running_loop().create_task(self._send_forever())
@@ -99,9 +100,14 @@ class NatsServer:
             except Exception:
                 pass
             self._sub = None
+        tasks = []
         for task, context in list(self._streams.values()):
             context.stop_generating()
             task.cancel()
+            tasks.append(task)
+        self._closing = True
+        if tasks:                     # they queue an "incomplete" error for their clients
+            await asyncio.wait(tasks, timeout=1.0)
         if self._sender is not None:
             if self._outbox:          # let already-queued chunks and end markers go out
                 self._space.clear()
@@ -182,6 +188,8 @@ class NatsServer:
             emit(reply, [END])
         except asyncio.CancelledError:
             context.stop_generating()
+            if self._closing:
+                emit(reply, [ERROR, "incomplete", "the instance shut down before the stream completed"])
             if generator is not None:
                 try:
                     await generator.aclose()
@@ -297,6 +305,9 @@ class NatsClient:
                 stream.finish(StreamIncompleteError(why))
 
     async def close(self) -> None:
+        for sink, _ in self._streams.values():
+            sink.finish(DisconnectedError("the runtime shut down while the stream was open"))
+        self._streams.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
         if self._sub is not None:
