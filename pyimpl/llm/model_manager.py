@@ -265,6 +265,10 @@ class ModelManager:
         if chat:
             yield {**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                         "logprobs": None, "finish_reason": None} for i in range(req.n)]}
+        if req.echo and not chat:
+            text = req.prompt if isinstance(req.prompt, str) else pre.decode(prompt_ids)
+            yield {**base, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}
+                                       for i in range(req.n)]}
         items = _merge(streams) if req.n > 1 else _single(streams[0])
         unfinished = set(range(req.n))
         try:

@@ -1,0 +1,80 @@
+"""serve_model + ModelManager in one process (embedded mode: mem discovery, inproc plane), as the C ABI uses them."""
+from __future__ import annotations
+
+import pytest
+
+from pyimpl.llm.aliases import parse_aliases
+from pyimpl.llm.errors import InvalidRequestError, ModelNotFoundError, NoWorkerError
+from pyimpl.llm.model_card import ModelCard, card_key
+from pyimpl.llm.model_manager import JSON_OBJECT_HINT, ModelManager
+from pyimpl.llm.worker import serve_model
+from pyimpl.runtime import DistributedRuntime
+
+
+@pytest.fixture
+async def embedded(tiny_model):
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    served = await serve_model(rt, tiny_model, model_name="tiny", engine="mock")
+    manager = ModelManager(rt, parse_aliases({"short": {"model": "tiny", "max_tokens": 2}}), no_worker_wait_s=0.2)
+    await manager.start()
+    await manager.wait_for_model("tiny", timeout=10)
+    try:
+        yield rt, served, manager
+    finally:
+        await manager.stop()
+        await served.stop()
+        await rt.shutdown()
+
+
+async def test_chat_stream_chunks(embedded):
+    _, _, manager = embedded
+    chunks = [c async for c in manager.chat_completion_stream(
+        {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+         "stream_options": {"include_usage": True}})]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
+
+
+async def test_completion_n_echo_and_alias(embedded):
+    _, _, manager = embedded
+    whole = await manager.completion({"model": "tiny", "prompt": "abc def ghi", "max_tokens": 3, "n": 2, "echo": True})
+    assert [c["index"] for c in whole["choices"]] == [0, 1]
+    assert all(c["text"].startswith("abc def ghi") for c in whole["choices"])
+    assert whole["usage"]["completion_tokens"] == 6
+    short = await manager.completion({"model": "short", "prompt": "abc def ghi"})
+    assert short["usage"]["completion_tokens"] == 2 and "short" in manager.model_names()
+
+
+async def test_json_object_is_a_system_hint(embedded):
+    _, _, manager = embedded
+    result = await manager.chat_completion({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                            "response_format": {"type": "json_object"}, "max_tokens": 60})
+    assert JSON_OBJECT_HINT in result["choices"][0]["message"]["content"]  # the mock echoes its prompt
+
+
+async def test_typed_errors(embedded):
+    rt, _, manager = embedded
+    with pytest.raises(InvalidRequestError) as err:
+        await manager.chat_completion({"model": "tiny", "messages": []})
+    assert err.value.param == "messages"
+    with pytest.raises(InvalidRequestError) as err:
+        await manager.chat_completion({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                       "max_tokens": 10**6})
+    assert err.value.param == "max_tokens"
+    with pytest.raises(ModelNotFoundError):
+        await manager.chat_completion({"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+    card = ModelCard(name="ghost", model_path=manager.models["tiny"].card.model_path,
+                     endpoint="ghost.backend.generate")
+    await rt.discovery.put(card_key("ghost", 1), card.to_dict())
+    await manager.wait_for_model("ghost", timeout=10)
+    with pytest.raises(NoWorkerError):
+        await manager.chat_completion({"model": "ghost", "messages": [{"role": "user", "content": "x"}]})
+
+
+async def test_model_gone_after_stop(embedded):
+    _, served, manager = embedded
+    await served.stop()
+    await manager.wait_for_model_gone("tiny", timeout=10)
+    assert "tiny" not in manager.model_names()
