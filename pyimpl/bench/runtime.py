@@ -181,12 +181,21 @@ def main(argv: list[str]) -> int:
             nats_proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
 
+    remote = args.plane != "inproc"
+    target_stream = 23_000 if remote else 200_000
+    target_concurrent = 33_000 if remote else 200_000
+    rows = [
+        ("unary round trip p50", f"{result['unary_p50_us']:.0f} us (p99 {result['unary_p99_us']:.0f})",
+         "<= 360 us" if remote else "-", not remote or result["unary_p50_us"] <= 360),
+        (f"single stream, {args.chunks} chunks", f"{result['single_stream_chunks_per_s']:,.0f} chunks/s",
+         f">= {target_stream:,}", result["single_stream_chunks_per_s"] >= target_stream),
+        (f"{args.streams} streams x {args.stream_chunks} chunks", f"{result['concurrent_chunks_per_s']:,.0f} chunks/s",
+         f">= {target_concurrent:,}", result["concurrent_chunks_per_s"] >= target_concurrent),
+    ]
     print(f"runtime bench: plane={args.plane} discovery={discovery} "
-          f"({'one process' if args.plane == 'inproc' else 'server and client in separate processes'})")
-    print(f"  unary round trip p50      {result['unary_p50_us']:10.0f} us   (p99 {result['unary_p99_us']:.0f} us)")
-    print(f"  single stream ({args.chunks} chunks) {result['single_stream_chunks_per_s']:10.0f} chunks/s")
-    print(f"  {args.streams} streams x {args.stream_chunks} chunks  "
-          f"{result['concurrent_chunks_per_s']:10.0f} chunks/s")
+          f"({'server and client in separate processes' if remote else 'one process'})")
+    for name, value, target, met in rows:
+        print(f"  {name:<28} {value:>28}   target {target:<12} {'ok' if met else 'MISSED'}")
     return 0
 
 
