@@ -155,7 +155,8 @@ class ModelManager:
     def _entry_for(self, req_model: str, entry: ServedModelEntry | None, kind: str) -> ServedModelEntry:
         if entry is None:
             raise ModelNotFoundError(f"The model '{req_model}' does not exist")
-        if (entry.card.model_type == "embedding") != (kind == "embedding"):
+        model_type = entry.card.model_type
+        if (model_type == "embedding") != (kind == "embedding") or (model_type == "completions" and kind == "chat"):
             raise InvalidRequestError(f"The model '{req_model}' does not serve {kind} requests", "model")
         return entry
 

@@ -67,7 +67,7 @@ class Proc:
 def serving_env(tmp_path_factory) -> dict:
     """Environment for every child of one test module: its own file-discovery folder, tcp plane."""
     env = dict(os.environ)
-    env.update(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_DISCOVERY_TTL="3",
+    env.update(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp",
                DYN_FILE_KV=str(tmp_path_factory.mktemp("kv")), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
     return env
