@@ -9,7 +9,7 @@ import random as _random
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from .context import Context
-from .errors import EndpointNotFoundError, NoInstancesError
+from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
 
 if TYPE_CHECKING:
     from .runtime import Endpoint
@@ -102,24 +102,33 @@ class Client:
     # --- requests -----------------------------------------------------------------------
     async def generate(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         """Default policy: the routing hook if set, else round robin."""
+        if self.router is None:
+            return await self.round_robin(request, context)
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        if self.router is not None:
-            return await self._open(self.router(ids, request), request, context)
-        return await self._open(ids[next(self._rr) % len(ids)], request, context)
+        return await self._open(self.router(ids, request), request, context)
 
     async def round_robin(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        return await self._open(ids[next(self._rr) % len(ids)], request, context)
+        return await self._open_any(ids, next(self._rr), request, context)
 
     async def random(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        return await self._open(_random.choice(ids), request, context)
+        return await self._open_any(ids, _random.randrange(len(ids)), request, context)
 
     async def direct(self, request: Any, instance_id: int, context: Optional[Context] = None,
                      annotated: bool = True):
         if instance_id not in self._instances:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
         return await self._open(instance_id, request, context)
+
+    async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context]):
+        """Open on ids[start], moving on to the next instance when one cannot be reached."""
+        for attempt in range(len(ids)):
+            try:
+                return await self._open(ids[(start + attempt) % len(ids)], request, context)
+            except DisconnectedError:
+                if attempt == len(ids) - 1:
+                    raise
 
     async def _open(self, instance_id: int, request: Any, context: Optional[Context]):
         record = self._instances.get(instance_id)

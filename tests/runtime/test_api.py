@@ -78,7 +78,7 @@ async def two_servers():
         await runtime.endpoint("routing.c.who").register(answer_with(runtime.instance_id))
         servers.append(runtime)
     caller = await DistributedRuntime.create("mem", "tcp")
-    yield caller, sorted(s.instance_id for s in servers)
+    yield caller, sorted(s.instance_id for s in servers), servers
     await caller.shutdown()
     for server in servers:
         await server.shutdown()
@@ -89,7 +89,7 @@ async def _ask(stream) -> int:
 
 
 async def test_routing_policies_and_hook(two_servers):
-    caller, ids = two_servers
+    caller, ids, _ = two_servers
     client = await caller.endpoint("routing.c.who").client()
     await client.wait_for_instances(5)
     while len(client.instance_ids()) < 2:
@@ -213,3 +213,15 @@ async def test_instances_command_lists_records(tmp_path, subprocess_env):
         assert json.loads(record)["transport"]["type"] == "tcp"
     finally:
         await runtime.shutdown()
+
+
+
+async def test_round_robin_moves_on_from_an_unreachable_instance(two_servers):
+    caller, ids, servers = two_servers
+    client = await caller.endpoint("routing.c.who").client()
+    while len(client.instance_ids()) < 2:
+        await client._changed.wait()
+    victim = next(rt for rt in servers if rt.instance_id == ids[0])
+    await victim._server.close()                      # listener gone, its discovery record still there
+    answers = [await _ask(await client.round_robin(None)) for _ in range(4)]
+    assert answers == [ids[1]] * 4 and ids[0] in client.instance_ids()
