@@ -1,4 +1,5 @@
-"""Optional system HTTP server (DYN_SYSTEM_PORT): /health, /live and Prometheus /metrics."""
+"""Optional system HTTP server (DYN_SYSTEM_PORT): /health (runs each endpoint's health-check
+payload through its handler), /live and Prometheus /metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .context import Context
+
+HEALTH_CHECK_TIMEOUT = 2.0
 
 if TYPE_CHECKING:
     from .runtime import DistributedRuntime
@@ -70,7 +75,7 @@ class SystemServer:
                 pass
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?")[0] if len(parts) > 1 else "/"
-            status, content_type, body = self._route(path)
+            status, content_type, body = await self._route(path)
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
             await writer.drain()
@@ -79,16 +84,34 @@ class SystemServer:
         finally:
             writer.close()
 
-    def _route(self, path: str) -> tuple[str, str, bytes]:
+    async def _route(self, path: str) -> tuple[str, str, bytes]:
         runtime = self.runtime
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
         if path in ("/health", "/live"):
-            healthy = not runtime.is_shutting_down()
+            checks = await self._health_checks() if path == "/health" else {}
+            healthy = not runtime.is_shutting_down() and all(v == "ready" for v in checks.values())
             body = json.dumps({
-                "status": "healthy" if healthy else "shutting_down",
+                "status": "healthy" if healthy else ("shutting_down" if runtime.is_shutting_down() else "unhealthy"),
                 "instance_id": runtime.instance_id,
                 "endpoints": sorted(runtime.dispatcher.endpoints),
+                "health_checks": checks,
             }).encode()
             return ("200 OK" if healthy else "503 Service Unavailable"), "application/json", body
         return "404 Not Found", "text/plain", b"not found\n"
+
+    async def _health_checks(self) -> dict[str, str]:
+        """Send each endpoint's health_check_payload to its handler: "ready" if a chunk comes back in time."""
+        results = {}
+        for path, served in list(self.runtime.dispatcher.endpoints.items()):
+            if served.health_check_payload is None:
+                continue
+            generator = served.open(served.health_check_payload, Context())
+            try:
+                await asyncio.wait_for(generator.__anext__(), HEALTH_CHECK_TIMEOUT)
+                results[path] = "ready"
+            except Exception:
+                results[path] = "notready"
+            finally:
+                await generator.aclose()
+        return results

@@ -184,12 +184,15 @@ async def test_system_server_health_and_metrics():
     runtime = await DistributedRuntime.create("mem", "inproc", system_port=0)
     try:
         service = StreamHandlers()
-        await runtime.endpoint("sys.c.count").register(service.count)
+        await runtime.endpoint("sys.c.count").register(service.count, health_check_payload={"n": 1})
+        await runtime.endpoint("sys.c.fail").register(service.fail)   # no payload: not checked
         client = await runtime.endpoint("sys.c.count").client()
         assert [a.data()["i"] async for a in await client.generate({"n": 3})] == [0, 1, 2]
         port = runtime._system.port
         status, body = await _http_get(port, "/health")
-        assert status == 200 and json.loads(body)["endpoints"] == ["sys.c.count"]
+        health = json.loads(body)
+        assert status == 200 and health["endpoints"] == ["sys.c.count", "sys.c.fail"]
+        assert health["health_checks"] == {"sys.c.count": "ready"}
         assert (await _http_get(port, "/live"))[0] == 200
         status, metrics = await _http_get(port, "/metrics")
         assert status == 200
