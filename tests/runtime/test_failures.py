@@ -75,7 +75,7 @@ async def test_sigkill_mid_stream_ends_stream_with_typed_error_and_ttl_removes_w
 @pytest.mark.parametrize("deployment", [("file", "tcp"), ("nats", "nats")], ids=["file-tcp", "nats-nats"],
                          indirect=True)
 async def test_sigterm_deregisters_then_drains_in_flight_streams(deployment):
-    worker = WorkerProcess(deployment)
+    worker = WorkerProcess(deployment, {"DYN_GRACE_PERIOD": "30"})   # the drain, not the grace, ends it
     runtime = await deployment.client_runtime()
     try:
         endpoint = deployment.endpoint(runtime, "slow")
