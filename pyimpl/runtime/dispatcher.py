@@ -45,7 +45,6 @@ class Dispatcher:
         self.metrics = metrics
         self.inflight = 0
         self._idle: Optional[asyncio.Event] = None
-        self.active_tasks: set[asyncio.Task] = set()
 
     def add(self, path: str, handler: Callable, health_check_payload=None) -> ServedEndpoint:
         served = ServedEndpoint(path, handler, self.metrics, health_check_payload)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from ..annotated import Annotated
 from ..context import Context
 from ..dispatcher import Dispatcher, ServedEndpoint
-from ..errors import DynamoError, NoInstancesError, RemoteHandlerError
+from ..errors import NoInstancesError, RemoteHandlerError
 
 INSTANCES: dict[int, Dispatcher] = {}
 
