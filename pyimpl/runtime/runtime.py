@@ -41,7 +41,6 @@ class DistributedRuntime:
         self._server_lock: Optional[asyncio.Lock] = None
         self._plane_clients: dict[str, Any] = {}
         self._clients: list[Client] = []
-        self._registered: list[str] = []
         self._graceful = True
         self._system = None
         self._shutdown_started = False
@@ -154,11 +153,7 @@ class DistributedRuntime:
             return
         self._shutdown_started = True
         try:
-            for key in self._registered:
-                try:
-                    await self._backend.delete(key)
-                except Exception as exc:
-                    log.debug("deregister %s failed: %s", key, exc)
+            await self._backend.revoke()      # deregister first: instances and cards this runtime put
             if self._server is not None:
                 await self.dispatcher.drain(self.config.grace_period if self._graceful else 0.0)
                 await self._server.close()
@@ -282,7 +277,6 @@ class Endpoint:
             "namespace": comp.namespace.name, "component": comp.name, "endpoint": self.name,
             "instance_id": runtime.instance_id, "transport": transport,
         })
-        runtime._registered.append(key)
 
     async def client(self, router: Optional[Router] = None, timeout: Optional[float] = None) -> Client:
         """A started client; `router(instance_ids, request) -> instance_id` overrides generate()'s policy."""

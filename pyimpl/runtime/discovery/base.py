@@ -21,8 +21,20 @@ class Discovery:
     async def start(self) -> None:
         """Connect / start lease keep-alive."""
 
+    async def revoke(self) -> None:
+        """Delete every key this runtime put (its lease ends); the backend stays usable."""
+        for key in list(self.owned_keys()):
+            try:
+                await self.delete(key)
+            except Exception:   # unreachable store: the TTL removes the key
+                pass
+
+    def owned_keys(self) -> list[str]:
+        return []
+
     async def close(self) -> None:
-        """Revoke the lease: delete owned keys, stop keep-alive."""
+        """Revoke the lease (delete owned keys) and stop keep-alive."""
+        await self.revoke()
 
     async def put(self, key: str, value: dict) -> None:
         raise NotImplementedError

@@ -37,8 +37,10 @@ class FileDiscovery(Discovery):
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
-        for key in list(self._owned):
-            await self.delete(key)
+        await self.revoke()
+
+    def owned_keys(self) -> list[str]:
+        return list(self._owned)
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -35,10 +35,8 @@ class MemDiscovery(Discovery):
     def __init__(self) -> None:
         self._owned: set[str] = set()
 
-    async def close(self) -> None:
-        for key in list(self._owned):
-            STORE.delete(key)
-        self._owned.clear()
+    def owned_keys(self) -> list[str]:
+        return list(self._owned)
 
     async def put(self, key: str, value: dict) -> None:
         self._owned.add(key)

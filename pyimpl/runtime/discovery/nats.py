@@ -77,17 +77,21 @@ class NatsDiscovery(Discovery):
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
-        for key in list(self._owned):
-            try:
-                await asyncio.wait_for(self.delete(key), 2)
-            except Exception as exc:  # server gone: the TTL removes the key
-                log.debug("delete %s on close failed: %s", key, exc)
-        self._owned.clear()
+        await self.revoke()
+
+    def owned_keys(self) -> list[str]:
+        return list(self._owned)
+
+    async def delete(self, key: str) -> None:
+        self._owned.pop(key, None)
+        await asyncio.wait_for(self._kv.delete(encode_key(key)), 2)
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
             for key, data in list(self._owned.items()):
+                if key not in self._owned:      # deleted while this round was running
+                    continue
                 try:
                     await self._kv.put(encode_key(key), data)
                 except Exception as exc:   # disconnected, or the bucket was lost: reopen/recreate it
@@ -104,10 +108,6 @@ class NatsDiscovery(Discovery):
         data = json.dumps(value).encode()
         self._owned[key] = data
         await self._kv.put(encode_key(key), data)
-
-    async def delete(self, key: str) -> None:
-        self._owned.pop(key, None)
-        await self._kv.delete(encode_key(key))
 
     async def list(self, prefix: str) -> dict[str, dict]:
         watcher = await self._kv.watch(self._filter(prefix), ignore_deletes=True)
