@@ -3,10 +3,11 @@ on the plane each instance advertises, choosing the instance by policy or a rout
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import random as _random
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
 
 from .context import Context
 from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyimpl.runtime.client")
 
-# router(instance_ids, request) -> instance_id: the hook a KV-aware router plugs into.
-Router = Callable[[Sequence[int], Any], int]
+# router(instance_ids, request) -> instance_id (or an awaitable of one): the hook a KV-aware router plugs into.
+Router = Callable[[Sequence[int], Any], Union[int, Awaitable[int]]]
 
 
 class Client:
@@ -105,7 +106,10 @@ class Client:
         if self.router is None:
             return await self.round_robin(request, context)
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        return await self._open(self.router(ids, request), request, context)
+        chosen = self.router(ids, request)
+        if inspect.isawaitable(chosen):
+            chosen = await chosen
+        return await self._open(chosen, request, context)
 
     async def round_robin(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         ids = self._ids or await self.wait_for_instances(self.timeout)

@@ -107,6 +107,13 @@ async def test_routing_policies_and_hook(two_servers):
     assert [await _ask(await routed.generate({"r": k})) for k in range(3)] == [routed.instance_ids()[0]] * 3
     assert seen == [{"r": 0}, {"r": 1}, {"r": 2}]
 
+    async def async_router(iids, request):
+        return iids[-1]
+
+    routed_async = await caller.endpoint("routing.c.who").client(router=async_router)
+    await routed_async.wait_for_instances(5)
+    assert await _ask(await routed_async.generate(None)) == routed_async.instance_ids()[-1]
+
 
 async def test_context_passed_downstream_links_cancellation():
     """A middle handler forwards its context to a downstream call; cancelling the caller's
