@@ -408,7 +408,7 @@ dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path,
  * microseconds while a stream runs; a futex sleep and wake-up costs more). Returns with the lock
  * held; nonzero if something arrived. */
 static int spin_for_chunk(stream_slot* s) {
-    enum { SPINS = 2000 };
+    enum { SPINS = 1000 };
     uint32_t seen = atomic_load_explicit(&s->pushed, memory_order_acquire);
     pthread_mutex_unlock(&s->mu);
     int arrived = 0;
