@@ -100,7 +100,7 @@ class ChoicePostprocessor:
         return delta or None
 
     def _finish_reason(self, reason: str | None) -> str | None:
-        if reason in ("stop", None) and self.num_tool_calls and reason is not None:
+        if reason == "stop" and self.num_tool_calls:
             return "tool_calls"
         if reason == "abort":
             return "stop"

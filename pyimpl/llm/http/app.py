@@ -46,8 +46,7 @@ def _as_serving_error(exc: BaseException) -> ServingError:
     from pyimpl.runtime.errors import NoInstancesError
     if isinstance(exc, NoInstancesError):
         return NoWorkerError(str(exc))
-    err = ServingError(f"{type(exc).__name__}: {exc}")
-    return err
+    return ServingError(f"{type(exc).__name__}: {exc}")
 
 
 async def _watch_disconnect(receive: Callable) -> None:
@@ -107,14 +106,6 @@ class StreamTracker:
         m.inflight.labels(self.model).dec()
         m.duration.labels(self.model).observe(time.perf_counter() - self.start)
         m.requests.labels(self.model, self.endpoint, self.request_type, status).inc()
-
-
-async def send_json(send: Callable, body: Any, status: int = 200) -> None:
-    """A whole JSON response on a raw ASGI `send`."""
-    data = _encode(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data, "more_body": False})
 
 
 class SSEResponse:
@@ -282,12 +273,15 @@ class OpenAIFrontend:
     # ---- OpenAI routes ----------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Any:
+        """POST /v1/chat/completions (routed here by Starlette; the fast path calls _generate directly)."""
         return await self._generate(request, "chat", "/v1/chat/completions")
 
     async def completions(self, request: Request) -> Any:
+        """POST /v1/completions."""
         return await self._generate(request, "completion", "/v1/completions")
 
     async def _generate(self, request: Request, kind: str, endpoint: str) -> Any:
+        """Validate and start a chat/completion; errors before the first chunk get a proper HTTP status."""
         try:
             body = await self._body(request)
         except ServingError as err:
@@ -327,6 +321,7 @@ class OpenAIFrontend:
         return CancellableJSON(whole, tracker)
 
     async def embeddings(self, request: Request) -> Response:
+        """POST /v1/embeddings, answered by an embedding worker."""
         tracker = None
         try:
             body = await self._body(request)
@@ -341,6 +336,7 @@ class OpenAIFrontend:
         return json_response(result)
 
     async def models(self, request: Request) -> Response:
+        """GET /v1/models: served models and aliases."""
         try:
             self._check_auth(request)
         except ServingError as err:
@@ -350,14 +346,18 @@ class OpenAIFrontend:
     # ---- operational routes -----------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        """GET /health: healthy once at least one model is served."""
         names = self.manager.model_names() if self.manager is not None else []
         return json_response({"status": "healthy" if names else "no_models", "models": names})
 
     async def live(self, request: Request) -> Response:
+        """GET /live: the process is up."""
         return json_response({"status": "live"})
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        """GET /metrics in Prometheus text format."""
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
+        """GET /openapi.json."""
         return json_response(OPENAPI_SPEC)
