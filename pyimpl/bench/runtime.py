@@ -29,9 +29,33 @@ async def stream(request, context):
         yield {"token_ids": [i]}
 
 
+HANDLER_ENDED: dict[str, float] = {}     # request id -> wall time its handler ended (cancellation figure)
+ENDED_EVENTS: dict[str, asyncio.Event] = {}
+
+
+def _ended_event(request_id: str) -> asyncio.Event:
+    return ENDED_EVENTS.setdefault(request_id, asyncio.Event())
+
+
+async def ticker(request, context):
+    """Yields every millisecond until cancelled; records when its handler ended."""
+    try:
+        while True:
+            yield {"token_ids": [0]}
+            await asyncio.sleep(0.001)
+    finally:
+        HANDLER_ENDED[context.id()] = time.time()
+        _ended_event(context.id()).set()
+
+
+async def ended_at(request, context):
+    await asyncio.wait_for(_ended_event(request["id"]).wait(), 5)
+    yield HANDLER_ENDED.pop(request["id"])
+
+
 async def register(runtime) -> None:
-    await runtime.endpoint(f"{NAMESPACE}.server.unary").register(unary)
-    await runtime.endpoint(f"{NAMESPACE}.server.stream").register(stream)
+    for name, handler in (("unary", unary), ("stream", stream), ("ticker", ticker), ("ended_at", ended_at)):
+        await runtime.endpoint(f"{NAMESPACE}.server.{name}").register(handler)
 
 
 async def serve_forever() -> None:
@@ -93,6 +117,7 @@ async def measure(args) -> dict:
         concurrent.append(sum(counts) / (time.perf_counter() - start))
         assert sum(counts) == args.streams * args.stream_chunks
 
+    cancel_ms = await measure_cancellation(runtime)
     await runtime.shutdown()
     if server is not None:
         await server.shutdown()
@@ -102,7 +127,28 @@ async def measure(args) -> dict:
         "unary_p99_us": latencies[int(len(latencies) * 0.99)] * 1e6,
         "single_stream_chunks_per_s": statistics.median(single),
         "concurrent_chunks_per_s": statistics.median(concurrent),
+        "cancel_p50_ms": statistics.median(cancel_ms),
+        "cancel_max_ms": max(cancel_ms),
     }
+
+
+async def measure_cancellation(runtime, samples: int = 30) -> list[float]:
+    """Milliseconds from a client closing a stream to the worker's handler ending (same machine clock)."""
+    from pyimpl.runtime import Context
+    ticker_client = await runtime.endpoint(f"{NAMESPACE}.server.ticker").client()
+    probe = await runtime.endpoint(f"{NAMESPACE}.server.ended_at").client()
+    await ticker_client.wait_for_instances(30)
+    await probe.wait_for_instances(30)
+    result = []
+    for _ in range(samples):
+        context = Context()
+        ticks = await ticker_client.generate({}, context=context)
+        await ticks.__anext__()
+        closed_at = time.time()
+        await ticks.aclose()
+        [ended] = [a.data() async for a in await probe.generate({"id": context.id()})]
+        result.append((ended - closed_at) * 1e3)
+    return result
 
 
 def _free_port() -> int:
@@ -192,6 +238,8 @@ def main(argv: list[str]) -> int:
         (f"{args.streams} streams x {args.stream_chunks} chunks", f"{result['concurrent_chunks_per_s']:,.0f} chunks/s",
          f">= {target_concurrent:,}", result["concurrent_chunks_per_s"] >= target_concurrent),
     ]
+    rows.append(("cancel -> handler ended p50", f"{result['cancel_p50_ms']:.2f} ms (max {result['cancel_max_ms']:.2f})",
+                 "< 100 ms", result["cancel_max_ms"] < 100))
     print(f"runtime bench: plane={args.plane} discovery={discovery} "
           f"({'server and client in separate processes' if remote else 'one process'})")
     for name, value, target, met in rows:

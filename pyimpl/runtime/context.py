@@ -2,9 +2,26 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import itertools
+import os
 import weakref
 from typing import Callable, Optional
+
+
+_ID_PREFIX = os.urandom(6).hex()          # unique per process; ids need no uuid4 per request
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+def _reseed_after_fork() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(6).hex()
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 class Context:
@@ -16,7 +33,7 @@ class Context:
     __slots__ = ("_id", "_stopped", "_killed", "_event", "_callbacks")
 
     def __init__(self, id: Optional[str] = None):
-        self._id = id or uuid.uuid4().hex
+        self._id = id or new_request_id()
         self._stopped = False
         self._killed = False
         self._event: Optional[asyncio.Event] = None
