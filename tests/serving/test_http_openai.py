@@ -161,35 +161,52 @@ async def test_no_worker_503(stack, serving_env, tiny_model):
         await rt.shutdown()
 
 
-async def _engine_aborts(serving_env, endpoint: str) -> int:
-    from pyimpl.runtime import DistributedRuntime
-    rt = await DistributedRuntime.create(discovery_backend="file", request_plane="tcp",
-                                         file_kv_dir=serving_env["DYN_FILE_KV"])
-    try:
-        client = await rt.endpoint(endpoint).client()
-        await client.wait_for_instances(10)
-        stream = await client.generate({})
+class WorkerStats:
+    """Reads a worker's `stats` endpoint (engine figures, abort_count included) over the runtime."""
+
+    def __init__(self, serving_env: dict, endpoint: str):
+        self.env, self.endpoint = serving_env, endpoint
+
+    async def __aenter__(self) -> "WorkerStats":
+        from pyimpl.runtime import DistributedRuntime
+        self.rt = await DistributedRuntime.create(discovery_backend="file", request_plane="tcp",
+                                                  file_kv_dir=self.env["DYN_FILE_KV"])
+        self.client = await self.rt.endpoint(self.endpoint).client()
+        await self.client.wait_for_instances(30)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.rt.shutdown()
+
+    async def aborts(self) -> int:
+        stream = await self.client.generate({})
         return [item.data() async for item in stream][0]["abort_count"]
-    finally:
-        await rt.shutdown()
+
+    async def wait_for_aborts(self, expected: int, timeout: float = 60.0) -> int:
+        """Poll until abort_count reaches `expected` (the cancel travels frontend -> worker -> engine)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        aborts = await self.aborts()
+        while aborts < expected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            aborts = await self.aborts()
+        return aborts
+
+
+async def stream_one_chunk_then_disconnect(base_url: str, body: dict) -> None:
+    """Open a streaming request, read the first data event, and drop the connection."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        async with http.stream("POST", "/v1/completions", json=body) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data: {"):
+                    break
 
 
 async def test_client_disconnect_cancels_engine_request(stack, serving_env):
-    before = await _engine_aborts(serving_env, "slow.backend.stats")
-    body = {"model": "tiny-slow", "prompt": "count forever", "max_tokens": 2000, "ignore_eos": True, "stream": True}
-    async with httpx.AsyncClient(base_url=stack, timeout=30) as http:
-        async with http.stream("POST", "/v1/completions", json=body) as r:
-            lines = r.aiter_lines()
-            async for line in lines:
-                if line.startswith("data: {"):
-                    break
-    aborts = before
-    for _ in range(100):  # the abort travels frontend -> worker; poll its stats endpoint
-        aborts = await _engine_aborts(serving_env, "slow.backend.stats")
-        if aborts > before:
-            break
-        await asyncio.sleep(0.05)
-    assert aborts == before + 1
+    async with WorkerStats(serving_env, "slow.backend.stats") as stats:
+        before = await stats.aborts()
+        await stream_one_chunk_then_disconnect(stack, {"model": "tiny-slow", "prompt": "count forever",
+                                                       "max_tokens": 2000, "ignore_eos": True, "stream": True})
+        assert await stats.wait_for_aborts(before + 1) == before + 1
 
 
 def test_health_live_metrics_openapi(stack, client):

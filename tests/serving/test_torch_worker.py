@@ -1,14 +1,11 @@
 """The frontend with a real torch-engine worker (tiny random model): generation and disconnect -> engine abort."""
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 import openai
 import pytest
 
 from .conftest import start_frontend, start_worker, wait_for_models
-from .test_http_openai import _engine_aborts
+from .test_http_openai import WorkerStats, stream_one_chunk_then_disconnect
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +34,8 @@ def test_chat_with_real_engine(stack):
 
 
 async def test_disconnect_aborts_in_engine(stack, serving_env):
-    before = await _engine_aborts(serving_env, "torch.backend.stats")
-    body = {"model": "tiny-torch", "prompt": "go on", "max_tokens": 1500, "ignore_eos": True, "stream": True}
-    async with httpx.AsyncClient(base_url=stack, timeout=60) as http:
-        async with http.stream("POST", "/v1/completions", json=body) as r:
-            async for line in r.aiter_lines():
-                if line.startswith("data: {"):
-                    break
-    aborts = before
-    for _ in range(100):
-        aborts = await _engine_aborts(serving_env, "torch.backend.stats")
-        if aborts > before:
-            break
-        await asyncio.sleep(0.05)
-    assert aborts == before + 1
+    async with WorkerStats(serving_env, "torch.backend.stats") as stats:
+        before = await stats.aborts()
+        await stream_one_chunk_then_disconnect(stack, {"model": "tiny-torch", "prompt": "go on", "max_tokens": 1500,
+                                                       "ignore_eos": True, "stream": True})
+        assert await stats.wait_for_aborts(before + 1) == before + 1
