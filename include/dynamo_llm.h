@@ -15,6 +15,14 @@
  *  - Every function may be called from any thread.
  *  - In the child of a fork() taken after the library was first used, every
  *    call returns DYNAMO_ERR_FORKED (the embedded interpreter cannot follow).
+ *
+ * The embedded interpreter ignores PYTHONHOME, PYTHONPATH and the python3 on
+ * PATH: it starts from the virtual environment and module path recorded when
+ * the library was built. Environment variables read by the library:
+ *   DYNAMO_LLM_VENV=DIR   use the venv DIR instead (pyimpl must be installed there)
+ *   PYTHONMALLOC=malloc   let valgrind/ASan see Python's allocations
+ * The runtime's own DYN_* variables (see docs) fill in what config_json leaves out.
+ * A host that already runs Python (ctypes, cffi) shares its interpreter.
  */
 #ifndef DYNAMO_LLM_H
 #define DYNAMO_LLM_H
