@@ -56,7 +56,7 @@ class ModelManager:
         self._token_texts: dict[str, dict[int, str]] = {}
         self._changed = asyncio.Event()
         self._watch_task: asyncio.Task | None = None
-        self._preload: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self._prompt_cache: OrderedDict[tuple, tuple[int, ...]] = OrderedDict()
         self.created = int(time.time())
 
@@ -68,10 +68,11 @@ class ModelManager:
 
     async def stop(self) -> None:
         """Stop watching discovery."""
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
-            self._watch_task = None
+        tasks = [*self._background, *([self._watch_task] if self._watch_task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._watch_task = None
 
     async def _watch(self) -> None:
         async for event in self.rt.discovery.watch(CARD_PREFIX):
@@ -92,7 +93,9 @@ class ModelManager:
             self.models[card.name] = entry
         entry.cards[key] = card
         if card.model_type != "embedding" and card.model_path not in self._preprocessors:
-            self._preload = asyncio.create_task(self._preload_preprocessor(card))
+            task = asyncio.create_task(self._preload_preprocessor(card))
+            self._background.add(task)  # asyncio keeps only weak references to tasks
+            task.add_done_callback(self._background.discard)
         self._notify()
 
     async def _preload_preprocessor(self, card: ModelCard) -> None:
