@@ -24,6 +24,17 @@ def chat_chunk(item: dict) -> ChunkFields:
     return _encode(item), text, choice.get("token_ids"), finish_code(choice.get("finish_reason"))
 
 
+def annotated_chunk(annotated: Any) -> ChunkFields:
+    """endpoint_chunk of a runtime Annotated item (inlined: this runs once per chunk)."""
+    item = annotated.data()
+    if type(item) is dict:
+        ids = item.get("token_ids")
+        reason = item.get("finish_reason")
+        return (_encode(item), None, ids if type(ids) is list else None,
+                finish_code(reason) if reason is not None else FINISH_NONE)
+    return _encode(item), None, None, FINISH_NONE
+
+
 def endpoint_chunk(item: Any) -> ChunkFields:
     """A response of a generic endpoint: token_ids from its "token_ids" field, no text."""
     if type(item) is dict:

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pyimpl.capi.chunks import ChunkBatch, chat_chunk, endpoint_chunk
+from pyimpl.capi.chunks import ChunkBatch, annotated_chunk, chat_chunk
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
@@ -148,7 +148,7 @@ class EmbeddedHost:
             if event.kind == EV_CHAT:
                 source, encode = session.chat(request), chat_chunk
             else:
-                source, encode = session.generate(event.endpoint, request), endpoint_chunk
+                source, encode = await session.generate(event.endpoint, request), annotated_chunk
             add = pump.add
             async for item in source:
                 if not add(*encode(item)):

@@ -69,7 +69,7 @@ class RuntimeSession:
         return self.models.chat_completion_stream(request)
 
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
-        """The responses of endpoint `path` to `request`, as plain data."""
+        """The runtime's response stream of endpoint `path` for `request` (Annotated items; aclose() cancels)."""
         client = self.clients.get(path)
         if client is None:
             try:
@@ -81,9 +81,7 @@ class RuntimeSession:
             await client.wait_for_instances(timeout=ENDPOINT_WAIT_S)
         except (asyncio.TimeoutError, TimeoutError):
             raise CapiError(ERR_NOT_FOUND, f"no instance of endpoint {path!r}") from None
-        stream = await client.generate(request)
-        async for item in stream:
-            yield item.data() if hasattr(item, "data") else item
+        return await client.generate(request)
 
     def stats(self) -> dict:
         """Figures for dynamo_runtime_stats_json (engine part None when no model is served here)."""

@@ -22,3 +22,10 @@ def test_endpoint_chunk_takes_token_ids_and_finish_reason():
     assert endpoint_chunk({"token_ids": [3], "finish_reason": "abort"})[3] == FINISH_CANCELLED
     assert endpoint_chunk("plain")[0] == b'"plain"'
     assert endpoint_chunk({"token_ids": "nope"})[2] is None
+
+
+def test_annotated_chunk_equals_endpoint_chunk_of_its_data():
+    from pyimpl.capi.chunks import annotated_chunk
+    from pyimpl.runtime.annotated import Annotated
+    for item in ({"token_ids": [4], "finish_reason": "length"}, {"x": 1}, [1, 2], "s"):
+        assert annotated_chunk(Annotated(item)) == endpoint_chunk(item)
