@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import secrets
 import time
@@ -207,8 +208,9 @@ class ModelManager:
         pre = await self.preprocessor(card)
         if kind == "chat":
             messages = req.messages
-            if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
-                messages = [{"role": "system", "content": JSON_OBJECT_HINT}] + list(messages)
+            hints = [hint for hint in (_format_hint(req.response_format), _tool_choice_hint(req.tool_choice)) if hint]
+            if hints:
+                messages = [{"role": "system", "content": " ".join(hints)}] + list(messages)
             prompt_ids = self._chat_prompt_ids(card.model_path, pre, messages, req.tools)
         else:
             prompt_ids = pre.tokenize(req.prompt) if isinstance(req.prompt, str) else list(req.prompt)
@@ -329,6 +331,23 @@ class ModelManager:
         tokens = int(result.get("prompt_tokens", 0))
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _format_hint(response_format: dict | None) -> str | None:
+    """response_format json_object/json_schema is honoured as an instruction (no constrained decoding)."""
+    if not response_format or response_format.get("type") not in ("json_object", "json_schema"):
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return JSON_OBJECT_HINT + (f" It must follow this JSON schema: {json.dumps(schema)}" if schema else "")
+
+
+def _tool_choice_hint(tool_choice: Any) -> str | None:
+    """tool_choice "required" or a named function, as an instruction to the model."""
+    if tool_choice == "required":
+        return "You must call one of the provided tools."
+    if isinstance(tool_choice, dict):
+        return f"You must call the function {tool_choice['function']['name']}."
+    return None
 
 
 def _load_preprocessor(model_path: str) -> Any:

@@ -52,6 +52,12 @@ async def test_json_object_is_a_system_hint(embedded):
     result = await manager.chat_completion({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
                                             "response_format": {"type": "json_object"}, "max_tokens": 60})
     assert JSON_OBJECT_HINT in result["choices"][0]["message"]["content"]  # the mock echoes its prompt
+    tools = [{"type": "function", "function": {"name": "lookup"}}]
+    result = await manager.chat_completion({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                            "tools": tools, "tool_choice": {"type": "function",
+                                                                            "function": {"name": "lookup"}},
+                                            "max_tokens": 200})
+    assert "You must call the function lookup." in result["choices"][0]["message"]["content"]
 
 
 async def test_typed_errors(embedded):
