@@ -280,6 +280,11 @@ class OpenAIFrontend:
         """POST /v1/completions."""
         return await self._generate(request, "completion", "/v1/completions")
 
+    def _metric_model(self, name: Any) -> str:
+        """The model label for metrics: only served names and aliases, so clients cannot grow the label set."""
+        manager = self.manager
+        return name if isinstance(name, str) and (name in manager.models or name in manager.aliases) else ""
+
     async def _generate(self, request: Request, kind: str, endpoint: str) -> Any:
         """Validate and start a chat/completion; errors before the first chunk get a proper HTTP status."""
         try:
@@ -287,7 +292,7 @@ class OpenAIFrontend:
         except ServingError as err:
             self.metrics.requests.labels("", endpoint, "unknown", "error").inc()
             return error_response(err)
-        model = body.get("model") if isinstance(body.get("model"), str) else ""
+        model = self._metric_model(body.get("model"))
         streaming = body.get("stream") is True
         tracker = StreamTracker(self.metrics, model, endpoint, "stream" if streaming else "unary")
         if streaming:
@@ -325,7 +330,7 @@ class OpenAIFrontend:
         tracker = None
         try:
             body = await self._body(request)
-            tracker = StreamTracker(self.metrics, str(body.get("model", "")), "/v1/embeddings", "unary")
+            tracker = StreamTracker(self.metrics, self._metric_model(body.get("model")), "/v1/embeddings", "unary")
             result = await self.manager.embeddings(body)
         except Exception as exc:
             if tracker is not None:
