@@ -22,15 +22,18 @@ class CffiSink:
         self.push_batch = self._make_push_batch()
 
     def wake_fd(self) -> int:
+        """The eventfd C writes when it queues an event."""
         return self.fd
 
     def clear_wake(self) -> None:
+        """Reset the eventfd before draining (a later event writes it again)."""
         try:
             os.read(self.fd, 8)
         except BlockingIOError:
             pass
 
     def next_event(self) -> Event | None:
+        """The next submission or cancellation queued by C, copied out and released; None when empty."""
         ev = self.lib.dyn_next_event()
         if ev == self.ffi.NULL:
             return None
@@ -51,6 +54,7 @@ class CffiSink:
         return push_batch
 
     def finish(self, stream: int, status: int, message: str) -> None:
+        """End a stream in C (ignored there if it already ended, e.g. cancelled or shut down)."""
         self.lib.dyn_stream_finish(stream, status, message.encode(errors="replace"))
 
 
