@@ -56,6 +56,7 @@ class EmbeddedHost:
         self.streams: dict[int, asyncio.Task] = {}
         self.streams_of: dict[int, set[int]] = {}
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     # ---- loop thread ----
     def ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -71,10 +72,21 @@ class EmbeddedHost:
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
-                threading.Thread(target=run, name="dynamo-llm-capi-loop", daemon=True).start()
+                self._thread = threading.Thread(target=run, name="dynamo-llm-capi-loop", daemon=True)
+                self._thread.start()
                 ready.wait()
                 self.loop = loop
         return self.loop
+
+    def stop_loop(self) -> None:
+        """Stop and close the loop thread (tests; the embedded library keeps it for the process's life)."""
+        with self._lock:
+            loop, self.loop = self.loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join()
+            loop.remove_reader(self.sink.wake_fd())
+            loop.close()
 
     def call(self, coro: Any) -> Any:
         """Run a coroutine on the loop from a C caller's thread and wait for its result."""

@@ -72,6 +72,8 @@ def host():
     yield host, sink
     if 1 in host.sessions:
         host.destroy_runtime(1)
+    host.stop_loop()
+    os.close(sink.fd)
 
 
 def generate(sink, stream, request, endpoint="test.mock.stream", runtime=1):
