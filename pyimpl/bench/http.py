@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -191,8 +192,8 @@ def main(argv: list[str]) -> int:
         from pyimpl.models import tiny_model_path
         args.model = str(tiny_model_path())
     repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp",
-               DYN_FILE_KV=tempfile.mkdtemp(prefix="bench_http_kv_"),
+    kv_dir = tempfile.mkdtemp(prefix="bench_http_kv_")
+    env = dict(os.environ, DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=kv_dir,
                PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = _free_port()
     procs = []
@@ -215,6 +216,7 @@ def main(argv: list[str]) -> int:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(kv_dir, ignore_errors=True)
     results["reference_dynamo"] = DYNAMO_REFERENCE
     if args.json:
         print(json.dumps(results))
