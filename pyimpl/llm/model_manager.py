@@ -258,13 +258,22 @@ class ModelManager:
 
     async def _stream(self, request: dict, kind: str) -> AsyncIterator[dict]:
         req, entry, pre, prompt_ids, max_tokens = await self.prepare(request, kind)
-        card = entry.card
-        streams = [await self._open(entry, to_wire_request(req, prompt_ids, max_tokens, seed_offset=i))
-                   for i in range(req.n)]
+        streams: list[Any] = []
+        try:  # however the consumer leaves, every worker stream is closed (which cancels it remotely)
+            for i in range(req.n):
+                streams.append(await self._open(entry, to_wire_request(req, prompt_ids, max_tokens, seed_offset=i)))
+            async for chunk in self._chunks(req, entry.card, pre, prompt_ids, streams):
+                yield chunk
+        finally:
+            for stream in streams:
+                await _close_stream(stream)
+
+    async def _chunks(self, req: GenerationRequest, card: ModelCard, pre: Any, prompt_ids: list[int],
+                      streams: list[Any]) -> AsyncIterator[dict]:
         texts = self._token_texts.setdefault(card.model_path, {})
         posts = [ChoicePostprocessor(pre, req, card.tool_call_parser, card.reasoning_parser, texts,
                                      prompt_ids, card.eos_token_ids) for _ in range(req.n)]
-        chat = kind == "chat"
+        chat = req.kind == "chat"
         chunk_id = f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}"
         base = {"id": chunk_id, "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": int(time.time()), "model": req.model}
@@ -384,11 +393,14 @@ async def _single(stream: Any) -> AsyncIterator[tuple[int, dict]]:
             raise
         raise mapped from exc
     finally:
-        close = getattr(stream, "aclose", None) or getattr(stream, "cancel", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        await _close_stream(stream)
+
+
+async def _close_stream(stream: Any) -> None:
+    """Close a runtime response stream; a stream still running is cancelled on the worker. Idempotent."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _merge(streams: list[Any]) -> AsyncIterator[tuple[int, dict]]:
