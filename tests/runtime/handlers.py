@@ -36,6 +36,11 @@ class StreamHandlers:
         yield {"i": 0}
         raise ValueError(f"boom: {request['why']}")
 
+    async def unencodable(self, request, context: Context):
+        """A chunk no wire format can carry (inproc passes it through untouched)."""
+        yield {"i": 0}
+        yield {"bad": object()}
+
     async def echo(self, request, context: Context):
         yield {"size": len(request["blob"]), "blob": request["blob"]}
 
@@ -50,6 +55,6 @@ class StreamHandlers:
 
 async def register_all(runtime, namespace: str) -> StreamHandlers:
     service = StreamHandlers()
-    for name in ("count", "slow", "fail", "echo", "was_cancelled"):
+    for name in ("count", "slow", "fail", "echo", "was_cancelled", "unencodable"):
         await runtime.endpoint(f"{namespace}.worker.{name}").register(getattr(service, name))
     return service

@@ -114,3 +114,17 @@ async def test_unknown_endpoint_fails_clearly_after_timeout(deployment, client_r
     client = await client_rt.endpoint(f"{deployment.namespace}.nobody.here").client(timeout=0.3)
     with pytest.raises(EndpointNotFoundError, match="nobody.here"):
         await client.generate({"n": 1})
+
+
+async def test_unencodable_chunk_is_a_typed_error_not_a_broken_stream(deployment, client_rt):
+    client = await client_for(deployment, client_rt, "unencodable")
+    stream = await client.generate({})
+    assert (await stream.__anext__()).data() == {"i": 0}
+    if deployment.plane == "inproc":          # no serialization: the object arrives as is
+        assert "bad" in (await stream.__anext__()).data()
+        return
+    with pytest.raises(RemoteHandlerError, match="object"):
+        await stream.__anext__()
+    # the connection still works for the next request
+    count = await client_for(deployment, client_rt, "count")
+    assert [a.data()["i"] async for a in await count.generate({"n": 3})] == [0, 1, 2]

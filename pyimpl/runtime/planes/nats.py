@@ -44,7 +44,9 @@ class _Codec:
         self._parts: dict[str, list[bytes]] = {}
 
     async def publish(self, subject: str, message: Any, reply: str = "") -> None:
-        data = self.encode(message)
+        await self.publish_bytes(subject, self.encode(message), reply)
+
+    async def publish_bytes(self, subject: str, data: bytes, reply: str = "") -> None:
         limit = self.nc.max_payload - PART_OVERHEAD
         if len(data) <= limit:
             await self.nc.publish(subject, data, reply)
@@ -125,7 +127,7 @@ class NatsServer:
 
     async def _send_forever(self) -> None:
         outbox = self._outbox
-        publish = self.codec.publish
+        publish = self.codec.publish_bytes
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -140,10 +142,31 @@ class NatsServer:
                         frames.append(frame)
                 for reply, frames in groups.items():
                     try:
-                        await publish(reply, frames[0] if len(frames) == 1 else [BATCH, frames])
+                        await publish(reply, self._encode_group(reply, frames))
                     except Exception as exc:
                         log.warning("cannot publish to %s: %s", reply, exc)
             self._space.set()
+
+    def _encode_group(self, reply: str, frames: list) -> bytes:
+        """One message for a stream's queued frames; an unencodable chunk becomes an ERROR
+        frame that ends the stream (and its handler) instead of a silent gap."""
+        encode = self.codec.encode
+        try:
+            return encode(frames[0] if len(frames) == 1 else [BATCH, frames])
+        except Exception:
+            pass
+        good = []
+        for frame in frames:
+            try:
+                encode(frame)
+            except Exception as exc:
+                good.append([ERROR, "handler", f"unencodable chunk: {type(exc).__name__}: {exc}"])
+                entry = self._streams.pop(reply, None)
+                if entry is not None:
+                    entry[0].cancel()
+                break
+            good.append(frame)
+        return encode(good[0] if len(good) == 1 else [BATCH, good])
 
     async def _on_message(self, msg) -> None:
         try:

@@ -40,7 +40,11 @@ class FramedConnection:
         out = self._out
         start = len(out)
         out += b"\0\0\0\0"
-        self._encoder.encode_into(message, out, start + HEADER)
+        try:
+            self._encoder.encode_into(message, out, start + HEADER)
+        except BaseException:
+            del out[start:]          # never leave a half-written frame behind
+            raise
         out[start:start + HEADER] = (len(out) - start - HEADER).to_bytes(4, "little")
         if len(out) >= FLUSH_NOW_BYTES:
             self.flush()
@@ -121,8 +125,8 @@ class TcpServer:
     async def _serve_connection(self, reader, writer) -> None:
         conn = FramedConnection(reader, writer)
         self._connections.add(conn)
-        task = asyncio.current_task()
-        self._tasks.add(task)
+        connection_task = asyncio.current_task()
+        self._tasks.add(connection_task)
         streams: dict[int, tuple[asyncio.Task, Context]] = {}
         try:
             async for batch in conn.frames():
@@ -131,8 +135,9 @@ class TcpServer:
                     if kind == REQUEST:
                         _, sid, path, ctx_id, payload = frame
                         context = Context(ctx_id)
-                        task = conn.loop.create_task(self._run_stream(conn, streams, sid, path, payload, context))
-                        streams[sid] = (task, context)
+                        stream_task = conn.loop.create_task(
+                            self._run_stream(conn, streams, sid, path, payload, context))
+                        streams[sid] = (stream_task, context)
                     elif kind == CANCEL:
                         entry = streams.pop(frame[1], None)
                         if entry is not None:
@@ -144,7 +149,7 @@ class TcpServer:
             for stream_task, context in streams.values():    # the client is gone: stop its handlers
                 context.stop_generating()
                 stream_task.cancel()
-            self._tasks.discard(task)
+            self._tasks.discard(connection_task)
             self._connections.discard(conn)
             conn.closed = True
             writer.close()
@@ -214,9 +219,8 @@ class TcpClientConnection:
             if not conn.closed:
                 conn.send([CANCEL, sid])
 
-        sink = StreamSink()
-        streams[sid] = sink
-        conn.send([REQUEST, sid, path, context.id(), request])
+        conn.send([REQUEST, sid, path, context.id(), request])    # raises on an unencodable request
+        sink = streams[sid] = StreamSink()
         return QueuedResponseStream(sink, context, cancel_remote)
 
     async def _read_loop(self) -> None:
