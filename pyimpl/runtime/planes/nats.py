@@ -237,12 +237,18 @@ class NatsClient:
         self._streams: dict[str, tuple[StreamSink, str]] = {}
         self._sub = None
         self._watchdog: Optional[asyncio.Task] = None
+        self._starting: Optional[asyncio.Task] = None
         self._ping_failures: dict[str, int] = {}
 
     async def _ensure_started(self) -> None:
         if self._sub is None:
-            self._sub = await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply, **PENDING_LIMITS)
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch_instances())
+            if self._starting is None:      # concurrent first requests subscribe once
+                self._starting = asyncio.get_running_loop().create_task(self._subscribe())
+            await asyncio.shield(self._starting)
+
+    async def _subscribe(self) -> None:
+        self._sub = await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply, **PENDING_LIMITS)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_instances())
 
     async def open(self, transport: dict, instance_id: int, path: str, request: Any,
                    context: Context) -> QueuedResponseStream:
@@ -290,10 +296,10 @@ class NatsClient:
             if kind == DATA:
                 stream.push(frame[1])
             elif kind == END:
-                del self._streams[reply]
+                self._streams.pop(reply, None)
                 stream.finish()
             elif kind == ERROR:
-                del self._streams[reply]
+                self._streams.pop(reply, None)
                 stream.finish(error_from_wire(frame[1], frame[2]))
 
     async def _watch_instances(self) -> None:
