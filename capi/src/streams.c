@@ -43,7 +43,8 @@ void dyn_set_result(const char* text) {
 /* ---- fork detection ---- */
 
 volatile int dyn_forked;
-static void on_fork_child(void) { dyn_forked = 1; }
+static volatile int library_used; /* a runtime was ever created: the interpreter and its threads exist */
+static void on_fork_child(void) { if (library_used) dyn_forked = 1; }
 __attribute__((constructor)) static void register_fork_handler(void) { pthread_atfork(NULL, NULL, on_fork_child); }
 
 #define REFUSE_IF_FORKED() \
@@ -591,6 +592,7 @@ dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t*
     if (!dyn_utf8_valid(config_json, len)) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "config_json is not valid UTF-8");
     if (!dyn_json_valid_object(config_json, len))
         return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "config_json is not a well-formed JSON object");
+    library_used = 1;
     dynamo_status_t st = dyn_python_start();
     if (st != DYNAMO_OK) return st;
 
