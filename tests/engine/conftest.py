@@ -48,6 +48,7 @@ def extra_model_dirs(tmp_path_factory) -> dict[str, Path]:
     return {
         "qwen3": _build(root / "qwen3", Qwen3Config(**_SHAPE, head_dim=16, tie_word_embeddings=True)),
         "mistral": _build(root / "mistral", MistralConfig(**_SHAPE, sliding_window=None)),
+        "mistral-window": _build(root / "mistral-window", MistralConfig(**_SHAPE, sliding_window=12)),
         "llama3-rope": _build(root / "llama3-rope", LlamaConfig(**_SHAPE, rope_parameters={
             "rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
             "high_freq_factor": 4.0, "original_max_position_embeddings": 64})),

@@ -25,7 +25,7 @@ def test_greedy_matches_transformers_generate(arch, llama_dir, qwen2_dir):
     _check_parity(llama_dir if arch == "llama" else qwen2_dir, block_size=8)
 
 
-@pytest.mark.parametrize("name", ["qwen3", "mistral", "llama3-rope", "linear-rope", "gpt2-fallback"])
+@pytest.mark.parametrize("name", ["qwen3", "mistral", "mistral-window", "llama3-rope", "linear-rope", "gpt2-fallback"])
 def test_other_architectures_and_rope_scaling(name, extra_model_dirs):
     _check_parity(extra_model_dirs[name], block_size=16)
 

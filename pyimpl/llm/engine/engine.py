@@ -181,9 +181,9 @@ class Engine:
         plist = params if isinstance(params, list) else [params] * len(prompts)
         prefix = f"batch-{uuid.uuid4().hex[:8]}-"
         ids = [f"{prefix}{i}" for i in range(len(prompts))]
-        for p in plist:
-            if p is not None:
-                self.validate_request([0], p)
+        if len(plist) != len(prompts):
+            raise ValueError(f"params: {len(plist)} SamplingParams for {len(prompts)} prompts")
+        plist = [self.validate_request(prompt, p) for prompt, p in zip(prompts, plist)]  # all or nothing
         for rid, prompt, p in zip(ids, prompts, plist):
             self.add_request(rid, prompt, p)
         finals: dict[str, RequestOutput] = {}

@@ -55,6 +55,7 @@ class LlamaModel:
         self.scale = self.head_dim ** -0.5
         self.dtype = dtype
         self.device = device
+        self.sliding_window = sliding_window_of(config)
         w = {k: v.to(device=device, dtype=dtype) for k, v in weights.items()}
         self.embed = w["model.embed_tokens.weight"]
         self.lm_head = w.get("lm_head.weight", self.embed) if not getattr(config, "tie_word_embeddings", False) \
@@ -125,6 +126,17 @@ class LlamaModel:
         o = F.scaled_dot_product_attention(qg, keys, values, attn_mask=meta.mask, scale=self.scale)
         o = o.view(B, KVH, G, Q, D).permute(0, 3, 1, 2, 4).reshape(B * Q, KVH * G * D)
         return o.index_select(0, meta.out_index)
+
+
+def sliding_window_of(config) -> int | None:
+    """Attention window in tokens when every layer uses one (Mistral-style configs), else None."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and any(t != "sliding_attention" for t in layer_types):
+        return None  # mixed full/sliding layers: not supported by the shared mask (full attention is used)
+    return int(window)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -56,9 +56,13 @@ class ModelRunner:
         slot_mapping = self._tensor([s.block_table[(n - 1) // bs] * bs + (n - 1) % bs for s, n in zip(seqs, lens)])
         kv_gather = self._block_tables(seqs, max_k).to(self.device, non_blocking=True)
         mask = None
-        if min(lens) != max_k:
-            mask = (torch.arange(max_k)[None, :] < torch.tensor(lens)[:, None]).view(len(seqs), 1, 1, max_k)
-            mask = mask.to(self.device, non_blocking=True)
+        window = self.model.sliding_window
+        if min(lens) != max_k or (window and max_k > window):
+            j, n = torch.arange(max_k)[None, :], torch.tensor(lens)[:, None]
+            allowed = j < n
+            if window:
+                allowed &= j > n - 1 - window
+            mask = allowed.view(len(seqs), 1, 1, max_k).to(self.device, non_blocking=True)
         cos, sin = self._rope(positions)
         meta = AttentionMetadata(slot_mapping, kv_gather, mask, None, None, cos, sin, len(seqs), 1)
         logits_index = torch.arange(len(seqs), device=self.device)
@@ -86,7 +90,10 @@ class ModelRunner:
             last.append(len(ids) - 1)
         positions = self._tensor(pos)
         q_positions = torch.tensor(q_pos)  # [B, max_q]
-        allowed = torch.arange(max_k)[None, None, :] <= q_positions[:, :, None]  # [B, max_q, max_k]
+        j = torch.arange(max_k)[None, None, :]
+        allowed = j <= q_positions[:, :, None]  # [B, max_q, max_k]
+        if self.model.sliding_window:
+            allowed &= j > q_positions[:, :, None] - self.model.sliding_window
         G = self.model.group
         mask = allowed[:, None, None].expand(B, 1, G, max_q, max_k).reshape(B, 1, G * max_q, max_k)
         cos, sin = self._rope(positions)
