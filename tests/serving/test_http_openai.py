@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import openai
@@ -111,14 +112,32 @@ def test_reasoning_split(client):
     assert "final answer" in message.content and "pondering" not in message.content
 
 
-def test_models_appear_and_disappear(stack, serving_env, tiny_model):
-    worker = start_worker(serving_env, tiny_model, "--model-name", "ephemeral", "--engine", "mock",
-                          "--endpoint", "eph.backend.generate")
+def test_models_appear_and_disappear(stack, client, serving_env, tiny_model):
+    args = ("--model-name", "ephemeral", "--engine", "mock", "--endpoint", "eph.backend.generate")
+    first = start_worker(serving_env, tiny_model, *args)
+    second = None
     try:
         wait_for_models(stack, lambda names: "ephemeral" in names)
+        second = start_worker(serving_env, tiny_model, *args)
+        wait_for_instances(stack, "ephemeral", 2)
+        first.stop()  # one of two workers leaves: the model stays and keeps answering
+        wait_for_instances(stack, "ephemeral", 1)
+        for _ in range(4):
+            assert client.completions.create(model="ephemeral", prompt="still here", max_tokens=2).choices
+        assert "ephemeral" in [m.id for m in client.models.list()]
     finally:
-        worker.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
     wait_for_models(stack, lambda names: "ephemeral" not in names)
+
+
+def wait_for_instances(base_url: str, model: str, count: int, timeout: float = 30.0) -> None:
+    """Poll /health until the frontend routes `model` to `count` worker instances."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{base_url}/health", timeout=30).json()["instances"].get(model) != count:
+        assert time.monotonic() < deadline, f"{model} never had {count} instance(s)"
+        time.sleep(0.05)
 
 
 def test_invalid_request_400_names_field(client):

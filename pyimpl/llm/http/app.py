@@ -352,8 +352,12 @@ class OpenAIFrontend:
 
     async def health(self, request: Request) -> Response:
         """GET /health: healthy once at least one model is served."""
-        names = self.manager.model_names() if self.manager is not None else []
-        return json_response({"status": "healthy" if names else "no_models", "models": names})
+        manager = self.manager
+        names = manager.model_names() if manager is not None else []
+        instances = {name: len(entry.client.instance_ids()) for name, entry in manager.models.items()} \
+            if manager is not None else {}
+        return json_response({"status": "healthy" if names else "no_models", "models": names,
+                              "instances": instances})
 
     async def live(self, request: Request) -> Response:
         """GET /live: the process is up."""
