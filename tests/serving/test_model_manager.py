@@ -84,3 +84,18 @@ async def test_model_gone_after_stop(embedded):
     await served.stop()
     await manager.wait_for_model_gone("tiny", timeout=10)
     assert "tiny" not in manager.model_names()
+
+
+async def test_outputs_follow_the_wire_types(embedded):
+    import msgspec
+
+    from pyimpl.llm.http import schemas
+    _, _, manager = embedded
+    request = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
+               "logprobs": True, "top_logprobs": 1}
+    msgspec.convert(request, schemas.ChatCompletionRequest)
+    msgspec.convert(await manager.chat_completion(request), schemas.ChatCompletion)
+    async for chunk in manager.chat_completion_stream({**request, "stream_options": {"include_usage": True}}):
+        msgspec.convert(chunk, schemas.ChatCompletionChunk)
+    msgspec.convert(await manager.completion({"model": "tiny", "prompt": "x y", "max_tokens": 2}), schemas.Completion)
+    msgspec.convert(manager.list_models(), schemas.ModelList)
