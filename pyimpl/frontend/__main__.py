@@ -19,6 +19,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model-aliases", default=None, help="JSON or YAML alias file")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
+    p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper())
     config = uvicorn.Config(build_app(args), host=args.host, port=args.http_port, loop="uvloop", http="httptools",
-                            lifespan="on", log_level=args.log_level, access_log=False)
+                            lifespan="on", log_level=args.log_level, access_log=False,
+                            timeout_graceful_shutdown=args.shutdown_grace_s)
     FrontendServer(config).run()
     return 0
 

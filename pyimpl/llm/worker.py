@@ -83,16 +83,25 @@ class ServedModel:
     instance_keys: list[str] = field(default_factory=list)
     stopped: bool = False
 
-    async def stop(self) -> None:
-        """Withdraw the card and the endpoint instances, then shut the engine down; idempotent."""
-        if self.stopped:
+    withdrawn: bool = False
+
+    async def withdraw(self) -> None:
+        """Remove the card and the endpoint instances from discovery: no new requests arrive. Idempotent."""
+        if self.withdrawn:
             return
-        self.stopped = True
+        self.withdrawn = True
         for key in [self.card_key, *self.instance_keys]:
             try:
                 await self.runtime.discovery.delete(key)
             except Exception:  # the runtime may already be gone
                 log.debug("discovery delete of %s failed", key, exc_info=True)
+
+    async def stop(self) -> None:
+        """Withdraw, then shut the engine down (in-flight requests end); idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.withdraw()
         await self.engine.shutdown()
 
 

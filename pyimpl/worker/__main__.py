@@ -42,8 +42,9 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await served.stop()
-    await rt.shutdown()
+    await served.withdraw()   # no new requests
+    await rt.shutdown()       # drains in-flight streams (up to the runtime's grace period)
+    await served.stop()       # then the engine goes
 
 
 def main(argv: list[str] | None = None) -> int:

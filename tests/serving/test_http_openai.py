@@ -264,3 +264,25 @@ def test_error_after_streaming_began_is_an_sse_error_event(stack, serving_env, t
     error = json.loads(next(line for line in rest if line.startswith("data: {\"error\""))[6:])
     assert set(error["error"]) == {"message", "type", "param", "code"}
     assert rest[-1] == "data: [DONE]" or rest[-2] == "data: [DONE]"
+
+
+def test_worker_sigterm_drains_streams_in_flight(stack, serving_env, tiny_model):
+    import signal
+    worker = start_worker(serving_env, tiny_model, "--model-name", "draining", "--engine", "mock",
+                          "--endpoint", "drain.backend.generate", "--mock-step-delay-s", "0.05")
+    try:
+        wait_for_models(stack, lambda names: "draining" in names)
+        with httpx.stream("POST", f"{stack}/v1/completions", timeout=30, json={
+                "model": "draining", "prompt": "go", "max_tokens": 20, "ignore_eos": True, "stream": True}) as r:
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data: {"):
+                    worker.popen.send_signal(signal.SIGTERM)  # mid-stream: the worker withdraws, then drains
+                    break
+            rest = [line for line in lines if line]
+        assert worker.popen.wait(30) == 0
+    finally:
+        worker.stop()
+    assert "event: error" not in rest and rest[-1] == "data: [DONE]"
+    assert json.loads(rest[-2][6:])["choices"][0]["finish_reason"] == "length"
+    wait_for_models(stack, lambda names: "draining" not in names)
