@@ -10,8 +10,12 @@ CMAKE=${CMAKE:-.venv/bin/cmake}
 LIB=$BUILD/libdynamo_llm_capi.so
 BASELINE=abi/libdynamo_llm_capi.abi
 
-if ! command -v abidiff >/dev/null; then
-  apt-get install -y abigail-tools >/dev/null
+need=()
+command -v abidiff >/dev/null || need+=(abigail-tools)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 [ -f "$LIB" ] || { echo "ci_checks: $LIB missing: build first (scripts/setup.sh)"; exit 1; }
 
