@@ -35,6 +35,7 @@ class DistributedRuntime:
         self.dispatcher: Dispatcher = Dispatcher()
         self._backend: Optional[Discovery] = None
         self._nats = None
+        self._nats_connecting: Optional[asyncio.Task] = None
         self._started: Optional[asyncio.Future] = None
         self._server = None
         self._server_transport: Optional[dict] = None
@@ -94,13 +95,23 @@ class DistributedRuntime:
             await self._system.start()
 
     async def _nats_connection(self):
+        """The runtime's one NATS connection, opened on first need (concurrent callers share it)."""
         if self._nats is None:
-            from .nats_connection import connect_nats
+            if self._nats_connecting is None:
+                self._nats_connecting = asyncio.get_running_loop().create_task(self._connect_nats())
             try:
-                self._nats = await connect_nats(self.config.nats_server)
-            except Exception as exc:
-                raise ConfigurationError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
+                await asyncio.shield(self._nats_connecting)
+            except BaseException:
+                self._nats_connecting = None
+                raise
         return self._nats
+
+    async def _connect_nats(self) -> None:
+        from .nats_connection import connect_nats
+        try:
+            self._nats = await connect_nats(self.config.nats_server)
+        except Exception as exc:
+            raise ConfigurationError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
 
     async def _ensure_server(self) -> dict:
         """Start this runtime's request-plane server (once) and return its advertised transport."""
@@ -135,7 +146,8 @@ class DistributedRuntime:
                 client = TcpClient()
             elif kind == "nats":
                 from .planes.nats import NatsClient
-                client = NatsClient(await self._nats_connection())
+                nc = await self._nats_connection()
+                client = self._plane_clients.get(kind) or NatsClient(nc)   # another caller may have won
             else:
                 raise ConfigurationError(f"instance advertises unknown transport {kind!r}")
             self._plane_clients[kind] = client

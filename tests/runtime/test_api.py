@@ -12,6 +12,8 @@ import pytest
 from pyimpl.runtime import Annotated, Context, DistributedRuntime
 from pyimpl.runtime.errors import ConfigurationError, NoInstancesError
 
+from tests.conftest import free_port
+
 from .deployments import BUCKET, REPO, TTL
 from .handlers import StreamHandlers
 
@@ -235,3 +237,8 @@ async def test_round_robin_moves_on_from_an_unreachable_instance(two_servers):
     await victim._server.close()                      # listener gone, its discovery record still there
     answers = [await _ask(await client.round_robin(None)) for _ in range(4)]
     assert answers == [ids[1]] * 4 and ids[0] in client.instance_ids()
+
+
+async def test_unreachable_nats_is_a_clear_error_not_a_hang():
+    with pytest.raises(ConfigurationError, match="cannot connect to NATS"):
+        await DistributedRuntime.create("nats", "nats", nats_server=f"nats://127.0.0.1:{free_port()}")
