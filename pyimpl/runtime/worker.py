@@ -18,7 +18,6 @@ def dynamo_worker(static: bool = False, **runtime_kwargs: Any):
         async def run(*args: Any, **kwargs: Any) -> Any:
             runtime = await DistributedRuntime.create(**runtime_kwargs)
             loop = asyncio.get_running_loop()
-            main = asyncio.current_task()
 
             def on_signal() -> None:
                 loop.create_task(runtime.shutdown())
@@ -36,7 +35,6 @@ def dynamo_worker(static: bool = False, **runtime_kwargs: Any):
                 for sig in installed:
                     loop.remove_signal_handler(sig)
                 await runtime.shutdown()
-                del main
 
         return run
 
