@@ -1,0 +1,1 @@
+"""Discovery backends: mem (one process), file (one machine), nats (JetStream KV)."""
