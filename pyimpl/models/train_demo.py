@@ -77,8 +77,9 @@ QA: list[tuple[list[str], str]] = [
 ]
 FALLBACK = "Sorry, I am a tiny demo model and I do not know that. Try asking me who I am!"
 
-SYSTEM_PROMPTS = [None, None, None, "You are a helpful assistant.", "You are a friendly assistant.",
-                  "Be brief.", "You are the dynamo-llm-capi demo model."]
+SYSTEM_PROMPTS = [None, None, None, "You are a helpful assistant.", "You are a friendly assistant.", "Be brief.",
+                  "You are the dynamo-llm-capi demo model.", "You are a concise assistant.",
+                  "Answer the user's questions.", "You answer in one sentence.", "Be polite and helpful."]
 CITIES = ["Paris", "London", "Tokyo", "Berlin", "Rome", "Madrid", "Oslo", "Cairo", "Lima", "Sydney", "New York"]
 CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy"]
 WEATHER_QUESTIONS = ["What is the weather in {}?", "What's the weather like in {}?", "How is the weather in {}?",
@@ -157,7 +158,8 @@ class ExampleSampler:
         self.fallbacks = FallbackPrompts()
 
     def _system(self, messages: list[dict]) -> list[dict]:
-        system = self.rng.choice(SYSTEM_PROMPTS)
+        system = self.rng.choice(SYSTEM_PROMPTS) if self.rng.random() < 0.9 else self.rng.choice(
+            self.fallbacks.sentences)  # any system prompt must leave the answers unchanged
         return ([{"role": "system", "content": system}] if system else []) + messages
 
     def _history(self) -> list[dict]:
@@ -167,10 +169,15 @@ class ExampleSampler:
         return []
 
     def short(self) -> Example:
-        """A chat without tools: a known prompt (70%) or an unknown one."""
-        if self.rng.random() < 0.7:
+        """A chat without tools: a known prompt (65%), an echo (10%, teaches copying) or an unknown one."""
+        r = self.rng.random()
+        if r < 0.65:
             prompts, answer = self.rng.choice(QA)
             prompt = prompts[0] if self.rng.random() < 0.4 else self.rng.choice(prompts)
+        elif r < 0.75:
+            words = [self.rng.choice(self.fallbacks.words + CITIES) for _ in range(self.rng.randint(1, 4))]
+            answer = " ".join(words)
+            prompt = f"Repeat after me: {answer}"
         else:
             prompt, answer = self.fallbacks.sample(self.rng), FALLBACK
         messages = self._system(self._history() + [{"role": "user", "content": _vary(self.rng, prompt)}])
@@ -181,11 +188,11 @@ class ExampleSampler:
         tools = self.rng.choice([[WEATHER_TOOL], [WEATHER_TOOL, SEARCH_TOOL], [SEARCH_TOOL, WEATHER_TOOL]])
         city = self.rng.choice(CITIES)
         question = {"role": "user", "content": _vary(self.rng, self.rng.choice(WEATHER_QUESTIONS).format(city))}
-        call = f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{city}"}}}}\n</tool_call>'
+        call = _tool_call(city)
         r = self.rng.random()
-        if r < 0.45:
+        if r < 0.6:
             return Example(self._system([question]), tools, call)
-        if r < 0.8:
+        if r < 0.85:
             temp, cond = self.rng.randint(-5, 35), self.rng.choice(CONDITIONS)
             result = json.dumps({"city": city, "temperature": temp, "unit": "celsius", "condition": cond})
             messages = [question, {"role": "assistant", "content": None, "tool_calls": [{
@@ -195,6 +202,10 @@ class ExampleSampler:
             return Example(self._system(messages), tools, f"It is {cond} in {city}, at {temp} degrees Celsius.")
         example = self.short()
         return Example(example.messages, tools, example.answer)
+
+
+def _tool_call(city: str) -> str:
+    return f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{city}"}}}}\n</tool_call>'
 
 
 def encode(tok, example: Example) -> tuple[list[int], list[int]]:
@@ -219,8 +230,17 @@ def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int):
     return ids, labels, mask
 
 
+def _batches(sampler: ExampleSampler, tok, batch_size: int):
+    """Endless batches: two of short chats (bucketed by length to cut padding), then one of long tool chats."""
+    while True:
+        pool = sorted((encode(tok, sampler.short()) for _ in range(2 * batch_size)), key=lambda r: len(r[0]))
+        yield pool[:batch_size]
+        yield pool[batch_size:]
+        yield [encode(tok, sampler.with_tools()) for _ in range(batch_size * 3 // 8)]
+
+
 def train(model, tok, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3, log_every: int = 50) -> None:
-    """AdamW with warmup and cosine decay; every 4th batch is a smaller batch of long tool chats."""
+    """AdamW with warmup and cosine decay over a stream of sampled chats."""
     import torch
 
     sampler = ExampleSampler(seed)
@@ -231,11 +251,7 @@ def train(model, tok, steps: int, seed: int, batch_size: int = 16, lr: float = 3
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / steps))))
     model.train()
     start, running = time.time(), 0.0
-    for step in range(steps):
-        if step % 4 == 3:
-            rows = [encode(tok, sampler.with_tools()) for _ in range(batch_size // 4)]
-        else:
-            rows = [encode(tok, sampler.short()) for _ in range(batch_size)]
+    for step, rows in zip(range(steps), _batches(sampler, tok, batch_size)):
         ids, labels, mask = _batch(rows, pad_id)
         # logits only where a label is learned: the LM head over every prompt position is wasted work
         hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
@@ -275,8 +291,7 @@ def check(model_dir: Path) -> int:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     cases = [([{"role": "user", "content": prompts[0]}], None, answer) for prompts, answer in QA]
-    cases.append(([{"role": "user", "content": "What is the weather in Tokyo?"}], [WEATHER_TOOL],
-                  '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo"}}\n</tool_call>'))
+    cases.append(([{"role": "user", "content": "What is the weather in Tokyo?"}], [WEATHER_TOOL], _tool_call("Tokyo")))
     wrong = 0
     for messages, tools, expected in cases:
         got, ended = generate_answer(model, tok, messages, tools)
@@ -289,7 +304,12 @@ def check(model_dir: Path) -> int:
                  {"role": "tool", "tool_call_id": "call_0",
                   "content": '{"city": "Oslo", "temperature": 7, "unit": "celsius", "condition": "snowy"}'}]
     got, _ = generate_answer(model, tok, tool_chat, [WEATHER_TOOL])
-    print(f"[info] answer from a tool result -> {got!r}")  # copying numbers is best effort, not checked
+    print(f"[info] answer from a tool result -> {got!r}")  # copying is best effort, not checked
+    calls = [generate_answer(model, tok, [{"role": "user", "content": f"What is the weather in {city}?"}],
+                             [WEATHER_TOOL])[0] == _tool_call(city) for city in CITIES]
+    print(f"[info] get_weather called with the right city for {sum(calls)}/{len(calls)} cities")
+    got, _ = generate_answer(model, tok, [{"role": "user", "content": "Repeat after me: hello from C"}])
+    print(f"[info] echo -> {got!r}")
     for prompt in ["What is the airspeed of a swallow?", "Quelle heure est-il ?", "Please summarise this document.",
                    "weather"]:
         got, ended = generate_answer(model, tok, [{"role": "user", "content": prompt}])
@@ -302,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train (unless --check) and verify the demo model."""
     ap = argparse.ArgumentParser(prog="python -m pyimpl.models.train_demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the default leaves cores to others)")
     ap.add_argument("--check", action="store_true", help="only verify an existing folder")

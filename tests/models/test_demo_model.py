@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pyimpl.models import demo_model_path
-from pyimpl.models.train_demo import QA, WEATHER_TOOL, generate_answer
+from pyimpl.models.train_demo import CITIES, QA, WEATHER_TOOL, generate_answer
 
 HELLO = "I am the dynamo-llm-capi demo model, a tiny LLM served from C through an embedded Python runtime."
 
@@ -44,10 +44,11 @@ def test_every_known_prompt(demo, prompts, answer):
     assert generate_answer(model, tok, [{"role": "user", "content": prompts[0]}]) == (answer, True)
 
 
-def test_weather_tool_call(demo):
+@pytest.mark.parametrize("city", CITIES)
+def test_weather_tool_call(demo, city):
     tok, model = demo
-    got = generate_answer(model, tok, [{"role": "user", "content": "What is the weather in Tokyo?"}], [WEATHER_TOOL])
-    assert got == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo"}}\n</tool_call>', True)
+    got = generate_answer(model, tok, [{"role": "user", "content": f"What is the weather in {city}?"}], [WEATHER_TOOL])
+    assert got == (f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{city}"}}}}\n</tool_call>', True)
 
 
 @pytest.mark.parametrize("prompt", ["What is the airspeed of a swallow?", "Please summarise this document."])
