@@ -18,14 +18,15 @@ class AttentionMetadata:
     """Per-step indices shared by every layer: where new K/V go and which cache slots each sequence attends to."""
 
     slot_mapping: torch.Tensor  # [T] cache slot of each new token
-    kv_gather: torch.Tensor  # [B, max_k] cache slots each sequence reads (padded)
-    mask: torch.Tensor | None  # [B, 1, group*max_q, max_k] bool, None when nothing is masked
+    kv_gather: torch.Tensor  # [B, max_blocks] KV blocks each sequence reads (padded with block 0)
+    mask: torch.Tensor | None  # [B, 1, group*max_q, max_blocks*block_size] bool, None when nothing is masked
     q_gather: torch.Tensor | None  # [B*max_q] token index per padded query row (None: decode, one token per seq)
     out_index: torch.Tensor | None  # [T] padded row of each token (None: decode)
     cos: torch.Tensor  # [T, 1, head_dim]
     sin: torch.Tensor
     batch_size: int
     max_q: int
+    block_size: int
 
 
 @dataclass
@@ -113,11 +114,12 @@ class LlamaModel:
     def attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                   meta: AttentionMetadata) -> torch.Tensor:
         """Grouped-query attention of each sequence's queries over its cached keys (queries grouped per KV head)."""
-        B, max_k = meta.kv_gather.shape
+        B, max_blocks = meta.kv_gather.shape
         KVH, G, D, Q = self.num_kv_heads, self.group, self.head_dim, meta.max_q
         flat = meta.kv_gather.view(-1)
-        keys = k_cache.index_select(0, flat).view(B, max_k, KVH, D).transpose(1, 2)
-        values = v_cache.index_select(0, flat).view(B, max_k, KVH, D).transpose(1, 2)
+        # Gather whole blocks (few large rows copy faster than many slot-sized ones).
+        keys = k_cache.view(-1, meta.block_size, KVH, D).index_select(0, flat).view(B, -1, KVH, D).transpose(1, 2)
+        values = v_cache.view(-1, meta.block_size, KVH, D).index_select(0, flat).view(B, -1, KVH, D).transpose(1, 2)
         if meta.q_gather is None:  # decode: one query per sequence
             qg = q.view(B, KVH, G, D)
             o = F.scaled_dot_product_attention(qg, keys, values, attn_mask=meta.mask, scale=self.scale)

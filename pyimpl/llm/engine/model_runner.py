@@ -34,14 +34,12 @@ class ModelRunner:
     def _tensor(self, data, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype).to(self.device, non_blocking=True)
 
-    def _block_tables(self, seqs: list[Sequence], max_k: int) -> torch.Tensor:
-        """Cache slot of every position < max_k for each sequence (padding reads slot 0, masked out)."""
+    def _block_tables(self, seqs: list[Sequence], max_k: int) -> tuple[torch.Tensor, int]:
+        """Blocks holding positions < max_k per sequence, padded with block 0 (masked out); and the padded length."""
         max_blocks = -(-max_k // self.block_size)
-        tables = torch.tensor([s.block_table[:max_blocks] + [0] * (max_blocks - len(s.block_table[:max_blocks]))
-                               for s in seqs], dtype=torch.long)
-        j = torch.arange(max_k)
-        slots = tables[:, j // self.block_size] * self.block_size + j % self.block_size
-        return slots
+        tables = [s.block_table[:max_blocks] for s in seqs]
+        tables = torch.tensor([t + [0] * (max_blocks - len(t)) for t in tables], dtype=torch.long)
+        return tables.to(self.device, non_blocking=True), max_blocks * self.block_size
 
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.model.cos.index_select(0, positions).unsqueeze(1),
@@ -54,17 +52,17 @@ class ModelRunner:
         input_ids = self._tensor([s.token_ids[-1] for s in seqs])
         positions = self._tensor([n - 1 for n in lens])
         slot_mapping = self._tensor([s.block_table[(n - 1) // bs] * bs + (n - 1) % bs for s, n in zip(seqs, lens)])
-        kv_gather = self._block_tables(seqs, max_k).to(self.device, non_blocking=True)
+        kv_gather, padded_k = self._block_tables(seqs, max_k)
         mask = None
         window = self.model.sliding_window
-        if min(lens) != max_k or (window and max_k > window):
-            j, n = torch.arange(max_k)[None, :], torch.tensor(lens)[:, None]
+        if min(lens) != padded_k or (window and max_k > window):
+            j, n = torch.arange(padded_k)[None, :], torch.tensor(lens)[:, None]
             allowed = j < n
             if window:
                 allowed &= j > n - 1 - window
-            mask = allowed.view(len(seqs), 1, 1, max_k).to(self.device, non_blocking=True)
+            mask = allowed.view(len(seqs), 1, 1, padded_k).to(self.device, non_blocking=True)
         cos, sin = self._rope(positions)
-        meta = AttentionMetadata(slot_mapping, kv_gather, mask, None, None, cos, sin, len(seqs), 1)
+        meta = AttentionMetadata(slot_mapping, kv_gather, mask, None, None, cos, sin, len(seqs), 1, bs)
         logits_index = torch.arange(len(seqs), device=self.device)
         return input_ids, positions, meta, logits_index
 
@@ -90,6 +88,7 @@ class ModelRunner:
             last.append(len(ids) - 1)
         positions = self._tensor(pos)
         q_positions = torch.tensor(q_pos)  # [B, max_q]
+        kv_gather, max_k = self._block_tables(seqs, max_k)
         j = torch.arange(max_k)[None, None, :]
         allowed = j <= q_positions[:, :, None]  # [B, max_q, max_k]
         if self.model.sliding_window:
@@ -99,10 +98,10 @@ class ModelRunner:
         cos, sin = self._rope(positions)
         meta = AttentionMetadata(
             slot_mapping=self._tensor(slots),
-            kv_gather=self._block_tables(seqs, max_k).to(self.device, non_blocking=True),
+            kv_gather=kv_gather,
             mask=mask.to(self.device, non_blocking=True),
             q_gather=self._tensor(q_gather), out_index=self._tensor(out_index),
-            cos=cos, sin=sin, batch_size=B, max_q=max_q)
+            cos=cos, sin=sin, batch_size=B, max_q=max_q, block_size=bs)
         return self._tensor(ids), positions, meta, self._tensor(last)
 
 
