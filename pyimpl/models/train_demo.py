@@ -174,7 +174,7 @@ class ExampleSampler:
         if r < 0.65:
             prompts, answer = self.rng.choice(QA)
             prompt = prompts[0] if self.rng.random() < 0.4 else self.rng.choice(prompts)
-        elif r < 0.75:
+        elif r < 0.75:  # not learned at this size; kept as copy practice (and the RNG stream the weights came from)
             words = [self.rng.choice(self.fallbacks.words + CITIES) for _ in range(self.rng.randint(1, 4))]
             answer = " ".join(words)
             prompt = f"Repeat after me: {answer}"
