@@ -1,6 +1,7 @@
 """Paged KV block allocator: ref-counted fixed-size blocks, prefix caching by chained hashes, LRU eviction."""
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
@@ -8,6 +9,8 @@ from typing import Callable
 from .block_hash import chain_block_hash, local_block_hash
 from .kv_events import KvCacheCleared, KvCacheRemoved, KvCacheStored, KvEvent, StoredBlock
 from .sequence import Sequence
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,7 +154,10 @@ class BlockManager:
 
     def _emit(self, event: KvEvent) -> None:
         for callback in list(self.subscribers):
-            callback(event)
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not fail the step
+                logger.exception("KV event subscriber %r failed", callback)
 
     def _event_id(self) -> int:
         self.next_event_id += 1
