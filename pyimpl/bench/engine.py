@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--one-at-a-time-requests", type=int, default=4,
                     help="requests for baseline (a), measured as tok/s (it does not depend on the count)")
     ap.add_argument("--decode-steps", type=int, default=30)
-    ap.add_argument("--rss-requests", type=int, default=2000, help="long run for the RSS check (0: skip)")
+    ap.add_argument("--rss-requests", type=int, default=10000, help="long run for the RSS check (0: skip)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (0: torch's default; on a loaded 2-core machine 1 is often faster)")
     ap.add_argument("--seed", type=int, default=0)
