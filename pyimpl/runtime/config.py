@@ -24,6 +24,8 @@ class RuntimeConfig:
     instance_wait_timeout: float = 5.0   # generate(): how long to wait for a first instance
     system_port: Optional[int] = None    # DYN_SYSTEM_PORT: /health /live /metrics
     tcp_host: str = "127.0.0.1"
+    stream_window: int = 256             # chunks a handler may run ahead of a remote consumer
+    tcp_keepalive: float = 5.0           # s without any frame from a tcp worker before its streams fail
     nats_kv_bucket: str = "dynamo_discovery"   # JetStream KV bucket of the nats discovery backend
     log_level: Optional[str] = None
 
@@ -44,6 +46,8 @@ class RuntimeConfig:
             instance_wait_timeout=float(env.get("DYN_INSTANCE_WAIT_TIMEOUT", cls.instance_wait_timeout)),
             system_port=int(port) if port else None,
             tcp_host=env.get("DYN_TCP_HOST", cls.tcp_host),
+            stream_window=int(env.get("DYN_STREAM_WINDOW", cls.stream_window)),
+            tcp_keepalive=float(env.get("DYN_TCP_KEEPALIVE", cls.tcp_keepalive)),
             nats_kv_bucket=env.get("DYN_NATS_KV_BUCKET", cls.nats_kv_bucket),
             log_level=env.get("DYN_LOG"),
         )
@@ -67,3 +71,7 @@ class RuntimeConfig:
                 f"not {self.discovery_backend!r}; use DYN_REQUEST_PLANE=tcp or nats")
         if self.discovery_ttl <= 0:
             raise ConfigurationError("discovery TTL must be positive")
+        if self.stream_window < 2:
+            raise ConfigurationError("stream window must be at least 2 chunks")
+        if self.tcp_keepalive <= 0:
+            raise ConfigurationError("tcp keepalive timeout must be positive")

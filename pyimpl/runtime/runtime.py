@@ -143,11 +143,11 @@ class DistributedRuntime:
                 client = InprocClient()
             elif kind == "tcp":
                 from .planes.tcp import TcpClient
-                client = TcpClient()
+                client = TcpClient(self.config.stream_window, self.config.tcp_keepalive)
             elif kind == "nats":
                 from .planes.nats import NatsClient
                 nc = await self._nats_connection()
-                client = self._plane_clients.get(kind) or NatsClient(nc)   # another caller may have won
+                client = self._plane_clients.get(kind) or NatsClient(nc, self.config.stream_window)
             else:
                 raise ConfigurationError(f"instance advertises unknown transport {kind!r}")
             self._plane_clients[kind] = client

@@ -1,5 +1,6 @@
 """Test endpoints, served in-process or by worker_process.py: counting, slow, failing, echo,
-and a probe that reports whether a given request's handler saw its cancellation."""
+a probe that reports whether a given request's handler saw its cancellation, and an endless
+stream whose progress (chunks produced so far) another endpoint reports."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ class StreamHandlers:
 
     def __init__(self) -> None:
         self.cancelled: dict[str, asyncio.Event] = {}
+        self.produced: dict[str, int] = {}
 
     def _event(self, request_id: str) -> asyncio.Event:
         return self.cancelled.setdefault(request_id, asyncio.Event())
@@ -44,6 +46,19 @@ class StreamHandlers:
     async def echo(self, request, context: Context):
         yield {"size": len(request["blob"]), "blob": request["blob"]}
 
+    async def endless(self, request, context: Context):
+        """Yields as fast as it is let, forever; records how many chunks it produced per request."""
+        request_id = context.id()
+        i = 0
+        while True:
+            self.produced[request_id] = i + 1
+            yield {"i": i}
+            i += 1
+
+    async def progress(self, request, context: Context):
+        """How many chunks the endless stream of request `id` has produced."""
+        yield {"produced": self.produced.get(request["id"], 0)}
+
     async def was_cancelled(self, request, context: Context):
         """Waits (up to `timeout`) until the handler of request `id` ended; yields whether it did."""
         try:
@@ -55,6 +70,6 @@ class StreamHandlers:
 
 async def register_all(runtime, namespace: str) -> StreamHandlers:
     service = StreamHandlers()
-    for name in ("count", "slow", "fail", "echo", "was_cancelled", "unencodable"):
+    for name in ("count", "slow", "fail", "echo", "was_cancelled", "unencodable", "endless", "progress"):
         await runtime.endpoint(f"{namespace}.worker.{name}").register(getattr(service, name))
     return service

@@ -1,5 +1,5 @@
-"""What every plane shares: the served-endpoint table it dispatches into, wire message kinds,
-and the client-side response stream fed by a connection's reader."""
+"""What every plane shares: wire message kinds, typed errors on the wire, per-stream flow
+control (credits), and the client-side response stream fed by a connection's reader."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +12,8 @@ from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, 
                       StreamIncompleteError)
 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
-REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH = range(8)
+REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH, CREDIT = range(9)
+DEFAULT_WINDOW = 256    # chunks a handler may run ahead of its consumer
 
 # Error kinds carried by ERROR messages, mapped back to typed errors on the client.
 ERROR_TYPES: dict[str, type[DynamoError]] = {
@@ -36,17 +37,56 @@ def error_to_wire(exc: BaseException) -> tuple[str, str]:
     return "handler", f"{type(exc).__name__}: {exc}"
 
 
+class Credits:
+    """Sender side of a stream's window: each chunk sent spends a credit; with none left the
+    handler waits until the consumer grants more (so it never runs more than a window ahead)."""
+
+    __slots__ = ("left", "_waiter")
+
+    def __init__(self, window: int):
+        self.left = window if window > 0 else 1 << 62     # 0: an old client, no flow control
+        self._waiter: Optional[asyncio.Future] = None
+
+    def grant(self, n: int) -> None:
+        self.left += n
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Called by the sender after `left -= 1` left nothing: wait for the consumer's grant."""
+        while self.left <= 0:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+
 class StreamSink:
     """Receiving end of one remote stream, held by the connection: the reader pushes payloads
-    and the end/error marker; the consumer's QueuedResponseStream drains it."""
+    and the end/error marker; the consumer's QueuedResponseStream drains it and, every half
+    window consumed, calls `grant(n)` so the sender may go on."""
 
-    __slots__ = ("items", "waiter", "done", "error")
+    __slots__ = ("items", "waiter", "done", "error", "grant", "grant_every", "consumed")
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 0, grant: Optional[Callable[[int], None]] = None) -> None:
         self.items: deque = deque()
         self.waiter: Optional[asyncio.Future] = None
         self.done = False
         self.error: Optional[BaseException] = None
+        self.grant = grant if window > 0 else None
+        self.grant_every = max(1, window // 2)
+        self.consumed = 0
+
+    def take(self) -> Any:
+        """Pop the oldest payload (items must be non-empty), granting credits as the consumer goes."""
+        if self.grant is not None and not self.done:
+            self.consumed += 1
+            if self.consumed >= self.grant_every:
+                self.grant(self.consumed)
+                self.consumed = 0
+        return self.items.popleft()
 
     def push(self, payload: Any) -> None:
         self.items.append(payload)
@@ -92,7 +132,7 @@ class QueuedResponseStream:
         items = sink.items
         while True:
             if items:
-                return Annotated(items.popleft())
+                return Annotated(sink.take())
             if sink.done:
                 self._settle()
                 if sink.error is not None:

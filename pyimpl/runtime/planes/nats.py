@@ -1,7 +1,8 @@
 """NATS plane: a request goes to the instance's subject with a reply subject; the handler's
 chunks stream back in order on that subject. Chunks ready in the same loop turn travel as one
 BATCH message; messages above max_payload travel in parts. A per-instance ping notices a dead
-worker (no responders) while streams are open."""
+worker (no responders) while streams are open. Each stream has a credit window: the consumer
+sends CREDIT on the instance subject as it reads, and the handler waits when it has none left."""
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,8 @@ from nats.aio.client import Client as NATS
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
-from .base import (BATCH, CANCEL, DATA, END, ERROR, PART, PING, REQUEST, QueuedResponseStream,
-                   StreamSink, error_from_wire, error_to_wire)
+from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PART, PING, REQUEST, Credits,
+                   QueuedResponseStream, StreamSink, error_from_wire, error_to_wire)
 
 log = logging.getLogger("pyimpl.runtime.nats_plane")
 PART_OVERHEAD = 64
@@ -81,7 +82,7 @@ class NatsServer:
         self.nc = nc
         self.subject = instance_subject(instance_id)
         self.codec = _Codec(nc)
-        self._streams: dict[str, tuple[asyncio.Task, Context]] = {}
+        self._streams: dict[str, tuple[asyncio.Task, Context, Credits]] = {}
         self._sub = None
         self._outbox: deque = deque()
         self._wakeup = asyncio.Event()
@@ -103,7 +104,7 @@ class NatsServer:
                 pass
             self._sub = None
         tasks = []
-        for task, context in list(self._streams.values()):
+        for task, context, _ in list(self._streams.values()):
             context.stop_generating()
             task.cancel()
             tasks.append(task)
@@ -176,11 +177,17 @@ class NatsServer:
         if frame is None:
             return
         kind = frame[0]
-        if kind == REQUEST:
-            _, path, ctx_id, payload = frame
+        if kind == CREDIT:
+            entry = self._streams.get(frame[1])
+            if entry is not None:
+                entry[2].grant(frame[2])
+        elif kind == REQUEST:
+            path, ctx_id, payload = frame[1:4]
             context = Context(ctx_id)
-            task = asyncio.get_running_loop().create_task(self._run_stream(msg.reply, path, payload, context))
-            self._streams[msg.reply] = (task, context)
+            credits = Credits(frame[4] if len(frame) > 4 else 0)
+            task = asyncio.get_running_loop().create_task(
+                self._run_stream(msg.reply, path, payload, context, credits))
+            self._streams[msg.reply] = (task, context, credits)
         elif kind == CANCEL:
             entry = self._streams.pop(frame[1], None)
             if entry is not None:
@@ -189,7 +196,8 @@ class NatsServer:
         elif kind == PING and msg.reply:
             await self.nc.publish(msg.reply, b"\x91\x05")
 
-    async def _run_stream(self, reply: str, path: str, payload: Any, context: Context) -> None:
+    async def _run_stream(self, reply: str, path: str, payload: Any, context: Context,
+                          credits: Credits) -> None:
         dispatcher = self.dispatcher
         emit = self._emit
         outbox = self._outbox
@@ -205,6 +213,9 @@ class NatsServer:
             generator = served.open(payload, context)
             async for chunk in generator:
                 emit(reply, [DATA, chunk])
+                credits.left -= 1
+                if credits.left <= 0:
+                    await credits.wait()
                 if len(outbox) > OUTBOX_HIGH_WATER:
                     self._space.clear()
                     await self._space.wait()
@@ -229,8 +240,9 @@ class NatsServer:
 class NatsClient:
     """One reply subscription per runtime; streams are keyed by their reply subject."""
 
-    def __init__(self, nc: NATS):
+    def __init__(self, nc: NATS, window: int = DEFAULT_WINDOW):
         self.nc = nc
+        self.window = window
         self.codec = _Codec(nc)
         self.prefix = f"dynamo.reply.{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
@@ -261,22 +273,27 @@ class NatsClient:
         def cancel_remote() -> None:
             streams.pop(reply, None)
             codec.forget(reply)
-            asyncio.get_running_loop().create_task(self._send_cancel(subject, reply))
+            asyncio.get_running_loop().create_task(self._send_control(subject, [CANCEL, reply]))
 
-        sink = StreamSink()
+        def grant(n: int) -> None:
+            if reply in streams:
+                asyncio.get_running_loop().create_task(self._send_control(subject, [CREDIT, reply, n]))
+
+        sink = StreamSink(self.window, grant)
         streams[reply] = (sink, subject)
         try:
-            await codec.publish(subject, [REQUEST, path, context.id(), request], reply)
+            await codec.publish(subject, [REQUEST, path, context.id(), request, self.window], reply)
         except BaseException:
             streams.pop(reply, None)
             raise
         return QueuedResponseStream(sink, context, cancel_remote)
 
-    async def _send_cancel(self, subject: str, reply: str) -> None:
+    async def _send_control(self, subject: str, frame: list) -> None:
+        """CANCEL or CREDIT for a stream, sent to its instance."""
         try:
-            await self.codec.publish(subject, [CANCEL, reply])
+            await self.codec.publish(subject, frame)
         except Exception as exc:
-            log.debug("cancel %s failed: %s", reply, exc)
+            log.debug("control frame %s for %s failed: %s", frame[0], frame[1], exc)
 
     async def _on_reply(self, msg) -> None:
         reply = msg.subject

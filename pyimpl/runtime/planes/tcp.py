@@ -1,5 +1,6 @@
 """TCP plane: length-prefixed msgpack frames over asyncio streams; one connection per
-(client runtime, instance address) multiplexes many streams; writes are coalesced per loop turn."""
+(client runtime, instance address) multiplexes many streams; writes are coalesced per loop turn.
+Each stream has a credit window (the handler waits when its consumer falls a window behind)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,14 +13,15 @@ import msgspec
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError
-from .base import (CANCEL, DATA, END, ERROR, REQUEST, QueuedResponseStream, StreamSink, error_from_wire,
-                   error_to_wire, incomplete)
+from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, REQUEST, Credits, QueuedResponseStream,
+                   StreamSink, error_from_wire, error_to_wire, incomplete)
 
 log = logging.getLogger("pyimpl.runtime.tcp")
 HEADER = 4                      # little-endian uint32 body length
 FLUSH_NOW_BYTES = 256 * 1024    # buffered bytes that force an immediate write
 HIGH_WATER = 4 * 1024 * 1024    # transport backlog that makes producers wait
 READ_SIZE = 1024 * 1024
+KEEPALIVE_TIMEOUT = 5.0         # s of silence from a worker with open streams before they fail
 
 
 class FramedConnection:
@@ -127,17 +129,22 @@ class TcpServer:
         self._connections.add(conn)
         connection_task = asyncio.current_task()
         self._tasks.add(connection_task)
-        streams: dict[int, tuple[asyncio.Task, Context]] = {}
+        streams: dict[int, tuple[asyncio.Task, Context, Credits]] = {}
         try:
             async for batch in conn.frames():
                 for frame in batch:
                     kind = frame[0]
-                    if kind == REQUEST:
-                        _, sid, path, ctx_id, payload = frame
+                    if kind == CREDIT:
+                        entry = streams.get(frame[1])
+                        if entry is not None:
+                            entry[2].grant(frame[2])
+                    elif kind == REQUEST:
+                        sid, path, ctx_id, payload = frame[1:5]
                         context = Context(ctx_id)
+                        credits = Credits(frame[5] if len(frame) > 5 else 0)
                         stream_task = conn.loop.create_task(
-                            self._run_stream(conn, streams, sid, path, payload, context))
-                        streams[sid] = (stream_task, context)
+                            self._run_stream(conn, streams, sid, path, payload, context, credits))
+                        streams[sid] = (stream_task, context, credits)
                     elif kind == CANCEL:
                         entry = streams.pop(frame[1], None)
                         if entry is not None:
@@ -146,7 +153,7 @@ class TcpServer:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass   # a connection handler ends quietly (3.11 streams log cancelled handlers)
         finally:
-            for stream_task, context in streams.values():    # the client is gone: stop its handlers
+            for stream_task, context, _ in streams.values():    # the client is gone: stop its handlers
                 context.stop_generating()
                 stream_task.cancel()
             self._tasks.discard(connection_task)
@@ -155,7 +162,7 @@ class TcpServer:
             writer.close()
 
     async def _run_stream(self, conn: FramedConnection, streams: dict, sid: int, path: str,
-                          payload: Any, context: Context) -> None:
+                          payload: Any, context: Context, credits: Credits) -> None:
         dispatcher = self.dispatcher
         try:
             served = dispatcher.lookup(path)
@@ -172,6 +179,9 @@ class TcpServer:
                 send([DATA, sid, chunk])
                 if conn.closed:
                     return
+                credits.left -= 1
+                if credits.left <= 0:
+                    await credits.wait()
                 if len(conn._out) >= FLUSH_NOW_BYTES or conn.writer.transport.get_write_buffer_size() > HIGH_WATER:
                     await conn.backpressure()
             send([END, sid])
@@ -201,9 +211,10 @@ async def _close_quietly(generator) -> None:
 class TcpClientConnection:
     """Client end of one connection to an instance address; routes frames to streams by id."""
 
-    def __init__(self, address: str, conn: FramedConnection):
+    def __init__(self, address: str, conn: FramedConnection, window: int = DEFAULT_WINDOW):
         self.address = address
         self.conn = conn
+        self.window = window
         self.streams: dict[int, StreamSink] = {}
         self._ids = itertools.count(1)
         self.reader_task = conn.loop.create_task(self._read_loop())
@@ -219,8 +230,12 @@ class TcpClientConnection:
             if not conn.closed:
                 conn.send([CANCEL, sid])
 
-        conn.send([REQUEST, sid, path, context.id(), request])    # raises on an unencodable request
-        sink = streams[sid] = StreamSink()
+        def grant(n: int) -> None:
+            if not conn.closed:
+                conn.send([CREDIT, sid, n])
+
+        conn.send([REQUEST, sid, path, context.id(), request, self.window])   # raises if unencodable
+        sink = streams[sid] = StreamSink(self.window, grant)
         return QueuedResponseStream(sink, context, cancel_remote)
 
     async def _read_loop(self) -> None:
@@ -256,9 +271,11 @@ class TcpClientConnection:
 
 
 class TcpClient:
-    """Pool of connections keyed by instance address."""
+    """Pool of connections keyed by instance address; `window` is each stream's credit window."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, keepalive: float = KEEPALIVE_TIMEOUT) -> None:
+        self.window = window
+        self.keepalive = keepalive
         self._connections: dict[str, TcpClientConnection] = {}
         self._connecting: dict[str, asyncio.Future] = {}
 
@@ -277,7 +294,7 @@ class TcpClient:
                 reader, writer = await asyncio.open_connection(host, int(port), limit=READ_SIZE)
             except OSError as exc:
                 raise DisconnectedError(f"cannot connect to instance at {address}: {exc}") from exc
-            conn = TcpClientConnection(address, FramedConnection(reader, writer))
+            conn = TcpClientConnection(address, FramedConnection(reader, writer), self.window)
             self._connections[address] = conn
             future.set_result(conn)
             return conn

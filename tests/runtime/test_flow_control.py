@@ -1,0 +1,78 @@
+"""Flow control: a consumer that stops reading holds its handler within one window (inproc: the
+handler only runs when the consumer pulls), other streams keep flowing, and reading resumes it."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyimpl.runtime import Context, DistributedRuntime
+
+from .deployments import Deployment, WorkerProcess
+from .handlers import register_all
+
+WINDOW = 16
+FLOW_COMBOS = [("mem", "inproc"), ("mem", "tcp"), ("mem", "nats"), ("file", "tcp"), ("nats", "nats")]
+
+
+@pytest.fixture(scope="module", params=FLOW_COMBOS, ids=[f"{d}-{p}" for d, p in FLOW_COMBOS])
+def deployment(request, nats_server, tmp_path_factory):
+    discovery, plane = request.param
+    dep = Deployment(discovery, plane, nats_server, str(tmp_path_factory.mktemp("file_kv")))
+    worker = WorkerProcess(dep) if dep.remote else None
+    yield dep
+    if worker is not None:
+        assert worker.terminate() == 0
+
+
+@pytest.fixture
+async def client_rt(deployment):
+    """A client runtime with a small window; for mem pairings a second runtime serves the handlers."""
+    server = None
+    if not deployment.remote:
+        server = await deployment.client_runtime()
+        await register_all(server, deployment.namespace)
+    runtime = await DistributedRuntime.create(**deployment.runtime_kwargs(), stream_window=WINDOW)
+    yield runtime
+    await runtime.shutdown()
+    if server is not None:
+        await server.shutdown()
+
+
+async def _client(deployment, runtime, name: str):
+    client = await deployment.endpoint(runtime, name).client()
+    await client.wait_for_instances(10)
+    return client
+
+
+async def _settled_progress(probe, context_id: str) -> int:
+    """The endless handler's chunk count once it stops moving (it waits for credit), or after 10 s."""
+    last, still = -1, 0
+    for _ in range(200):
+        [answer] = [a.data() async for a in await probe.generate({"id": context_id})]
+        still = still + 1 if answer["produced"] == last else 0
+        last = answer["produced"]
+        if still >= 5:
+            break
+        await asyncio.sleep(0.05)
+    return last
+
+
+async def test_stalled_consumer_holds_its_handler_within_one_window(deployment, client_rt):
+    endless = await _client(deployment, client_rt, "endless")
+    probe = await _client(deployment, client_rt, "progress")
+    bound = 1 if deployment.plane == "inproc" else WINDOW
+    context = Context()
+    stream = await endless.generate({}, context=context)
+    assert (await stream.__anext__()).data() == {"i": 0}
+    assert 1 <= await _settled_progress(probe, context.id()) <= bound
+
+    count = await _client(deployment, client_rt, "count")     # the stalled stream blocks nobody else
+    assert [a.data()["i"] async for a in await count.generate({"n": 500})] == list(range(500))
+
+    read = 1
+    for _ in range(WINDOW * 8):                               # reading lets the handler go on
+        assert (await stream.__anext__()).data() == {"i": read}
+        read += 1
+    assert read <= await _settled_progress(probe, context.id()) <= read - 1 + bound
+    await stream.aclose()
