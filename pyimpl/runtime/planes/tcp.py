@@ -1,6 +1,7 @@
 """TCP plane: length-prefixed msgpack frames over asyncio streams; one connection per
 (client runtime, instance address) multiplexes many streams; writes are coalesced per loop turn.
-Each stream has a credit window (the handler waits when its consumer falls a window behind)."""
+Each stream has a credit window (the handler waits when its consumer falls a window behind); a
+client pings a worker that has gone quiet while streams are open and fails them if it stays silent."""
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,9 @@ import msgspec
 
 from ..context import Context
 from ..dispatcher import Dispatcher
-from ..errors import DisconnectedError
-from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, REQUEST, Credits, QueuedResponseStream,
-                   StreamSink, error_from_wire, error_to_wire, incomplete)
+from ..errors import DisconnectedError, StreamIncompleteError
+from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, REQUEST, Credits,
+                   QueuedResponseStream, StreamSink, error_from_wire, error_to_wire, incomplete)
 
 log = logging.getLogger("pyimpl.runtime.tcp")
 HEADER = 4                      # little-endian uint32 body length
@@ -150,6 +151,8 @@ class TcpServer:
                         if entry is not None:
                             entry[1].stop_generating()
                             entry[0].cancel()
+                    elif kind == PING:
+                        conn.send([PING, 0])     # stream id 0: no stream, the client only notes the reply
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass   # a connection handler ends quietly (3.11 streams log cancelled handlers)
         finally:
@@ -209,16 +212,22 @@ async def _close_quietly(generator) -> None:
 
 
 class TcpClientConnection:
-    """Client end of one connection to an instance address; routes frames to streams by id."""
+    """Client end of one connection to an instance address; routes frames to streams by id and
+    keeps watch: with streams open and nothing received for `keepalive` s (pings unanswered,
+    e.g. a stopped or wedged worker), it fails them with StreamIncompleteError and closes."""
 
-    def __init__(self, address: str, conn: FramedConnection, window: int = DEFAULT_WINDOW):
+    def __init__(self, address: str, conn: FramedConnection, window: int = DEFAULT_WINDOW,
+                 keepalive: float = KEEPALIVE_TIMEOUT):
         self.address = address
         self.conn = conn
         self.window = window
+        self.keepalive = keepalive
         self.streams: dict[int, StreamSink] = {}
+        self.received = 0           # frame batches read so far; the keepalive watches it move
         self._ids = itertools.count(1)
-        self.reader_task = conn.loop.create_task(self._read_loop())
         self.alive = True
+        self.reader_task = conn.loop.create_task(self._read_loop())
+        self.keepalive_task = conn.loop.create_task(self._keep_alive())
 
     def open(self, path: str, request: Any, context: Context) -> QueuedResponseStream:
         sid = next(self._ids)
@@ -242,6 +251,7 @@ class TcpClientConnection:
         streams = self.streams
         try:
             async for batch in self.conn.frames():
+                self.received += 1
                 for frame in batch:
                     stream = streams.get(frame[1])
                     if stream is None:
@@ -264,9 +274,32 @@ class TcpClientConnection:
                 stream.finish(incomplete(self.address))
             streams.clear()
 
+    async def _keep_alive(self) -> None:
+        """Ping a worker that went quiet while streams wait on it; fail them if it stays silent."""
+        interval = self.keepalive / 4
+        seen, silent = self.received, 0.0
+        while self.alive:
+            await asyncio.sleep(interval)
+            if not self.streams or self.received != seen:
+                seen, silent = self.received, 0.0
+                continue
+            silent += interval
+            if silent >= self.keepalive:
+                self._fail(f"worker at {self.address} stopped answering for {self.keepalive:g} s (hung or unreachable)")
+                return
+            self.conn.send([PING, 0])
+
+    def _fail(self, why: str) -> None:
+        for stream in list(self.streams.values()):
+            stream.finish(StreamIncompleteError(why))
+        self.streams.clear()
+        self.close()
+
     def close(self) -> None:
         self.alive = False
         self.reader_task.cancel()
+        if self.keepalive_task is not asyncio.current_task():
+            self.keepalive_task.cancel()
         self.conn.close()
 
 
@@ -294,7 +327,7 @@ class TcpClient:
                 reader, writer = await asyncio.open_connection(host, int(port), limit=READ_SIZE)
             except OSError as exc:
                 raise DisconnectedError(f"cannot connect to instance at {address}: {exc}") from exc
-            conn = TcpClientConnection(address, FramedConnection(reader, writer), self.window)
+            conn = TcpClientConnection(address, FramedConnection(reader, writer), self.window, self.keepalive)
             self._connections[address] = conn
             future.set_result(conn)
             return conn
