@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from typing import Any, AsyncIterator, Callable, Optional
 
@@ -28,6 +29,24 @@ class ServedEndpoint:
         return self.handler(request)
 
 
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def metrics_labels_of(labels: Any) -> tuple[tuple[str, str], ...]:
+    """serve_endpoint's metrics_labels ([(name, value)] or {name: value}) as checked (name, str) pairs."""
+    if not labels:
+        return ()
+    pairs = tuple(labels.items()) if isinstance(labels, dict) else tuple(tuple(pair) for pair in labels)
+    names = set()
+    for pair in pairs:
+        if len(pair) != 2 or not isinstance(pair[0], str) or not LABEL_NAME.match(pair[0]) \
+                or pair[0].startswith("__") or pair[0] == "endpoint" or pair[0] in names:
+            raise ValueError(f"metrics_labels: bad or duplicate (name, value) pair {pair!r}; names are "
+                             f"Prometheus label names other than 'endpoint'")
+        names.add(pair[0])
+    return tuple((name, str(value)) for name, value in pairs)
+
+
 def _takes_context(handler: Callable) -> bool:
     try:
         params = [p for p in inspect.signature(handler).parameters.values()
@@ -46,8 +65,12 @@ class Dispatcher:
         self.inflight = 0
         self._idle: Optional[asyncio.Event] = None
 
-    def add(self, path: str, handler: Callable, health_check_payload=None) -> ServedEndpoint:
+    def add(self, path: str, handler: Callable, health_check_payload=None,
+            metrics_labels: Any = None) -> ServedEndpoint:
+        labels = metrics_labels_of(metrics_labels)
         served = ServedEndpoint(path, handler, self.metrics, health_check_payload)
+        if self.metrics is not None:
+            self.metrics.declare(path, labels)
         self.endpoints[path] = served
         return served
 

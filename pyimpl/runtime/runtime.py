@@ -271,16 +271,17 @@ class Endpoint:
 
     async def serve_endpoint(self, handler: Callable, graceful_shutdown: bool = True,
                              metrics_labels: Any = None, health_check_payload: Any = None) -> None:
-        """Register `handler` (an async generator function) and serve until the runtime shuts down."""
-        await self.register(handler, graceful_shutdown, health_check_payload)
+        """Register `handler` (an async generator function) and serve until the runtime shuts down.
+        `metrics_labels` ([(name, value)] or a dict) are extra labels on this endpoint's dynamo_component_* metrics."""
+        await self.register(handler, graceful_shutdown, health_check_payload, metrics_labels)
         await self.runtime.wait_for_shutdown()
 
     async def register(self, handler: Callable, graceful_shutdown: bool = True,
-                       health_check_payload: Any = None) -> None:
+                       health_check_payload: Any = None, metrics_labels: Any = None) -> None:
         """Start serving without blocking (serve_endpoint = register + wait for shutdown)."""
         runtime = self.runtime
         transport = await runtime._ensure_server()
-        runtime.dispatcher.add(self.path, handler, health_check_payload)
+        runtime.dispatcher.add(self.path, handler, health_check_payload, metrics_labels)
         if not graceful_shutdown:
             runtime._graceful = False
         comp = self.component

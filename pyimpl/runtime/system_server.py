@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 from .context import Context
 
@@ -18,24 +19,47 @@ if TYPE_CHECKING:
 
 
 class EndpointMetrics:
-    """Per-endpoint request counters, in-flight gauge and duration histogram."""
+    """Per-endpoint request counter, in-flight gauge and duration histogram (dynamo_component_*),
+    labelled `endpoint` plus the endpoint's metrics_labels. Endpoints with different label names
+    get their own metric objects; one collector merges them into a single family per metric."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("dynamo_component_requests_total", "Requests served",
-                                ["endpoint"], registry=self.registry)
-        self.inflight = Gauge("dynamo_component_inflight_requests", "Requests in flight",
-                              ["endpoint"], registry=self.registry)
-        self.duration = Histogram("dynamo_component_request_duration_seconds", "Request duration",
-                                  ["endpoint"], registry=self.registry)
+        self._groups: dict[tuple[str, ...], tuple[Counter, Gauge, Histogram]] = {}
         self._children: dict[str, tuple] = {}
+        self.registry.register(self)
+
+    def declare(self, endpoint: str, labels: tuple[tuple[str, str], ...] = ()) -> None:
+        """Fix the extra (name, value) labels of `endpoint`'s samples (before its first request)."""
+        names = tuple(name for name, _ in labels)
+        group = self._groups.get(names)
+        if group is None:
+            label_names = ["endpoint", *names]
+            group = self._groups[names] = (
+                Counter("dynamo_component_requests_total", "Requests served", label_names, registry=None),
+                Gauge("dynamo_component_inflight_requests", "Requests in flight", label_names, registry=None),
+                Histogram("dynamo_component_request_duration_seconds", "Request duration", label_names,
+                          registry=None))
+        values = [value for _, value in labels]
+        self._children[endpoint] = tuple(metric.labels(endpoint, *values) for metric in group)
+
+    def collect(self):
+        """One family per metric, holding the samples of every label group."""
+        for index in range(3):
+            family = None
+            for group in self._groups.values():
+                for part in group[index].collect():
+                    if family is None:
+                        family = Metric(part.name, part.documentation, part.type)
+                    family.samples.extend(part.samples)
+            if family is not None:
+                yield family
 
     def _for(self, endpoint: str) -> tuple:
         children = self._children.get(endpoint)
         if children is None:
-            children = (self.requests.labels(endpoint), self.inflight.labels(endpoint),
-                        self.duration.labels(endpoint))
-            self._children[endpoint] = children
+            self.declare(endpoint)
+            children = self._children[endpoint]
         return children
 
     def begin(self, endpoint: str) -> None:

@@ -242,3 +242,27 @@ async def test_round_robin_moves_on_from_an_unreachable_instance(two_servers):
 async def test_unreachable_nats_is_a_clear_error_not_a_hang():
     with pytest.raises(ConfigurationError, match="cannot connect to NATS"):
         await DistributedRuntime.create("nats", "nats", nats_server=f"nats://127.0.0.1:{free_port()}")
+
+
+async def test_metrics_labels_become_extra_labels_on_component_metrics():
+    runtime = await DistributedRuntime.create("mem", "inproc", system_port=0)
+    try:
+        service = StreamHandlers()
+        await runtime.endpoint("lab.c.count").register(service.count,
+                                                        metrics_labels=[("model", "m-1"), ("tier", "a")])
+        await runtime.endpoint("lab.c.echo").register(service.echo, metrics_labels={"model": "m-2"})
+        await runtime.endpoint("lab.c.fail").register(service.fail)
+        with pytest.raises(ValueError, match="endpoint"):
+            await runtime.endpoint("lab.c.bad").register(service.count, metrics_labels=[("endpoint", "x")])
+        client = await runtime.endpoint("lab.c.count").client()
+        assert [a.data()["i"] async for a in await client.generate({"n": 2})] == [0, 1]
+        echo = await runtime.endpoint("lab.c.echo").client()
+        assert len([a async for a in await echo.generate({"blob": b"x"})]) == 1
+        _, metrics = await _http_get(runtime._system.port, "/metrics")
+        assert 'dynamo_component_requests_total{endpoint="lab.c.count",model="m-1",tier="a"} 1.0' in metrics
+        assert 'dynamo_component_requests_total{endpoint="lab.c.echo",model="m-2"} 1.0' in metrics
+        assert 'dynamo_component_inflight_requests{endpoint="lab.c.count",model="m-1",tier="a"} 0.0' in metrics
+        assert 'dynamo_component_request_duration_seconds_count{endpoint="lab.c.echo",model="m-2"} 1.0' in metrics
+        assert metrics.count("# TYPE dynamo_component_requests_total counter") == 1   # one family, merged
+    finally:
+        await runtime.shutdown()
