@@ -29,6 +29,7 @@ int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const c
                      const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
 int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
                            const int32_t* meta, const uint32_t* token_ids);
+int  dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);
 void dyn_set_result(const char* text);

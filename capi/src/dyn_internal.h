@@ -33,6 +33,9 @@ int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const c
  * finish_reason); the blobs and token_ids hold their bytes/ids back to back. */
 int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
                            const int32_t* meta, const uint32_t* token_ids);
+/* the elements of a compact JSON array, one chunk each (token ids and finish reason read in C,
+ * see chunk_scan.c); -1 if the stream is gone or ended, -2 if the array is malformed. */
+int  dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);         /* this thread's dynamo_last_error */
 void dyn_set_result(const char* text);           /* this thread's borrowed result string */
@@ -49,5 +52,25 @@ int  dyn_utf8_valid(const char* s, size_t n);
 int  dyn_json_valid_object(const char* s, size_t n);
 dynamo_status_t dyn_fail(dynamo_status_t status, const char* fmt, ...);
 extern volatile int dyn_forked;
+
+/* ---- chunk_scan.c: a JSON array of endpoint responses, element by element ---- */
+typedef struct {
+    const char* json;          /* the element's text, borrowed from the blob */
+    size_t json_len;
+    const uint32_t* token_ids; /* its top-level "token_ids" if an array of uint32, else NULL */
+    size_t num_token_ids;
+    int32_t finish_reason;     /* DYNAMO_FINISH_* of its top-level "finish_reason" */
+} dyn_scanned_item;
+
+typedef struct {
+    const char *p, *end;
+    dyn_scanned_item item;     /* valid after dyn_scan_next returned 1, until the next call */
+    uint32_t* ids;             /* scratch for token ids */
+    size_t ids_cap;
+} dyn_array_scan;
+
+int  dyn_scan_begin(dyn_array_scan* scan, const char* blob, size_t len); /* 0 if not an array */
+int  dyn_scan_next(dyn_array_scan* scan);  /* 1: scan->item is the next element; 0: done; -1: malformed */
+void dyn_scan_end(dyn_array_scan* scan);
 
 #endif

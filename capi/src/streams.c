@@ -138,7 +138,6 @@ typedef struct {
     uint32_t gen;          /* generation of the current (or last) owner */
     int efd;               /* -1 until the host asks for it (dynamo_stream_fd) */
     int fd_ready;          /* efd holds a count: a poll would not block */
-    _Atomic uint32_t pushed; /* chunks queued so far: lets a poller spin briefly without the lock */
     int ended;             /* no more chunks will be queued */
     int cancel_sent;       /* a cancel event went to the loop thread */
     int waiters;
@@ -217,15 +216,20 @@ static stream_slot* stream_lock(uint64_t h) {
     return s;
 }
 
-static void signal_ready_locked(stream_slot* s) {
-    atomic_fetch_add_explicit(&s->pushed, 1, memory_order_release);
+/* Under s->mu: make the fd readable; returns whether pollers wait on the condition variable
+ * (the caller broadcasts after unlocking, so a woken poller does not block on s->mu at once). */
+static int mark_ready_locked(stream_slot* s) {
     if (s->efd >= 0 && !s->fd_ready) {
         uint64_t one = 1;
         ssize_t w = write(s->efd, &one, sizeof one);
         (void)w;
         s->fd_ready = 1;
     }
-    if (s->waiters) pthread_cond_broadcast(&s->cv);
+    return s->waiters;
+}
+
+static void signal_ready_locked(stream_slot* s) {
+    if (mark_ready_locked(s)) pthread_cond_broadcast(&s->cv);
 }
 
 static void free_chunks(chunk_node* n) {
@@ -285,8 +289,9 @@ static int append_chunks(uint64_t stream, chunk_node* first, chunk_node* last) {
     }
     if (s->tail) s->tail->next = first; else s->head = first;
     s->tail = last;
-    signal_ready_locked(s);
+    int wake = mark_ready_locked(s);
     pthread_mutex_unlock(&s->mu);
+    if (wake) pthread_cond_broadcast(&s->cv); /* slots are never freed: the cv outlives the stream */
     return 0;
 }
 
@@ -311,6 +316,22 @@ int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, 
         if (last) last->next = n; else first = n;
         last = n;
     }
+    return first ? append_chunks(stream, first, last) : 0;
+}
+
+int dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len) {
+    chunk_node *first = NULL, *last = NULL;
+    dyn_array_scan scan;
+    int more = dyn_scan_begin(&scan, blob, len) ? 1 : -1;
+    while (more == 1 && (more = dyn_scan_next(&scan)) == 1) {
+        const dyn_scanned_item* it = &scan.item;
+        chunk_node* n = make_chunk(it->json, it->json_len, NULL, 0, it->token_ids, it->num_token_ids, it->finish_reason);
+        if (!n) { more = -1; break; }
+        if (last) last->next = n; else first = n;
+        last = n;
+    }
+    dyn_scan_end(&scan);
+    if (more < 0) { free_chunks(first); return -2; }
     return first ? append_chunks(stream, first, last) : 0;
 }
 
@@ -405,24 +426,6 @@ dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path,
 
 /* ---- stream API (no GIL) ---- */
 
-/* Under s->mu: wait briefly for the producer without sleeping (a chunk usually follows within
- * microseconds while a stream runs; a futex sleep and wake-up costs more). Returns with the lock
- * held; nonzero if something arrived. */
-static int spin_for_chunk(stream_slot* s) {
-    enum { SPINS = 1000 };
-    uint32_t seen = atomic_load_explicit(&s->pushed, memory_order_acquire);
-    pthread_mutex_unlock(&s->mu);
-    int arrived = 0;
-    for (int i = 0; i < SPINS && !arrived; i++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-        arrived = atomic_load_explicit(&s->pushed, memory_order_acquire) != seen;
-    }
-    pthread_mutex_lock(&s->mu);
-    return arrived;
-}
-
 static void deadline_after(struct timespec* ts, int32_t ms) {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -471,19 +474,17 @@ static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_m
             return s->end_status;
         }
         if (timeout_ms == 0) return DYNAMO_TIMEOUT;
+        /* Sleep at once, no spinning: the Python side hands chunks over in bursts, one per loop
+         * iteration, so a spinning poller would catch little and steal the producer's core. */
         int rc = 0;
-        if (spin_for_chunk(s)) {
-            rc = 0;
+        s->waiters++;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
         } else {
-            s->waiters++;
-            if (timeout_ms < 0) {
-                pthread_cond_wait(&s->cv, &s->mu);
-            } else {
-                if (!have_deadline) { deadline_after(&deadline, timeout_ms); have_deadline = 1; }
-                rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
-            }
-            s->waiters--;
+            if (!have_deadline) { deadline_after(&deadline, timeout_ms); have_deadline = 1; }
+            rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
         }
+        s->waiters--;
         if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h)
             return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "stream freed while polled");
         if (rc == ETIMEDOUT && !s->head && !s->ended) return DYNAMO_TIMEOUT;

@@ -3,6 +3,7 @@ Run once by the library's embedding init code: `install(ffi, lib)`."""
 from __future__ import annotations
 
 import os
+import sys
 
 import msgspec
 
@@ -11,6 +12,9 @@ from pyimpl.capi.host import EmbeddedHost, Event, describe
 from pyimpl.capi.status import ERR_INTERNAL, OK, status_of
 
 host: EmbeddedHost | None = None
+# How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms): the
+# loop thread needs it to hand each chunk to C while a handler thread may be CPU-bound in Python.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class CffiSink:
@@ -53,6 +57,13 @@ class CffiSink:
                           batch.meta, batch.ids or null) == 0
         return push_batch
 
+    def push_json_array(self, stream: int, array: bytes) -> bool:
+        """Hand C a JSON array of endpoint responses, one chunk per element; False once C no longer wants chunks."""
+        status = self.lib.dyn_stream_push_json_array(stream, array, len(array))
+        if status == -2:
+            raise ValueError("the response batch is not a JSON array C can split")
+        return status == 0
+
     def finish(self, stream: int, status: int, message: str) -> None:
         """End a stream in C (ignored there if it already ended, e.g. cancelled or shut down)."""
         self.lib.dyn_stream_finish(stream, status, message.encode(errors="replace"))
@@ -62,6 +73,8 @@ def install(ffi, lib) -> None:
     """Create the host and define the functions C calls into Python."""
     global host
     host = EmbeddedHost(CffiSink(ffi, lib))
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:  # never coarser than a Python host chose
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     def fail(exc: BaseException) -> int:
         lib.dyn_set_error(describe(exc).encode(errors="replace"))

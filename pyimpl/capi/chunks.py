@@ -1,5 +1,5 @@
-"""Turns response items into the fields of a dynamo_chunk_t: (JSON bytes, text delta, token ids, finish code).
-Plain tuples: this runs once per streamed chunk."""
+"""Turns response items into what C makes dynamo_chunk_t's of: for chat, (JSON bytes, text delta, token ids,
+finish code) per chunk in a ChunkBatch; for generic endpoints, one JSON array per hand-over that C splits."""
 from __future__ import annotations
 
 from typing import Any
@@ -24,19 +24,9 @@ def chat_chunk(item: dict) -> ChunkFields:
     return _encode(item), text, choice.get("token_ids"), finish_code(choice.get("finish_reason"))
 
 
-def annotated_chunk(annotated: Any) -> ChunkFields:
-    """endpoint_chunk of a runtime Annotated item (inlined: this runs once per chunk)."""
-    item = annotated.data()
-    if type(item) is dict:
-        ids = item.get("token_ids")
-        reason = item.get("finish_reason")
-        return (_encode(item), None, ids if type(ids) is list else None,
-                finish_code(reason) if reason is not None else FINISH_NONE)
-    return _encode(item), None, None, FINISH_NONE
-
-
 def endpoint_chunk(item: Any) -> ChunkFields:
-    """A response of a generic endpoint: token_ids from its "token_ids" field, no text."""
+    """A response of a generic endpoint: token_ids from its "token_ids" field, no text (the
+    reference for what C reads from endpoint_array's elements)."""
     if type(item) is dict:
         ids = item.get("token_ids")
         reason = item.get("finish_reason")
@@ -73,16 +63,25 @@ class ChunkBatch:
         else:
             self.meta += (len(json), text_len, 0, finish)
 
-    def take(self) -> "ChunkBatch":
-        """Hand the chunks over and start empty."""
-        full = ChunkBatch()
-        full.jsons, full.texts, full.meta, full.ids = self.jsons, self.texts, self.meta, self.ids
-        self.jsons, self.texts, self.meta, self.ids = [], [], [], []
-        return full
-
     def fields(self):
         """The chunks as (json, text, token_ids, finish) tuples (for test sinks)."""
         texts, ids = iter(self.texts), iter(self.ids)
         for i, json in enumerate(self.jsons):
             _, text_len, n_ids, finish = self.meta[4 * i: 4 * i + 4]
             yield (json, None if text_len < 0 else next(texts), [next(ids) for _ in range(n_ids)] or None, finish)
+
+
+def chat_batch(items: list) -> ChunkBatch:
+    """The ChunkBatch of OpenAI chat.completion.chunk dicts (see chat_chunk)."""
+    batch = ChunkBatch()
+    add = batch.add
+    for item in items:
+        add(*chat_chunk(item))
+    return batch
+
+
+def endpoint_array(items: list) -> bytes:
+    """Generic endpoint responses as one compact JSON array: C splits it and reads each element's
+    token_ids and finish_reason as endpoint_chunk does (capi/src/chunk_scan.c), so the hot path
+    costs Python one encode per batch."""
+    return _encode(items)

@@ -6,9 +6,9 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from pyimpl.capi.chunks import ChunkBatch, annotated_chunk, chat_chunk
+from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
@@ -37,6 +37,7 @@ class Sink(Protocol):
     def clear_wake(self) -> None: ...
     def next_event(self) -> Event | None: ...
     def push_batch(self, stream: int, batch: ChunkBatch) -> bool: ...
+    def push_json_array(self, stream: int, array: bytes) -> bool: ...
     def finish(self, stream: int, status: int, message: str) -> None: ...
 
 
@@ -151,19 +152,26 @@ class EmbeddedHost:
 
     async def _run(self, session: RuntimeSession, event: Event) -> None:
         status, message, source = OK, "", None
-        pump = _Pump(self.sink, event.stream, self.loop)
+        sink, stream = self.sink, event.stream
+        if event.kind == EV_CHAT:
+            pump = _Pump(self.loop, lambda items: sink.push_batch(stream, chat_batch(items)))
+        else:
+            pump = _Pump(self.loop, lambda items: sink.push_json_array(stream, endpoint_array(items)))
         try:
             try:
                 request = json.loads(event.request)
             except ValueError as exc:
                 raise CapiError(ERR_INVALID_ARGUMENT, f"malformed request JSON: {exc}") from None
             if event.kind == EV_CHAT:
-                source, encode = session.chat(request), chat_chunk
+                source = session.chat(request)
             else:
-                source, encode = await session.generate(event.endpoint, request), annotated_chunk
-            add = pump.add
+                source = await session.generate(event.endpoint, request)
+            items, added = pump.items, pump.added
             async for item in source:
-                if not add(*encode(item)):
+                items.append(item)
+                if 1 < len(items) < MAX_BATCH:
+                    continue  # the loop iteration's flush is already scheduled (see _Pump.added)
+                if not added():
                     break  # cancelled or freed by the host
         except asyncio.CancelledError:
             status, message = ERR_CANCELLED, "the stream was cancelled"
@@ -171,6 +179,8 @@ class EmbeddedHost:
             status, message = status_of(exc), describe(exc)
         finally:
             pump.flush()
+            if pump.error is not None and status == OK:
+                status, message = status_of(pump.error), describe(pump.error)
             if source is not None and hasattr(source, "aclose"):
                 try:
                     await source.aclose()  # propagates the cancellation to the runtime and engine
@@ -180,33 +190,49 @@ class EmbeddedHost:
 
 
 class _Pump:
-    """Hands one stream's chunks to C: the first chunk of a loop iteration at once (latency), the
-    ones that follow in the same iteration in one call at its end (one C call and one wake-up of
-    the poller for many chunks)."""
+    """Hands one stream's items to C once per loop iteration (one encode, one C call, one wake-up
+    of the poller for many chunks). A stream that yielded at most one item in the last iteration
+    (an LLM stream: one token per engine step) has its first item handed over at once instead,
+    for latency; a bulk stream would only wake the poller twice per iteration that way."""
 
-    __slots__ = ("sink", "stream", "loop", "batch", "scheduled", "refused")
+    __slots__ = ("loop", "push", "items", "scheduled", "bulk", "refused", "error")
 
-    def __init__(self, sink: Sink, stream: int, loop: asyncio.AbstractEventLoop):
-        self.sink, self.stream, self.loop = sink, stream, loop
-        self.batch = ChunkBatch()
-        self.scheduled = self.refused = False
+    def __init__(self, loop: asyncio.AbstractEventLoop, push: Callable[[list], bool]):
+        self.loop, self.push = loop, push   # push(items) -> False once C no longer wants chunks
+        self.items: list = []
+        self.scheduled = self.bulk = self.refused = False
+        self.error: Exception | None = None  # a batch that could not be encoded ends the stream
 
-    def add(self, data: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> bool:
-        """Queue one chunk; False once C no longer wants chunks."""
-        self.batch.add(data, text, ids, finish)
+    def add(self, item: Any) -> bool:
+        """Queue one response item; False once C no longer wants chunks."""
+        self.items.append(item)
+        return self.added()
+
+    def added(self) -> bool:
+        """After an item was appended to `items`: schedule the iteration's flush, hand over at once
+        if due; False once C no longer wants chunks. Between the first and the MAX_BATCH-th item
+        of a batch there is nothing to do (items is never left non-empty without a flush due), so
+        the stream's loop may skip this call."""
         if not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self.flush)
-            self._push()
-        elif len(self.batch) >= MAX_BATCH:
+            if not self.bulk:
+                self._push()
+        elif len(self.items) >= MAX_BATCH:
             self._push()
         return not self.refused
 
     def flush(self) -> None:
         """End of a loop iteration (or of the stream): hand over what is left."""
-        self.scheduled = False
+        left = len(self.items)   # the iteration's items after the first (or all of them, if bulk)
+        self.scheduled, self.bulk = False, left > 1 if self.bulk else left > 0
         self._push()
 
     def _push(self) -> None:
-        if len(self.batch) and not self.refused:
-            self.refused = not self.sink.push_batch(self.stream, self.batch.take())
+        items = self.items
+        if items and not self.refused:
+            try:
+                self.refused = not self.push(items)
+            except Exception as exc:  # e.g. an unencodable item: reported as the stream's status
+                self.error, self.refused = exc, True
+        items.clear()  # the same list object throughout (the stream's loop holds it)

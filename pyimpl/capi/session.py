@@ -69,7 +69,8 @@ class RuntimeSession:
         return self.models.chat_completion_stream(request)
 
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
-        """The runtime's response stream of endpoint `path` for `request` (Annotated items; aclose() cancels)."""
+        """The runtime's response stream of endpoint `path` for `request`: the handler's items without
+        Annotated wrappers (nothing here reads their annotations); aclose() cancels."""
         client = self.clients.get(path)
         if client is None:
             try:
@@ -81,7 +82,7 @@ class RuntimeSession:
             await client.wait_for_instances(timeout=ENDPOINT_WAIT_S)
         except (asyncio.TimeoutError, TimeoutError):
             raise CapiError(ERR_NOT_FOUND, f"no instance of endpoint {path!r}") from None
-        return await client.generate(request)
+        return await client.generate(request, annotated=False)
 
     def stats(self) -> dict:
         """Figures for dynamo_runtime_stats_json (engine part None when no model is served here)."""

@@ -102,39 +102,41 @@ class Client:
 
     # --- requests -----------------------------------------------------------------------
     async def generate(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
-        """Default policy: the routing hook if set, else round robin."""
+        """Default policy: the routing hook if set, else round robin. Every policy yields Annotated
+        items, or (annotated=False, as in NVIDIA Dynamo) the handler's data items themselves."""
         if self.router is None:
-            return await self.round_robin(request, context)
+            return await self.round_robin(request, context, annotated)
         ids = self._ids or await self.wait_for_instances(self.timeout)
         chosen = self.router(ids, request)
         if inspect.isawaitable(chosen):
             chosen = await chosen
-        return await self._open(chosen, request, context)
+        return await self._open(chosen, request, context, annotated)
 
     async def round_robin(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        return await self._open_any(ids, next(self._rr), request, context)
+        return await self._open_any(ids, next(self._rr), request, context, annotated)
 
     async def random(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
         ids = self._ids or await self.wait_for_instances(self.timeout)
-        return await self._open_any(ids, _random.randrange(len(ids)), request, context)
+        return await self._open_any(ids, _random.randrange(len(ids)), request, context, annotated)
 
     async def direct(self, request: Any, instance_id: int, context: Optional[Context] = None,
                      annotated: bool = True):
         if instance_id not in self._instances:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
-        return await self._open(instance_id, request, context)
+        return await self._open(instance_id, request, context, annotated)
 
-    async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context]):
+    async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context],
+                        annotated: bool = True):
         """Open on ids[start], moving on to the next instance when one cannot be reached."""
         for attempt in range(len(ids)):
             try:
-                return await self._open(ids[(start + attempt) % len(ids)], request, context)
+                return await self._open(ids[(start + attempt) % len(ids)], request, context, annotated)
             except DisconnectedError:
                 if attempt == len(ids) - 1:
                     raise
 
-    async def _open(self, instance_id: int, request: Any, context: Optional[Context]):
+    async def _open(self, instance_id: int, request: Any, context: Optional[Context], annotated: bool = True):
         record = self._instances.get(instance_id)
         if record is None:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
@@ -142,10 +144,42 @@ class Client:
             context = Context()
         transport = record["transport"]
         plane = await self.runtime._plane_client(transport["type"])
-        return await plane.open(transport, instance_id, self.endpoint.path, request, context)
+        if annotated:
+            return await plane.open(transport, instance_id, self.endpoint.path, request, context)
+        if getattr(plane, "opens_raw", False):  # the plane skips the wrapper itself
+            return await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated=False)
+        return DataStream(await plane.open(transport, instance_id, self.endpoint.path, request, context))
 
     async def close(self) -> None:
         task, self._watch_task = self._watch_task, None
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=2.0)
+
+
+class DataStream:
+    """A response stream yielding each Annotated item's data (annotated=False on planes that
+    only produce Annotated items); closing it or stopping its context acts on the wrapped stream."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def context(self) -> Context:
+        return self._stream.context()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> Any:
+        return (await self._stream.__anext__()).data()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

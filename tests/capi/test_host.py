@@ -49,6 +49,12 @@ class FakeSink:
             self.done.notify_all()
         return stream not in self.refuse
 
+    def push_json_array(self, stream, array) -> bool:
+        with self.done:
+            self.chunks.setdefault(stream, []).extend(json.loads(array))
+            self.done.notify_all()
+        return stream not in self.refuse
+
     def wait_chunk(self, stream) -> None:
         with self.done:
             assert self.done.wait_for(lambda: self.chunks.get(stream), timeout=30)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pyimpl.runtime import Context
+from pyimpl.runtime import Annotated, Context
 from pyimpl.runtime.errors import EndpointNotFoundError, RemoteHandlerError
 
 from .deployments import COMBOS, Deployment, WorkerProcess
@@ -47,6 +47,20 @@ async def test_chunks_arrive_in_order(deployment, client_rt):
     client = await client_for(deployment, client_rt, "count")
     got = [a.data()["i"] async for a in await client.generate({"n": 500})]
     assert got == list(range(500))
+
+
+async def test_unannotated_stream_yields_raw_data_and_cancels(deployment, client_rt):
+    """annotated=False (as in NVIDIA Dynamo): the handler's items themselves, same order, and
+    aclose() still reaches the handler."""
+    client = await client_for(deployment, client_rt, "count")
+    assert [d["i"] async for d in await client.generate({"n": 50}, annotated=False)] == list(range(50))
+    assert [d["i"] async for d in await client.direct({"n": 3}, client.instance_ids()[0], annotated=False)] == [0, 1, 2]
+    context = Context()
+    stream = await (await client_for(deployment, client_rt, "slow")).generate({"interval": 0.01}, context=context,
+                                                                             annotated=False)
+    assert type(await stream.__anext__()) is not Annotated
+    await stream.aclose()
+    assert await _handler_saw_end(deployment, client_rt, context.id())
 
 
 async def test_thousand_concurrent_streams_lose_nothing(deployment, client_rt):

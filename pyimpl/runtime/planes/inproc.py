@@ -29,12 +29,15 @@ class InprocServer:
 
 
 class InprocResponseStream:
-    """Runs the handler generator inside the consumer's task; closing it closes the generator."""
+    """Runs the handler generator inside the consumer's task; closing it closes the generator.
+    Yields Annotated items, or the handler's raw items when opened with annotated=False."""
 
     __slots__ = ("_gen", "_served", "_dispatcher", "_started", "_context", "_handler_context",
-                 "_done", "_task", "_stopped_by_context", "_remove_link", "__weakref__")
+                 "_done", "_task", "_stopped_by_context", "_remove_link", "_annotated", "__weakref__")
 
-    def __init__(self, dispatcher: Dispatcher, served: ServedEndpoint, request: Any, context: Context):
+    def __init__(self, dispatcher: Dispatcher, served: ServedEndpoint, request: Any, context: Context,
+                 annotated: bool = True):
+        self._annotated = annotated
         self._dispatcher = dispatcher
         self._served = served
         self._context = context
@@ -52,12 +55,13 @@ class InprocResponseStream:
     def __aiter__(self):
         return self
 
-    async def __anext__(self) -> Annotated:
+    async def __anext__(self) -> Any:
         if self._done:
             raise StopAsyncIteration
         self._task = asyncio.current_task()
         try:
-            return Annotated(await self._gen.__anext__())
+            item = await self._gen.__anext__()
+            return Annotated(item) if self._annotated else item
         except StopAsyncIteration:
             self._finish()
             raise
@@ -126,13 +130,15 @@ class InprocResponseStream:
 class InprocClient:
     """Opens streams against dispatchers registered in this process."""
 
+    opens_raw = True  # open() takes annotated=False: the handler's items without an Annotated wrapper
+
     async def open(self, transport: dict, instance_id: int, path: str, request: Any,
-                   context: Context) -> InprocResponseStream:
+                   context: Context, annotated: bool = True) -> InprocResponseStream:
         dispatcher = INSTANCES.get(instance_id)
         if dispatcher is None:
             raise NoInstancesError(f"instance {instance_id:x} is gone")
         served = dispatcher.lookup(path)
-        return InprocResponseStream(dispatcher, served, request, context)
+        return InprocResponseStream(dispatcher, served, request, context, annotated)
 
     async def close(self) -> None:
         pass
