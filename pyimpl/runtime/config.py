@@ -24,7 +24,7 @@ class RuntimeConfig:
     instance_wait_timeout: float = 5.0   # generate(): how long to wait for a first instance
     system_port: Optional[int] = None    # DYN_SYSTEM_PORT: /health /live /metrics
     tcp_host: str = "127.0.0.1"
-    stream_window: int = 256             # chunks a handler may run ahead of a remote consumer
+    stream_window: int = 1024            # chunks a handler may run ahead of a remote consumer
     tcp_keepalive: float = 5.0           # s without any frame from a tcp worker before its streams fail
     nats_kv_bucket: str = "dynamo_discovery"   # JetStream KV bucket of the nats discovery backend
     log_level: Optional[str] = None

