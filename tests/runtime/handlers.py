@@ -47,13 +47,17 @@ class StreamHandlers:
         yield {"size": len(request["blob"]), "blob": request["blob"]}
 
     async def endless(self, request, context: Context):
-        """Yields as fast as it is let, forever; records how many chunks it produced per request."""
+        """Yields as fast as it is let, forever; records how many chunks it produced per request
+        and, like `slow`, when it ended."""
         request_id = context.id()
         i = 0
-        while True:
-            self.produced[request_id] = i + 1
-            yield {"i": i}
-            i += 1
+        try:
+            while True:
+                self.produced[request_id] = i + 1
+                yield {"i": i}
+                i += 1
+        finally:
+            self._event(request_id).set()
 
     async def progress(self, request, context: Context):
         """How many chunks the endless stream of request `id` has produced."""

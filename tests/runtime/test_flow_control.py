@@ -1,14 +1,17 @@
 """Flow control: a consumer that stops reading holds its handler within one window (inproc: the
-handler only runs when the consumer pulls), other streams keep flowing, and reading resumes it."""
+handler only runs when the consumer pulls), other streams keep flowing, reading resumes it, and a
+handler held for a client process that then dies is ended."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
 from pyimpl.runtime import Context, DistributedRuntime
 
-from .deployments import Deployment, WorkerProcess
+from .deployments import REPO, Deployment, WorkerProcess
 from .handlers import register_all
 
 WINDOW = 16
@@ -76,3 +79,35 @@ async def test_stalled_consumer_holds_its_handler_within_one_window(deployment, 
         read += 1
     assert read <= await _settled_progress(probe, context.id()) <= read - 1 + bound
     await stream.aclose()
+
+
+@pytest.mark.parametrize("plane", ["tcp", "nats"])
+async def test_handler_stalled_on_a_killed_client_ends(nats_server, tmp_path, plane):
+    """tcp: the connection drops; nats: the worker's ping of the client's reply subject finds no one."""
+    dep = Deployment("nats", plane, nats_server, str(tmp_path))
+    server = await dep.client_runtime()
+    service = await register_all(server, dep.namespace)
+    context_id = f"stalled-{dep.namespace}"
+    env = {**dep.env(), "DYN_STREAM_WINDOW": str(WINDOW)}
+    client = subprocess.Popen([sys.executable, "-m", "tests.runtime.client_process", dep.namespace, context_id],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert await asyncio.to_thread(client.stdout.readline) == "READ\n"
+        assert await _settled_progress_local(service, context_id) <= WINDOW
+        client.kill()
+        await asyncio.wait_for(service._event(context_id).wait(), 20)
+    finally:
+        client.kill()
+        client.wait()
+        await server.shutdown()
+
+
+async def _settled_progress_local(service, context_id: str) -> int:
+    last, still = -1, 0
+    for _ in range(200):
+        still = still + 1 if service.produced.get(context_id, 0) == last else 0
+        last = service.produced.get(context_id, 0)
+        if still >= 5:
+            break
+        await asyncio.sleep(0.05)
+    return last

@@ -2,7 +2,8 @@
 chunks stream back in order on that subject. Chunks ready in the same loop turn travel as one
 BATCH message; messages above max_payload travel in parts. A per-instance ping notices a dead
 worker (no responders) while streams are open. Each stream has a credit window: the consumer
-sends CREDIT on the instance subject as it reads, and the handler waits when it has none left."""
+sends CREDIT on the instance subject as it reads, and the handler waits when it has none left;
+a worker waiting that way pings the client's reply subject and ends the stream if the client is gone."""
 from __future__ import annotations
 
 import asyncio
@@ -214,8 +215,10 @@ class NatsServer:
             async for chunk in generator:
                 emit(reply, [DATA, chunk])
                 credits.left -= 1
-                if credits.left <= 0:
-                    await credits.wait()
+                if credits.left <= 0 and not await self._credit_or_client_gone(reply, credits):
+                    context.stop_generating()
+                    await generator.aclose()
+                    return
                 if len(outbox) > OUTBOX_HIGH_WATER:
                     self._space.clear()
                     await self._space.wait()
@@ -235,6 +238,27 @@ class NatsServer:
         finally:
             self._streams.pop(reply, None)
             dispatcher.end(served, started)
+
+
+    async def _credit_or_client_gone(self, reply: str, credits: Credits) -> bool:
+        """Wait for the consumer's credit; True once granted, False if its client stopped answering pings."""
+        failures = 0
+        while credits.left <= 0:
+            try:
+                await asyncio.wait_for(credits.wait(), PING_INTERVAL)
+                continue
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.nc.request(reply, b"\x91\x05", timeout=PING_TIMEOUT)
+                failures = 0
+            except nats.errors.NoRespondersError:
+                return False
+            except Exception:       # timeout or reconnecting: give it PING_FAILURES chances
+                failures += 1
+                if failures >= PING_FAILURES:
+                    return False
+        return True
 
 
 class NatsClient:
@@ -296,6 +320,9 @@ class NatsClient:
             log.debug("control frame %s for %s failed: %s", frame[0], frame[1], exc)
 
     async def _on_reply(self, msg) -> None:
+        if msg.reply:        # a worker whose stream waits for credit checks that this client still exists
+            await self.nc.publish(msg.reply, b"\x91\x05")
+            return
         reply = msg.subject
         entry = self._streams.get(reply)
         if entry is None:
