@@ -128,7 +128,7 @@ class DistributedRuntime:
                     self._server = InprocServer(self.dispatcher, self.instance_id)
                 elif plane == "tcp":
                     from .planes.tcp import TcpServer
-                    self._server = TcpServer(self.dispatcher, self.config.tcp_host)
+                    self._server = TcpServer(self.dispatcher, self.config.tcp_host, self.config.tcp_keepalive)
                 else:
                     from .planes.nats import NatsServer
                     self._server = NatsServer(self.dispatcher, await self._nats_connection(), self.instance_id)

@@ -4,6 +4,7 @@ handler held for a client process that then dies is ended."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 
@@ -111,3 +112,24 @@ async def _settled_progress_local(service, context_id: str) -> int:
             break
         await asyncio.sleep(0.05)
     return last
+
+
+async def test_handler_stalled_on_a_stopped_tcp_client_ends(nats_server, tmp_path):
+    """A tcp client process that is alive but stopped (SIGSTOP) stops answering the worker's pings."""
+    dep = Deployment("nats", "tcp", nats_server, str(tmp_path))
+    server = await DistributedRuntime.create(**dep.runtime_kwargs(), tcp_keepalive=1.0)
+    service = await register_all(server, dep.namespace)
+    context_id = f"stopped-{dep.namespace}"
+    env = {**dep.env(), "DYN_STREAM_WINDOW": str(WINDOW)}
+    client = subprocess.Popen([sys.executable, "-m", "tests.runtime.client_process", dep.namespace, context_id],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert await asyncio.to_thread(client.stdout.readline) == "READ\n"
+        client.send_signal(signal.SIGSTOP)
+        await asyncio.wait_for(service._event(context_id).wait(), 20)
+        assert client.poll() is None
+    finally:
+        client.send_signal(signal.SIGCONT)
+        client.kill()
+        client.wait()
+        await server.shutdown()

@@ -218,6 +218,7 @@ class NatsServer:
                 if credits.left <= 0 and not await self._credit_or_client_gone(reply, credits):
                     context.stop_generating()
                     await generator.aclose()
+                    emit(reply, [ERROR, "incomplete", "the worker ended the stream: its client stopped answering"])
                     return
                 if len(outbox) > OUTBOX_HIGH_WATER:
                     self._space.clear()

@@ -1,7 +1,8 @@
 """TCP plane: length-prefixed msgpack frames over asyncio streams; one connection per
 (client runtime, instance address) multiplexes many streams; writes are coalesced per loop turn.
-Each stream has a credit window (the handler waits when its consumer falls a window behind); a
-client pings a worker that has gone quiet while streams are open and fails them if it stays silent."""
+Each stream has a credit window (the handler waits when its consumer falls a window behind). Either
+end pings a peer gone quiet while it waits on it ([PING, 0], answered [PING, -1]): a client fails
+its streams, a worker ends a handler held for credit, when the peer stays silent."""
 from __future__ import annotations
 
 import asyncio
@@ -38,6 +39,7 @@ class FramedConnection:
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder()
         self.closed = False
+        self.received = 0           # frame batches read so far; keepalives watch it move
 
     def send(self, message: Any) -> None:
         out = self._out
@@ -90,6 +92,7 @@ class FramedConnection:
             if pos:
                 del buf[:pos]
             if batch:
+                self.received += 1
                 yield batch
 
     def close(self) -> None:
@@ -102,9 +105,10 @@ class FramedConnection:
 class TcpServer:
     """Accepts connections and serves REQUEST frames from the dispatcher, one task per stream."""
 
-    def __init__(self, dispatcher: Dispatcher, host: str):
+    def __init__(self, dispatcher: Dispatcher, host: str, keepalive: float = KEEPALIVE_TIMEOUT):
         self.dispatcher = dispatcher
         self.host = host
+        self.keepalive = keepalive
         self.server: Optional[asyncio.base_events.Server] = None
         self.address = ""
         self._connections: set[FramedConnection] = set()
@@ -151,8 +155,8 @@ class TcpServer:
                         if entry is not None:
                             entry[1].stop_generating()
                             entry[0].cancel()
-                    elif kind == PING:
-                        conn.send([PING, 0])     # stream id 0: no stream, the client only notes the reply
+                    elif kind == PING and frame[1] == 0:
+                        conn.send([PING, -1])
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass   # a connection handler ends quietly (3.11 streams log cancelled handlers)
         finally:
@@ -183,8 +187,12 @@ class TcpServer:
                 if conn.closed:
                     return
                 credits.left -= 1
-                if credits.left <= 0:
-                    await credits.wait()
+                if credits.left <= 0 and not await self._credit_or_client_gone(conn, credits):
+                    context.stop_generating()
+                    await generator.aclose()
+                    if not conn.closed:
+                        send([ERROR, sid, "incomplete", "the worker ended the stream: its client stopped answering"])
+                    return
                 if len(conn._out) >= FLUSH_NOW_BYTES or conn.writer.transport.get_write_buffer_size() > HIGH_WATER:
                     await conn.backpressure()
             send([END, sid])
@@ -202,6 +210,29 @@ class TcpServer:
         finally:
             streams.pop(sid, None)
             dispatcher.end(served, started)
+
+
+    async def _credit_or_client_gone(self, conn: FramedConnection, credits: Credits) -> bool:
+        """Wait for the consumer's credit; True once granted, False if the client sent nothing
+        (pings unanswered) for `keepalive` s (e.g. a stopped client process)."""
+        interval = self.keepalive / 4
+        seen, silent = conn.received, 0.0
+        while credits.left <= 0:
+            try:
+                await asyncio.wait_for(credits.wait(), interval)
+                continue
+            except asyncio.TimeoutError:
+                pass
+            if conn.closed:
+                return False
+            if conn.received != seen:
+                seen, silent = conn.received, 0.0
+            else:
+                silent += interval
+                if silent >= self.keepalive:
+                    return False
+            conn.send([PING, 0])
+        return True
 
 
 async def _close_quietly(generator) -> None:
@@ -223,7 +254,6 @@ class TcpClientConnection:
         self.window = window
         self.keepalive = keepalive
         self.streams: dict[int, StreamSink] = {}
-        self.received = 0           # frame batches read so far; the keepalive watches it move
         self._ids = itertools.count(1)
         self.alive = True
         self.reader_task = conn.loop.create_task(self._read_loop())
@@ -251,10 +281,11 @@ class TcpClientConnection:
         streams = self.streams
         try:
             async for batch in self.conn.frames():
-                self.received += 1
                 for frame in batch:
                     stream = streams.get(frame[1])
                     if stream is None:
+                        if frame[0] == PING and frame[1] == 0:     # a worker waiting on us for credit
+                            self.conn.send([PING, -1])
                         continue
                     kind = frame[0]
                     if kind == DATA:
@@ -277,17 +308,18 @@ class TcpClientConnection:
     async def _keep_alive(self) -> None:
         """Ping a worker that went quiet while streams wait on it; fail them if it stays silent."""
         interval = self.keepalive / 4
-        seen, silent = self.received, 0.0
+        conn = self.conn
+        seen, silent = conn.received, 0.0
         while self.alive:
             await asyncio.sleep(interval)
-            if not self.streams or self.received != seen:
-                seen, silent = self.received, 0.0
+            if not self.streams or conn.received != seen:
+                seen, silent = conn.received, 0.0
                 continue
             silent += interval
             if silent >= self.keepalive:
                 self._fail(f"worker at {self.address} stopped answering for {self.keepalive:g} s (hung or unreachable)")
                 return
-            self.conn.send([PING, 0])
+            conn.send([PING, 0])
 
     def _fail(self, why: str) -> None:
         for stream in list(self.streams.values()):
