@@ -89,18 +89,19 @@ static int32_t finish_of(const char* p, const char* end) {
     return DYNAMO_FINISH_ERROR;
 }
 
-/* The top-level fields of the object [p, end) that a dynamo_chunk_t carries. */
-static int read_fields(dyn_array_scan* scan, const char* p, const char* end) {
+/* p at '{': reads the object's top-level fields that a dynamo_chunk_t carries while skipping it
+ * (one pass); just past its '}', or NULL. */
+static const char* read_object(dyn_array_scan* scan, const char* p, const char* end) {
     p = skip_ws(p + 1, end);
     while (p < end && *p != '}') {
-        if (*p != '"') return 0;
+        if (*p != '"') return NULL;
         const char* key = p + 1;
-        if (!(p = skip_string(p, end))) return 0;
+        if (!(p = skip_string(p, end))) return NULL;
         size_t key_len = (size_t)(p - 1 - key);
         p = skip_ws(p, end);
-        if (p >= end || *p != ':') return 0;
+        if (p >= end || *p != ':') return NULL;
         const char* value = skip_ws(p + 1, end);
-        if (!(p = skip_value(value, end))) return 0;
+        if (!(p = skip_value(value, end))) return NULL;
         if (key_len == 9 && memcmp(key, "token_ids", 9) == 0) {
             scan->item.token_ids = NULL;
             scan->item.num_token_ids = 0;
@@ -111,7 +112,7 @@ static int read_fields(dyn_array_scan* scan, const char* p, const char* end) {
         p = skip_ws(p, end);
         if (p < end && *p == ',') p = skip_ws(p + 1, end);
     }
-    return p < end;
+    return p < end ? p + 1 : NULL;
 }
 
 int dyn_scan_begin(dyn_array_scan* scan, const char* blob, size_t len) {
@@ -126,15 +127,14 @@ int dyn_scan_begin(dyn_array_scan* scan, const char* blob, size_t len) {
 int dyn_scan_next(dyn_array_scan* scan) {
     const char *p = scan->p, *end = scan->end;
     if (p >= end || *p == ']') return 0;
-    const char* after = skip_value(p, end);
-    if (!after) return -1;
     dyn_scanned_item* item = &scan->item;
-    item->json = p;
-    item->json_len = (size_t)(after - p);
     item->token_ids = NULL;
     item->num_token_ids = 0;
     item->finish_reason = DYNAMO_FINISH_NONE;
-    if (*p == '{' && !read_fields(scan, p, after)) return -1;
+    const char* after = *p == '{' ? read_object(scan, p, end) : skip_value(p, end);
+    if (!after) return -1;
+    item->json = p;
+    item->json_len = (size_t)(after - p);
     p = skip_ws(after, end);
     if (p < end && *p == ',') p = skip_ws(p + 1, end);
     else if (p >= end || *p != ']') return -1;
