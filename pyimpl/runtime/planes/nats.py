@@ -217,7 +217,10 @@ class NatsServer:
                 credits.left -= 1
                 if credits.left <= 0 and not await self._credit_or_client_gone(reply, credits):
                     context.stop_generating()
-                    await generator.aclose()
+                    try:
+                        await generator.aclose()
+                    except Exception:
+                        pass
                     emit(reply, [ERROR, "incomplete", "the worker ended the stream: its client stopped answering"])
                     return
                 if len(outbox) > OUTBOX_HIGH_WATER:

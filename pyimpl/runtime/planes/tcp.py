@@ -189,7 +189,7 @@ class TcpServer:
                 credits.left -= 1
                 if credits.left <= 0 and not await self._credit_or_client_gone(conn, credits):
                     context.stop_generating()
-                    await generator.aclose()
+                    await _close_quietly(generator)
                     if not conn.closed:
                         send([ERROR, sid, "incomplete", "the worker ended the stream: its client stopped answering"])
                     return
@@ -210,7 +210,6 @@ class TcpServer:
         finally:
             streams.pop(sid, None)
             dispatcher.end(served, started)
-
 
     async def _credit_or_client_gone(self, conn: FramedConnection, credits: Credits) -> bool:
         """Wait for the consumer's credit; True once granted, False if the client sent nothing
