@@ -343,7 +343,7 @@ class ModelManager:
 
 
 def _format_hint(response_format: dict | None) -> str | None:
-    """response_format json_object/json_schema is honoured as an instruction (no constrained decoding)."""
+    """response_format json_object/json_schema as an instruction (json_object is also enforced worker-side)."""
     if not response_format or response_format.get("type") not in ("json_object", "json_schema"):
         return None
     schema = (response_format.get("json_schema") or {}).get("schema")

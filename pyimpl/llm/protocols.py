@@ -223,4 +223,12 @@ def to_wire_request(req: GenerationRequest, token_ids: list[int], max_tokens: in
         "stop_conditions": {"max_tokens": max_tokens, "min_tokens": req.min_tokens,
                             "stop_token_ids": req.stop_token_ids, "ignore_eos": req.ignore_eos},
         "output_options": {"logprobs": req.top_logprobs if req.logprobs else None},
+        **_guided_decoding(req.response_format),
     }
+
+
+def _guided_decoding(response_format: dict | None) -> dict:
+    """`{"guided_decoding": {...}}` when the response format is enforced by constrained decoding, else {}."""
+    if response_format and response_format.get("type") == "json_object":
+        return {"guided_decoding": {"json_object": True}}
+    return {}

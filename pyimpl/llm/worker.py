@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import logging
@@ -35,14 +36,41 @@ def sampling_params_from_wire(request: dict, params_cls: type) -> Any:
     return params_cls(**{k: v for k, v in merged.items() if k in known and v is not None})
 
 
+class GuidedDecoding:
+    """Builds per-request logits processors for `guided_decoding`; the tokenizer is loaded once, on first use."""
+
+    def __init__(self, model_path: str, eos_token_ids: list[int]):
+        self.model_path, self.eos_token_ids = model_path, list(eos_token_ids)
+        self._tokenizer: Any = None
+
+    async def processors(self, request: dict) -> list | None:
+        """The processors `request["guided_decoding"]` asks for, or None."""
+        if not (request.get("guided_decoding") or {}).get("json_object"):
+            return None
+        if self._tokenizer is None:
+            self._tokenizer = await asyncio.to_thread(_load_tokenizer, self.model_path)
+        from pyimpl.llm.guided_json import json_object_processor
+        return [json_object_processor(self._tokenizer, self.eos_token_ids)]
+
+
+def _load_tokenizer(model_path: str) -> Any:
+    from transformers import AutoTokenizer
+    from pyimpl.llm.guided_json import token_texts
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    token_texts(tokenizer)  # warm the per-tokenizer cache off the event loop
+    return tokenizer
+
+
 class GenerateHandler:
     """The runtime handler: wire request in, wire response chunks out, one per engine step."""
 
-    def __init__(self, engine: Any, params_cls: type):
-        self.engine, self.params_cls = engine, params_cls
+    def __init__(self, engine: Any, params_cls: type, guided: GuidedDecoding | None = None):
+        self.engine, self.params_cls, self.guided = engine, params_cls, guided
 
     async def __call__(self, request: dict, context: Any = None) -> AsyncIterator[dict]:
         params = sampling_params_from_wire(request, self.params_cls)
+        if self.guided is not None and hasattr(params, "logits_processors"):  # the mock engine ignores it
+            params.logits_processors = await self.guided.processors(request)
         request_id = context.id() if context is not None else f"req-{random.getrandbits(48):x}"
         stream = self.engine.generate(request["token_ids"], params, request_id)
         try:
@@ -138,7 +166,8 @@ async def serve_model(rt: Any, model_path: str | Path, model_name: str | None = 
         kv_block_size=getattr(core, "block_size", 16), tool_call_parser=tool_call_parser,
         reasoning_parser=reasoning_parser,
         eos_token_ids=list(getattr(core, "eos_token_ids", None) or config["eos_token_ids"]))
-    handler = core.handler if model_type == "embedding" else GenerateHandler(core, params_cls)
+    guided = GuidedDecoding(model_path, card.eos_token_ids)
+    handler = core.handler if model_type == "embedding" else GenerateHandler(core, params_cls, guided)
     endpoints = [rt.endpoint(endpoint), rt.endpoint(f"{namespace}.{component}.stats")]
     await endpoints[0].register(handler)
     await endpoints[1].register(StatsHandler(core))

@@ -1,4 +1,4 @@
-"""Next-token choice for a batch: penalties, logit bias, min_tokens, then greedy or temperature/top-k/top-p/min-p."""
+"""Next-token choice for a batch: logits processors, penalties, bias, min_tokens, then greedy or sampling."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +48,12 @@ class Sampler:
         return SamplerOutput(ids, logprobs, tops)
 
     def _process_logits(self, logits: torch.Tensor, seqs: list[Sequence]) -> None:
-        """In place: repetition/presence/frequency penalties, logit_bias and the min_tokens ban on stop tokens."""
+        """In place: logits processors, repetition/presence/frequency penalties, logit_bias, min_tokens ban."""
         for r, s in enumerate(seqs):
             p = s.params
+            if p.logits_processors:
+                for processor in p.logits_processors:
+                    logits[r] = processor(s.output_token_ids, logits[r])
             if p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
                 row = logits[r]
                 if p.repetition_penalty != 1.0:

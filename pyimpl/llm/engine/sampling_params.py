@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
 
 MAX_LOGPROBS = 20
+
+# fn(generated_token_ids, logits row [vocab]) -> logits row; applied before penalties and sampling.
+LogitsProcessor = Callable[[list[int], torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -26,6 +32,8 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: int | None = None  # None: off; k: the sampled token's logprob plus the top k
     top_logprobs: int | None = None  # OpenAI spelling of the top-k count; implies logprobs
+    # Per-request logits hooks (e.g. constrained decoding); built in-process, never serialised.
+    logits_processors: list[LogitsProcessor] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.stop_token_ids = list(self.stop_token_ids or [])
@@ -62,6 +70,9 @@ class SamplingParams:
             _integer("logprobs", self.logprobs, lo=0, hi=MAX_LOGPROBS)
         if self.top_logprobs is not None:
             _integer("top_logprobs", self.top_logprobs, lo=0, hi=MAX_LOGPROBS)
+        if self.logits_processors is not None:
+            if not isinstance(self.logits_processors, list) or not all(callable(f) for f in self.logits_processors):
+                raise ValueError(f"logits_processors must be a list of callables, got {self.logits_processors!r}")
 
     @property
     def greedy(self) -> bool:
