@@ -166,6 +166,12 @@ def _validate_tools(body: dict) -> tuple[list[dict] | None, Any]:
             _fail("'tool_choice' must be 'none', 'auto', 'required' or a named function", "tool_choice")
         if choice != "none" and not tools:
             _fail("'tool_choice' needs 'tools'", "tool_choice")
+        if choice == "none":  # the model sees no tools and nothing is parsed as a call
+            return None, choice
+        if named:  # only the named function is offered to the model
+            tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+            if not tools:
+                _fail(f"'tool_choice' names {choice['function']['name']!r}, which is not in 'tools'", "tool_choice")
     return tools or None, choice
 
 

@@ -57,3 +57,20 @@ def test_aliases_merge_under_user_fields():
     assert aliases["plain"].apply({"model": "plain"}) == {"model": "tiny"}
     with pytest.raises(ValueError):
         parse_aliases({"broken": {"params": {}}})
+
+
+def _tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+
+
+def test_tool_choice_none_offers_no_tools_and_named_offers_only_that_one():
+    tools = [_tool("get_weather"), _tool("get_time")]
+    assert parse_chat_request({"model": "m", "messages": MSG, "tools": tools, "tool_choice": "none"}).tools is None
+    named = parse_chat_request({"model": "m", "messages": MSG, "tools": tools,
+                                "tool_choice": {"type": "function", "function": {"name": "get_time"}}})
+    assert [t["function"]["name"] for t in named.tools] == ["get_time"]
+    assert len(parse_chat_request({"model": "m", "messages": MSG, "tools": tools, "tool_choice": "auto"}).tools) == 2
+    with pytest.raises(InvalidRequestError) as err:
+        parse_chat_request({"model": "m", "messages": MSG, "tools": tools,
+                            "tool_choice": {"type": "function", "function": {"name": "nope"}}})
+    assert err.value.param == "tool_choice"
