@@ -35,37 +35,32 @@ def finish_code(reason: object) -> int:
     return FINISH_REASONS.get(reason, FINISH_ERROR if reason else FINISH_NONE)  # type: ignore[arg-type]
 
 
+def _status_table() -> list[tuple[tuple[type, ...], int]]:
+    """(exception types, status) pairs, first match wins; built on first use (the layers above load lazily)."""
+    from pyimpl.llm import errors as llm
+    from pyimpl.runtime import errors as rt
+    return [
+        ((asyncio.CancelledError, rt.CancelledError), ERR_CANCELLED),
+        ((rt.EndpointNotFoundError, llm.ModelNotFoundError), ERR_NOT_FOUND),
+        ((rt.NoInstancesError, rt.DisconnectedError, llm.NoWorkerError), ERR_UNAVAILABLE),
+        ((rt.ConfigurationError, rt.PayloadTooLargeError, llm.InvalidRequestError, llm.PayloadTooLargeError),
+         ERR_INVALID_ARGUMENT),
+        ((rt.RemoteHandlerError, llm.ServingError), ERR_ENGINE),
+        ((FileNotFoundError,), ERR_NOT_FOUND),
+        ((ValueError, TypeError, KeyError), ERR_INVALID_ARGUMENT),
+    ]
+
+
+_TABLE: list[tuple[tuple[type, ...], int]] = []
+
+
 def status_of(exc: BaseException) -> int:
     """The dynamo_status_t that reports exc to a C host."""
     if isinstance(exc, CapiError):
         return exc.status
-    if isinstance(exc, asyncio.CancelledError):
-        return ERR_CANCELLED
-    from pyimpl.runtime import errors as rt
-    if isinstance(exc, rt.EndpointNotFoundError):
-        return ERR_NOT_FOUND
-    if isinstance(exc, (rt.NoInstancesError, rt.DisconnectedError)):
-        return ERR_UNAVAILABLE
-    if isinstance(exc, rt.CancelledError):
-        return ERR_CANCELLED
-    if isinstance(exc, (rt.ConfigurationError, rt.PayloadTooLargeError)):
-        return ERR_INVALID_ARGUMENT
-    if isinstance(exc, rt.RemoteHandlerError):
-        return ERR_ENGINE
-    try:
-        from pyimpl.llm import errors as llm
-    except ImportError:
-        return ERR_INTERNAL
-    if isinstance(exc, llm.ModelNotFoundError):
-        return ERR_NOT_FOUND
-    if isinstance(exc, (llm.InvalidRequestError, llm.PayloadTooLargeError)):
-        return ERR_INVALID_ARGUMENT
-    if isinstance(exc, llm.NoWorkerError):
-        return ERR_UNAVAILABLE
-    if isinstance(exc, llm.ServingError):
-        return ERR_ENGINE
-    if isinstance(exc, FileNotFoundError):
-        return ERR_NOT_FOUND
-    if isinstance(exc, (ValueError, TypeError, KeyError)):
-        return ERR_INVALID_ARGUMENT
+    if not _TABLE:
+        _TABLE.extend(_status_table())
+    for types, status in _TABLE:
+        if isinstance(exc, types):
+            return status
     return ERR_INTERNAL
