@@ -48,8 +48,14 @@ class Deployment:
                    PYTHONPATH=os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p))
         return env
 
-    async def client_runtime(self) -> DistributedRuntime:
-        return await DistributedRuntime.create(**self.runtime_kwargs())
+    async def client_runtime(self, **overrides) -> DistributedRuntime:
+        return await DistributedRuntime.create(**self.runtime_kwargs(), **overrides)
+
+    async def ready_client(self, runtime: DistributedRuntime, name: str, timeout: float = 10.0):
+        """A client of endpoint `name` that has seen an instance."""
+        client = await self.endpoint(runtime, name).client()
+        await client.wait_for_instances(timeout)
+        return client
 
     def endpoint(self, runtime: DistributedRuntime, name: str):
         return runtime.endpoint(f"{self.namespace}.worker.{name}")
@@ -82,3 +88,26 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.proc.terminate()
         return self.proc.wait(timeout)
+
+
+def running_deployment(pairing: tuple[str, str], nats_server: str, file_kv_dir: str):
+    """Fixture body: a Deployment for (discovery, plane) with its worker process when remote; stops it after."""
+    dep = Deployment(pairing[0], pairing[1], nats_server, file_kv_dir)
+    worker = WorkerProcess(dep) if dep.remote else None
+    yield dep
+    if worker is not None:
+        assert worker.terminate() == 0
+
+
+async def client_runtime_for(deployment: Deployment, **overrides):
+    """Fixture body: the client's runtime; for mem pairings a second runtime hosts the worker's handlers."""
+    from .handlers import register_all
+    server = None
+    if not deployment.remote:
+        server = await deployment.client_runtime()
+        await register_all(server, deployment.namespace)
+    runtime = await deployment.client_runtime(**overrides)
+    yield runtime
+    await runtime.shutdown()
+    if server is not None:
+        await server.shutdown()

@@ -12,7 +12,7 @@ import pytest
 
 from pyimpl.runtime import Context, DistributedRuntime
 
-from .deployments import REPO, Deployment, WorkerProcess
+from .deployments import REPO, Deployment, client_runtime_for, running_deployment
 from .handlers import register_all
 
 WINDOW = 16
@@ -21,32 +21,14 @@ FLOW_COMBOS = [("mem", "inproc"), ("mem", "tcp"), ("mem", "nats"), ("file", "tcp
 
 @pytest.fixture(scope="module", params=FLOW_COMBOS, ids=[f"{d}-{p}" for d, p in FLOW_COMBOS])
 def deployment(request, nats_server, tmp_path_factory):
-    discovery, plane = request.param
-    dep = Deployment(discovery, plane, nats_server, str(tmp_path_factory.mktemp("file_kv")))
-    worker = WorkerProcess(dep) if dep.remote else None
-    yield dep
-    if worker is not None:
-        assert worker.terminate() == 0
+    yield from running_deployment(request.param, nats_server, str(tmp_path_factory.mktemp("file_kv")))
 
 
 @pytest.fixture
 async def client_rt(deployment):
     """A client runtime with a small window; for mem pairings a second runtime serves the handlers."""
-    server = None
-    if not deployment.remote:
-        server = await deployment.client_runtime()
-        await register_all(server, deployment.namespace)
-    runtime = await DistributedRuntime.create(**deployment.runtime_kwargs(), stream_window=WINDOW)
-    yield runtime
-    await runtime.shutdown()
-    if server is not None:
-        await server.shutdown()
-
-
-async def _client(deployment, runtime, name: str):
-    client = await deployment.endpoint(runtime, name).client()
-    await client.wait_for_instances(10)
-    return client
+    async for runtime in client_runtime_for(deployment, stream_window=WINDOW):
+        yield runtime
 
 
 async def _settled_progress(probe, context_id: str) -> int:
@@ -63,15 +45,15 @@ async def _settled_progress(probe, context_id: str) -> int:
 
 
 async def test_stalled_consumer_holds_its_handler_within_one_window(deployment, client_rt):
-    endless = await _client(deployment, client_rt, "endless")
-    probe = await _client(deployment, client_rt, "progress")
+    endless = await deployment.ready_client(client_rt, "endless")
+    probe = await deployment.ready_client(client_rt, "progress")
     bound = 1 if deployment.plane == "inproc" else WINDOW
     context = Context()
     stream = await endless.generate({}, context=context)
     assert (await stream.__anext__()).data() == {"i": 0}
     assert 1 <= await _settled_progress(probe, context.id()) <= bound
 
-    count = await _client(deployment, client_rt, "count")     # the stalled stream blocks nobody else
+    count = await deployment.ready_client(client_rt, "count")     # the stalled stream blocks nobody else
     assert [a.data()["i"] async for a in await count.generate({"n": 500})] == list(range(500))
 
     read = 1

@@ -9,38 +9,23 @@ import pytest
 from pyimpl.runtime import Annotated, Context
 from pyimpl.runtime.errors import EndpointNotFoundError, RemoteHandlerError
 
-from .deployments import COMBOS, Deployment, WorkerProcess
-from .handlers import register_all
+from .deployments import COMBOS, client_runtime_for, running_deployment
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=[f"{d}-{p}" for d, p in COMBOS])
 def deployment(request, nats_server, tmp_path_factory):
-    discovery, plane = request.param
-    dep = Deployment(discovery, plane, nats_server, str(tmp_path_factory.mktemp("file_kv")))
-    worker = WorkerProcess(dep) if dep.remote else None
-    yield dep
-    if worker is not None:
-        assert worker.terminate() == 0
+    yield from running_deployment(request.param, nats_server, str(tmp_path_factory.mktemp("file_kv")))
 
 
 @pytest.fixture
 async def client_rt(deployment):
     """The client's runtime; for mem pairings it also hosts the worker's handlers."""
-    server = None
-    if not deployment.remote:
-        server = await deployment.client_runtime()
-        await register_all(server, deployment.namespace)
-    runtime = await deployment.client_runtime()
-    yield runtime
-    await runtime.shutdown()
-    if server is not None:
-        await server.shutdown()
+    async for runtime in client_runtime_for(deployment):
+        yield runtime
 
 
 async def client_for(deployment, runtime, name: str, timeout: float = 10.0):
-    client = await deployment.endpoint(runtime, name).client()
-    await client.wait_for_instances(timeout)
-    return client
+    return await deployment.ready_client(runtime, name, timeout)
 
 
 async def test_chunks_arrive_in_order(deployment, client_rt):
