@@ -136,7 +136,7 @@ class Engine:
         seqs, is_prefill = self.scheduler.schedule()
         if not seqs:
             return []
-        logits = self.runner.run(seqs, is_prefill)
+        logits = self.runner.run([(s, s.num_tokens - s.num_computed_tokens) for s in seqs])
         sampled = self.sampler(logits, seqs)
         outputs = []
         for i, seq in enumerate(seqs):

@@ -10,23 +10,9 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
+from .attention import AttentionMetadata, paged_attention, write_kv
+
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM")
-
-
-@dataclass
-class AttentionMetadata:
-    """Per-step indices shared by every layer: where new K/V go and which cache slots each sequence attends to."""
-
-    slot_mapping: torch.Tensor  # [T] cache slot of each new token
-    kv_gather: torch.Tensor  # [B, max_blocks] KV blocks each sequence reads (padded with block 0)
-    mask: torch.Tensor | None  # [B, 1, group*max_q, max_blocks*block_size] bool, None when nothing is masked
-    q_gather: torch.Tensor | None  # [B*max_q] token index per padded query row (None: decode, one token per seq)
-    out_index: torch.Tensor | None  # [T] padded row of each token (None: decode)
-    cos: torch.Tensor  # [T, 1, head_dim]
-    sin: torch.Tensor
-    batch_size: int
-    max_q: int
-    block_size: int
 
 
 @dataclass
@@ -56,7 +42,7 @@ class LlamaModel:
         self.scale = self.head_dim ** -0.5
         self.dtype = dtype
         self.device = device
-        self.sliding_window = sliding_window_of(config)
+        self.sliding_windows = sliding_windows_of(config)
         w = {k: v.to(device=device, dtype=dtype) for k, v in weights.items()}
         self.embed = w["model.embed_tokens.weight"]
         self.lm_head = w.get("lm_head.weight", self.embed) if not getattr(config, "tie_word_embeddings", False) \
@@ -87,6 +73,8 @@ class LlamaModel:
         """Run the new tokens through the model; returns float32 logits of the rows in `logits_index`."""
         x = F.embedding(input_ids, self.embed)
         T = x.shape[0]
+        cos = self.cos.index_select(0, meta.positions).unsqueeze(1)
+        sin = self.sin.index_select(0, meta.positions).unsqueeze(1)
         H, KVH, D, eps = self.num_heads, self.num_kv_heads, self.head_dim, self.eps
         for i, lw in enumerate(self.layers):
             h = F.rms_norm(x, (x.shape[-1],), lw.input_norm, eps)
@@ -97,12 +85,11 @@ class LlamaModel:
             if lw.q_norm is not None:
                 q = F.rms_norm(q, (D,), lw.q_norm, eps)
                 k = F.rms_norm(k, (D,), lw.k_norm, eps)
-            q = apply_rope(q, meta.cos, meta.sin)
-            k = apply_rope(k, meta.cos, meta.sin)
+            q = apply_rope(q, cos, sin)
+            k = apply_rope(k, cos, sin)
             k_cache, v_cache = kv_cache[i, 0], kv_cache[i, 1]
-            k_cache.index_copy_(0, meta.slot_mapping, k)
-            v_cache.index_copy_(0, meta.slot_mapping, v.view(T, KVH, D))
-            o = self.attention(q, k_cache, v_cache, meta)
+            write_kv(k_cache, v_cache, k, v.view(T, KVH, D), meta)
+            o = paged_attention(q, k_cache, v_cache, meta, self.scale, self.sliding_windows[i])
             x = x + F.linear(o, lw.o_proj)
             h = F.rms_norm(x, (x.shape[-1],), lw.post_norm, eps)
             gate, up = F.linear(h, lw.gate_up).chunk(2, dim=-1)
@@ -111,34 +98,15 @@ class LlamaModel:
         x = F.rms_norm(x, (x.shape[-1],), self.norm, eps)
         return F.linear(x, self.lm_head).float()
 
-    def attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                  meta: AttentionMetadata) -> torch.Tensor:
-        """Grouped-query attention of each sequence's queries over its cached keys (queries grouped per KV head)."""
-        B, max_blocks = meta.kv_gather.shape
-        KVH, G, D, Q = self.num_kv_heads, self.group, self.head_dim, meta.max_q
-        flat = meta.kv_gather.view(-1)
-        # Gather whole blocks (few large rows copy faster than many slot-sized ones).
-        keys = k_cache.view(-1, meta.block_size, KVH, D).index_select(0, flat).view(B, -1, KVH, D).transpose(1, 2)
-        values = v_cache.view(-1, meta.block_size, KVH, D).index_select(0, flat).view(B, -1, KVH, D).transpose(1, 2)
-        if meta.q_gather is None:  # decode: one query per sequence
-            qg = q.view(B, KVH, G, D)
-            o = F.scaled_dot_product_attention(qg, keys, values, attn_mask=meta.mask, scale=self.scale)
-            return o.reshape(B, KVH * G * D)
-        qg = q.index_select(0, meta.q_gather).view(B, Q, KVH, G, D).permute(0, 2, 3, 1, 4).reshape(B, KVH, G * Q, D)
-        o = F.scaled_dot_product_attention(qg, keys, values, attn_mask=meta.mask, scale=self.scale)
-        o = o.view(B, KVH, G, Q, D).permute(0, 3, 1, 2, 4).reshape(B * Q, KVH * G * D)
-        return o.index_select(0, meta.out_index)
 
-
-def sliding_window_of(config) -> int | None:
-    """Attention window in tokens when every layer uses one (Mistral-style configs), else None."""
+def sliding_windows_of(config) -> list[int | None]:
+    """Attention window of each layer (None: full attention); mixed configs (layer_types) are honoured per layer."""
+    n = config.num_hidden_layers
     window = getattr(config, "sliding_window", None)
     if not window or getattr(config, "use_sliding_window", True) is False:
-        return None
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types and any(t != "sliding_attention" for t in layer_types):
-        return None  # mixed full/sliding layers: not supported by the shared mask (full attention is used)
-    return int(window)
+        return [None] * n
+    layer_types = getattr(config, "layer_types", None) or ["sliding_attention"] * n
+    return [int(window) if t == "sliding_attention" else None for t in layer_types]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import torch
 
-from .llama import AttentionMetadata, LlamaModel
+from .attention import AttentionMetadata, PrefillSegment
+from .model_api import CausalLM
 from .sequence import Sequence
 
 
 class ModelRunner:
     """Owns the model and the KV cache [layers, 2, num_blocks*block_size, kv_heads, head_dim]."""
 
-    def __init__(self, model: LlamaModel, num_blocks: int, block_size: int) -> None:
+    def __init__(self, model: CausalLM, num_blocks: int, block_size: int) -> None:
         self.model = model
         self.device = model.device
         self.block_size = block_size
@@ -18,91 +19,57 @@ class ModelRunner:
                                     model.head_dim, device=model.device, dtype=model.dtype)
 
     @staticmethod
-    def kv_bytes_per_block(model: LlamaModel, block_size: int) -> int:
+    def kv_bytes_per_block(model: CausalLM, block_size: int) -> int:
         elem = torch.empty(0, dtype=model.dtype).element_size()
         return model.num_layers * 2 * block_size * model.num_kv_heads * model.head_dim * elem
 
     @torch.inference_mode()
-    def run(self, seqs: list[Sequence], is_prefill: bool) -> torch.Tensor:
-        """Compute each sequence's uncomputed tokens; returns logits [len(seqs), vocab] for their last tokens."""
-        if is_prefill:
-            input_ids, positions, meta, logits_index = self._prepare_prefill(seqs)
-        else:
-            input_ids, positions, meta, logits_index = self._prepare_decode(seqs)
+    def run(self, batch: list[tuple[Sequence, int]]) -> torch.Tensor:
+        """Compute the next `n` uncomputed tokens of each (sequence, n); returns logits [k, vocab] for the k
+        sequences whose chunk reaches their last token, in batch order."""
+        input_ids, meta, logits_index = self._prepare(batch)
         return self.model.forward(input_ids, meta, self.kv_cache, logits_index)
 
     def _tensor(self, data, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype).to(self.device, non_blocking=True)
 
-    def _block_tables(self, seqs: list[Sequence], max_k: int) -> tuple[torch.Tensor, int]:
-        """Blocks holding positions < max_k per sequence, padded with block 0 (masked out); and the padded length."""
-        max_blocks = -(-max_k // self.block_size)
-        tables = [s.block_table[:max_blocks] for s in seqs]
-        tables = torch.tensor([t + [0] * (max_blocks - len(t)) for t in tables], dtype=torch.long)
-        return tables.to(self.device, non_blocking=True), max_blocks * self.block_size
-
-    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.model.cos.index_select(0, positions).unsqueeze(1),
-                self.model.sin.index_select(0, positions).unsqueeze(1))
-
-    def _prepare_decode(self, seqs: list[Sequence]):
+    def _prepare(self, batch: list[tuple[Sequence, int]]):
+        """Flatten the step: one-token chunks first (batched decode rows), then one segment per longer chunk."""
         bs = self.block_size
-        lens = [s.num_tokens for s in seqs]
-        max_k = max(lens)
-        input_ids = self._tensor([s.token_ids[-1] for s in seqs])
-        positions = self._tensor([n - 1 for n in lens])
-        slot_mapping = self._tensor([s.block_table[(n - 1) // bs] * bs + (n - 1) % bs for s, n in zip(seqs, lens)])
-        kv_gather, padded_k = self._block_tables(seqs, max_k)
-        mask = None
-        window = self.model.sliding_window
-        if min(lens) != padded_k or (window and max_k > window):
-            j, n = torch.arange(padded_k)[None, :], torch.tensor(lens)[:, None]
-            allowed = j < n
-            if window:
-                allowed &= j > n - 1 - window
-            mask = allowed.view(len(seqs), 1, 1, padded_k).to(self.device, non_blocking=True)
-        cos, sin = self._rope(positions)
-        meta = AttentionMetadata(slot_mapping, kv_gather, mask, None, None, cos, sin, len(seqs), 1, bs)
-        logits_index = torch.arange(len(seqs), device=self.device)
-        return input_ids, positions, meta, logits_index
-
-    def _prepare_prefill(self, seqs: list[Sequence]):
-        bs = self.block_size
-        B = len(seqs)
-        ids, pos, slots, q_gather, out_index, last, q_pos = [], [], [], [], [], [], []
-        lens = [s.num_tokens for s in seqs]
-        max_k = max(lens)
-        max_q = max(s.num_tokens - s.num_computed_tokens for s in seqs)
-        for b, s in enumerate(seqs):
-            start, n = s.num_computed_tokens, s.num_tokens
-            offset = len(ids)
-            ids.extend(s.token_ids[start:])
-            pos.extend(range(start, n))
-            table = s.block_table
-            slots.extend(table[p // bs] * bs + p % bs for p in range(start, n))
-            q = n - start
-            q_gather.extend(range(offset, offset + q))
-            q_gather.extend([offset + q - 1] * (max_q - q))
-            q_pos.append(list(range(start, n)) + [n - 1] * (max_q - q))
-            out_index.extend(range(b * max_q, b * max_q + q))
-            last.append(len(ids) - 1)
-        positions = self._tensor(pos)
-        q_positions = torch.tensor(q_pos)  # [B, max_q]
-        kv_gather, max_k = self._block_tables(seqs, max_k)
-        j = torch.arange(max_k)[None, None, :]
-        allowed = j <= q_positions[:, :, None]  # [B, max_q, max_k]
-        if self.model.sliding_window:
-            allowed &= j > q_positions[:, :, None] - self.model.sliding_window
-        G = self.model.group
-        mask = allowed[:, None, None].expand(B, 1, G, max_q, max_k).reshape(B, 1, G * max_q, max_k)
-        cos, sin = self._rope(positions)
-        meta = AttentionMetadata(
-            slot_mapping=self._tensor(slots),
-            kv_gather=kv_gather,
-            mask=mask.to(self.device, non_blocking=True),
-            q_gather=self._tensor(q_gather), out_index=self._tensor(out_index),
-            cos=cos, sin=sin, batch_size=B, max_q=max_q, block_size=bs)
-        return self._tensor(ids), positions, meta, self._tensor(last)
+        order = [i for i, (_, n) in enumerate(batch) if n == 1] + [i for i, (_, n) in enumerate(batch) if n != 1]
+        num_decode = sum(1 for _, n in batch if n == 1)
+        ids, pos, slots, last_row, prefills = [], [], [], {}, []
+        decode_tables, decode_lens = [], []
+        for i in order:
+            seq, n = batch[i]
+            start = seq.num_computed_tokens
+            end = start + n
+            table = seq.block_table
+            row = len(ids)
+            ids.extend(seq.token_ids[start:end])
+            pos.extend(range(start, end))
+            slots.extend(table[p // bs] * bs + p % bs for p in range(start, end))
+            if end == seq.num_tokens:
+                last_row[i] = len(ids) - 1
+            used = table[:-(-end // bs)]
+            if n == 1:
+                decode_tables.append(used)
+                decode_lens.append(end)
+                continue
+            contiguous = used[-1] - used[0] == len(used) - 1 and all(b - a == 1 for a, b in zip(used, used[1:]))
+            prefills.append(PrefillSegment(
+                q_start=row, q_len=n, k_len=end,
+                slots=None if contiguous else self._tensor([used[p // bs] * bs + p % bs for p in range(end)]),
+                slot_start=used[0] * bs if contiguous else None))
+        meta = AttentionMetadata(positions=self._tensor(pos), slot_mapping=self._tensor(slots), block_size=bs,
+                                 num_decode=num_decode, prefills=prefills)
+        if num_decode:
+            width = max(len(t) for t in decode_tables)
+            meta.decode_blocks = self._tensor([t + [0] * (width - len(t)) for t in decode_tables])
+            meta.decode_lens = self._tensor(decode_lens)
+            meta.decode_max_len, meta.decode_min_len = max(decode_lens), min(decode_lens)
+        logits_index = self._tensor([last_row[i] for i in range(len(batch)) if i in last_row])
+        return self._tensor(ids), meta, logits_index
 
 
 class HFModelRunner:
@@ -115,6 +82,10 @@ class HFModelRunner:
         self.device = device
 
     @torch.inference_mode()
-    def run(self, seqs: list[Sequence], is_prefill: bool) -> torch.Tensor:
-        rows = [self.model(input_ids=torch.tensor([s.token_ids], device=self.device)).logits[0, -1] for s in seqs]
+    def run(self, batch: list[tuple[Sequence, int]]) -> torch.Tensor:
+        """Logits of the last token of every sequence whose chunk completes it (chunks are recomputed in full)."""
+        done = [s for s, n in batch if s.num_computed_tokens + n == s.num_tokens]
+        if not done:
+            return torch.empty(0, self.model.config.vocab_size)
+        rows = [self.model(input_ids=torch.tensor([s.token_ids], device=self.device)).logits[0, -1] for s in done]
         return torch.stack(rows).float()
