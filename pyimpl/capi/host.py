@@ -10,6 +10,7 @@ from typing import Any, Callable, Protocol
 
 from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array
 from pyimpl.capi.config import parse_config
+from pyimpl.capi.heap import collect_destroyed
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, status_of)
@@ -97,7 +98,11 @@ class EmbeddedHost:
     def create_runtime(self, handle: int, config_json: str) -> None:
         """Parse the config and start a session for a new C runtime handle."""
         config = parse_config(config_json)
-        self.sessions[handle] = self.call(RuntimeSession.start(config))
+        try:
+            self.sessions[handle] = self.call(RuntimeSession.start(config))
+        except BaseException:
+            collect_destroyed()  # what a failed start had loaded
+            raise
         self.streams_of.setdefault(handle, set())
 
     def destroy_runtime(self, handle: int) -> None:
@@ -106,6 +111,7 @@ class EmbeddedHost:
         if session is None:
             raise CapiError(ERR_INVALID_HANDLE, "unknown runtime")
         self.call(self._close(handle, session))
+        collect_destroyed()  # the closed runtime's engine and model, frozen at load, are freed here
 
     async def _close(self, handle: int, session: RuntimeSession) -> None:
         tasks = [self.streams[s] for s in self.streams_of.pop(handle, ()) if s in self.streams]
