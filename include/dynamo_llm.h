@@ -180,8 +180,11 @@ DYNAMO_API dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* end
  * the last chunk, or an error (DYNAMO_ERR_CANCELLED after a cancel,
  * DYNAMO_ERR_SHUTDOWN, ...). END and errors are sticky.
  * Ownership: out's pointers are borrowed (see dynamo_chunk_t).
- * Never takes the interpreter lock. Thread-safe, but one stream should have
- * one poller at a time, and it must not be freed while a poll waits on it. */
+ * Never takes the interpreter lock. Thread-safe: a dynamo_stream_free on
+ * another thread, before or during this call (even while it waits), makes it
+ * return DYNAMO_ERR_INVALID_HANDLE, or a chunk if it got there first (whose
+ * pointers that free then invalidates). One stream should have one poller at
+ * a time: every poll of a stream ends the borrow of its previous chunk. */
 DYNAMO_API dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out);
 
 /* Ask the stream to stop; the runtime and the engine abort the request and
@@ -199,7 +202,9 @@ DYNAMO_API int dynamo_stream_fd(dynamo_stream_t* stream);
 
 /* Release a stream (cancelling it first if it is still running). The handle,
  * its fd and every chunk pointer become invalid. NULL: no-op, DYNAMO_OK.
- * Never blocks, never takes the interpreter lock. Any thread, once. */
+ * Never blocks, never takes the interpreter lock. Any thread, once, even
+ * while other threads poll, cancel or wait on the stream: those calls then
+ * return DYNAMO_ERR_INVALID_HANDLE (dynamo_stream_fd: -1). */
 DYNAMO_API dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream);
 
 #ifdef __cplusplus

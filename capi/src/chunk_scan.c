@@ -117,6 +117,11 @@ static const char* read_object(dyn_array_scan* scan, const char* p, const char* 
 
 int dyn_scan_begin(dyn_array_scan* scan, const char* blob, size_t len) {
     memset(scan, 0, sizeof *scan);
+    return dyn_scan_restart(scan, blob, len);
+}
+
+int dyn_scan_restart(dyn_array_scan* scan, const char* blob, size_t len) {
+    memset(&scan->item, 0, sizeof scan->item);
     scan->end = blob + len;
     scan->p = skip_ws(blob, scan->end);
     if (scan->p >= scan->end || *scan->p != '[') return 0;
@@ -137,7 +142,8 @@ int dyn_scan_next(dyn_array_scan* scan) {
     item->json_len = (size_t)(after - p);
     p = skip_ws(after, end);
     if (p < end && *p == ',') p = skip_ws(p + 1, end);
-    else if (p >= end || *p != ']') return -1;
+    else if (p < end && *p == ']') p = end; /* done: the element's closing byte is never read again */
+    else return -1;
     scan->p = p;
     return 1;
 }

@@ -70,6 +70,7 @@ typedef struct {
 } dyn_array_scan;
 
 int  dyn_scan_begin(dyn_array_scan* scan, const char* blob, size_t len); /* 0 if not an array */
+int  dyn_scan_restart(dyn_array_scan* scan, const char* blob, size_t len); /* begin, keeping the ids scratch */
 int  dyn_scan_next(dyn_array_scan* scan);  /* 1: scan->item is the next element; 0: done; -1: malformed */
 void dyn_scan_end(dyn_array_scan* scan);
 

@@ -124,29 +124,34 @@ static int runtime_live_locked(uint64_t h) {
 
 /* ---- stream table: pages of slots, allocated once and never freed ---- */
 
+/* A node of a stream's queue: one chunk (array_len == 0: json, text and token ids follow in the
+ * same allocation), or a whole JSON array of endpoint responses (array_len bytes + NUL follow) that
+ * the poller splits one element per poll: the producer (the interpreter's loop thread) only
+ * copies the bytes once, the scan runs on the host's thread. */
 typedef struct chunk_node {
     struct chunk_node* next;
+    size_t array_len;
     dynamo_chunk_t chunk;
-    /* json, text and token ids follow in the same allocation */
 } chunk_node;
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic uint64_t owner; /* the live handle using this slot, 0 when free (checked without the lock) */
-    _Atomic int cancelled;  /* set by cancel: the poller drops its private chunks */
+    int cancelled;          /* set by cancel: the array being read is dropped too */
     uint32_t gen;          /* generation of the current (or last) owner */
     int efd;               /* -1 until the host asks for it (dynamo_stream_fd) */
     int fd_ready;          /* efd holds a count: a poll would not block */
     int ended;             /* no more chunks will be queued */
     int cancel_sent;       /* a cancel event went to the loop thread */
-    int waiters;
+    int waiters;           /* threads in a wait on cv: the slot's, not a stream's (a woken poller of a
+                              freed stream may decrement it after a new stream took the slot) */
     dynamo_status_t end_status;
     char* end_message;
     uint64_t runtime;
-    chunk_node *head, *tail;  /* shared queue, under mu */
-    chunk_node *ready;        /* poller-private: chunks taken from the queue in one go */
-    chunk_node *current;      /* poller-private: the chunk the host borrows */
+    chunk_node *head, *tail;  /* queue not yet polled */
+    chunk_node *current;      /* the node the host borrows from (and, for an array, reads on) */
+    dyn_array_scan scan;      /* position in current when it is an array */
 } stream_slot;
 
 enum { PAGE_SLOTS = 256, MAX_PAGES = 4096 };
@@ -170,8 +175,12 @@ static int slot_take_locked(uint32_t* index) {
         if (p >= MAX_PAGES) return 0;
         stream_slot* page = calloc(PAGE_SLOTS, sizeof *page);
         if (!page) return 0;
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        /* spin briefly before sleeping: every critical section on a slot is a few pointer moves */
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
         for (int i = 0; i < PAGE_SLOTS; i++) {
-            pthread_mutex_init(&page[i].mu, NULL);
+            pthread_mutex_init(&page[i].mu, &ma);
             pthread_condattr_t ca;
             pthread_condattr_init(&ca);
             pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -179,6 +188,7 @@ static int slot_take_locked(uint32_t* index) {
             pthread_condattr_destroy(&ca);
             page[i].efd = -1;
         }
+        pthread_mutexattr_destroy(&ma);
         atomic_store_explicit(&pages[p], page, memory_order_release);
     }
     *index = slots_made++;
@@ -268,6 +278,7 @@ static chunk_node* make_chunk(const char* json, size_t json_len, const char* tex
     if (!n) return NULL;
     char* p = (char*)(n + 1);
     n->next = NULL;
+    n->array_len = 0;
     n->chunk.token_ids = NULL;
     n->chunk.num_token_ids = num_token_ids;
     if (num_token_ids) { memcpy(p, token_ids, ids_bytes); n->chunk.token_ids = (const uint32_t*)p; p += ids_bytes; }
@@ -320,19 +331,17 @@ int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, 
 }
 
 int dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len) {
-    chunk_node *first = NULL, *last = NULL;
-    dyn_array_scan scan;
-    int more = dyn_scan_begin(&scan, blob, len) ? 1 : -1;
-    while (more == 1 && (more = dyn_scan_next(&scan)) == 1) {
-        const dyn_scanned_item* it = &scan.item;
-        chunk_node* n = make_chunk(it->json, it->json_len, NULL, 0, it->token_ids, it->num_token_ids, it->finish_reason);
-        if (!n) { more = -1; break; }
-        if (last) last->next = n; else first = n;
-        last = n;
-    }
-    dyn_scan_end(&scan);
-    if (more < 0) { free_chunks(first); return -2; }
-    return first ? append_chunks(stream, first, last) : 0;
+    size_t i = 0;
+    while (i < len && (blob[i] == ' ' || blob[i] == '\t' || blob[i] == '\n' || blob[i] == '\r')) i++;
+    if (i == len || blob[i] != '[') return -2; /* elements are checked as the poller reaches them */
+    chunk_node* n = malloc(sizeof *n + len + 1);
+    if (!n) return -1;
+    char* copy = (char*)(n + 1);
+    memcpy(copy, blob, len);
+    copy[len] = '\0';
+    n->next = NULL;
+    n->array_len = len;
+    return append_chunks(stream, n, n);
 }
 
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message) {
@@ -394,12 +403,11 @@ static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoi
     pthread_mutex_lock(&s->mu);
     s->gen = s->gen + 1 ? s->gen + 1 : 1;
     s->efd = -1;
-    s->fd_ready = s->ended = s->cancel_sent = s->waiters = 0;
+    s->fd_ready = s->ended = s->cancel_sent = s->cancelled = 0; /* never waiters: see stream_slot */
     s->end_status = DYNAMO_OK;
     s->end_message = NULL;
     s->runtime = ev->runtime;
-    s->head = s->tail = s->ready = s->current = NULL;
-    atomic_store_explicit(&s->cancelled, 0, memory_order_relaxed);
+    s->head = s->tail = s->current = NULL;
     ev->stream = handle_make(index, s->gen, TAG_STREAM);
     atomic_store_explicit(&s->owner, ev->stream, memory_order_release);
     pthread_mutex_unlock(&s->mu);
@@ -433,9 +441,14 @@ static void deadline_after(struct timespec* ts, int32_t ms) {
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
+/* Under s->mu: does the array being read hold more elements? */
+static int array_more_locked(const stream_slot* s) {
+    return s->current && s->current->array_len && !s->cancelled && s->scan.p < s->scan.end && *s->scan.p != ']';
+}
+
 /* Under s->mu: the fd stops being readable once nothing is left to poll. */
 static void settle_fd_locked(stream_slot* s) {
-    if (!s->head && !s->ready && !s->ended && s->fd_ready && s->efd >= 0) {
+    if (!s->head && !s->ended && s->fd_ready && s->efd >= 0 && !array_more_locked(s)) {
         uint64_t v;
         ssize_t r = read(s->efd, &v, sizeof v);
         (void)r;
@@ -443,36 +456,68 @@ static void settle_fd_locked(stream_slot* s) {
     }
 }
 
-static dynamo_status_t take_ready(stream_slot* s, dynamo_chunk_t* out) {
-    chunk_node* n = s->ready;
-    s->ready = n->next;
-    n->next = NULL;
-    s->current = n;
-    *out = n->chunk;
-    return DYNAMO_OK;
+/* Under s->mu: the next chunk into *out (1), none queued (0), or a malformed array (-1). The node
+ * the host borrowed from goes to *done, for the caller to free after unlocking. */
+static int next_chunk_locked(stream_slot* s, dynamo_chunk_t* out, chunk_node** done) {
+    for (;;) {
+        chunk_node* n = s->current;
+        if (n && n->array_len && !s->cancelled) {
+            int r = dyn_scan_next(&s->scan);
+            if (r < 0) return -1;
+            if (r == 1) {
+                const dyn_scanned_item* it = &s->scan.item;
+                ((char*)it->json)[it->json_len] = '\0'; /* our copy; the scan has moved past that byte */
+                out->json = it->json;
+                out->json_len = it->json_len;
+                out->text = NULL;
+                out->text_len = 0;
+                out->token_ids = it->num_token_ids ? it->token_ids : NULL;
+                out->num_token_ids = it->num_token_ids;
+                out->finish_reason = it->finish_reason;
+                return 1;
+            }
+        }
+        if (n) { n->next = *done; *done = n; s->current = NULL; }
+        if (!s->head) return 0;
+        n = s->current = s->head;
+        s->head = n->next;
+        if (!s->head) s->tail = NULL;
+        n->next = NULL;
+        if (n->array_len) {
+            if (!dyn_scan_restart(&s->scan, (const char*)(n + 1), n->array_len)) return -1;
+            continue;
+        }
+        *out = n->chunk;
+        return 1;
+    }
 }
 
-static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_ms, dynamo_chunk_t* out) {
+/* Under s->mu (a live stream h): what dynamo_stream_poll returns. */
+static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_ms, dynamo_chunk_t* out,
+                                   chunk_node** done, int* tell_python) {
     struct timespec deadline;
     int have_deadline = 0;
-    if (atomic_load_explicit(&s->cancelled, memory_order_acquire) && s->ready) {
-        chunk_node* dropped = s->ready;
-        s->ready = NULL;
-        pthread_mutex_unlock(&s->mu);
-        free_chunks(dropped);
-        pthread_mutex_lock(&s->mu);
-    }
     for (;;) {
-        if (s->ready || s->head) {
-            if (!s->ready) { s->ready = s->head; s->head = s->tail = NULL; }
-            take_ready(s, out);
+        int got = next_chunk_locked(s, out, done);
+        if (got == 1) {
             settle_fd_locked(s);
             return DYNAMO_OK;
         }
+        if (got < 0) { /* the runtime handed over bytes C cannot split: end the stream, tell Python */
+            *tell_python = !s->ended && !s->cancel_sent;
+            if (*tell_python) s->cancel_sent = 1;
+            if (s->ended) { s->ended = 0; free(s->end_message); s->end_message = NULL; } /* outranks any end */
+            chunk_node* dropped = end_locked(s, DYNAMO_ERR_INTERNAL, "the runtime sent a malformed response batch", 1);
+            if (dropped) { chunk_node* last = dropped; while (last->next) last = last->next; last->next = *done; *done = dropped; }
+            s->cancelled = 1; /* the rest of the array is dropped */
+            continue;
+        }
         if (s->ended) {
+            settle_fd_locked(s);
             if (s->end_status != DYNAMO_END) dyn_set_error(s->end_message ? s->end_message : dynamo_status_str(s->end_status));
             return s->end_status;
         }
+        settle_fd_locked(s);
         if (timeout_ms == 0) return DYNAMO_TIMEOUT;
         /* Sleep at once, no spinning: the Python side hands chunks over in bursts, one per loop
          * iteration, so a spinning poller would catch little and steal the producer's core. */
@@ -491,27 +536,22 @@ static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_m
     }
 }
 
+/* Every step under the slot's lock, so a free (or cancel) on another thread is either before the
+ * poll (DYNAMO_ERR_INVALID_HANDLE) or after it; the lock is held for a few pointer moves and the
+ * scan of one array element, never while the host reads its chunk. */
 dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
     uint64_t h = (uint64_t)(uintptr_t)stream;
-    stream_slot* s = stream_slot_of(h);
+    stream_slot* s = stream_lock(h);
     if (!s) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle");
-    /* Fast path, no lock: the poller's private chunks (one poller per stream, see the header). */
-    free(s->current);
-    s->current = NULL;
-    if (s->ready && !atomic_load_explicit(&s->cancelled, memory_order_acquire)) {
-        take_ready(s, out);
-        if (!s->ready && s->efd >= 0) {
-            pthread_mutex_lock(&s->mu);
-            settle_fd_locked(s);
-            pthread_mutex_unlock(&s->mu);
-        }
-        return DYNAMO_OK;
-    }
-    pthread_mutex_lock(&s->mu);
-    dynamo_status_t st = poll_locked(s, h, timeout_ms, out);
+    chunk_node* done = NULL;
+    int tell_python = 0;
+    dynamo_status_t st = poll_locked(s, h, timeout_ms, out, &done, &tell_python);
+    uint64_t runtime = s->runtime;
     pthread_mutex_unlock(&s->mu);
+    free_chunks(done);
+    if (tell_python) send_cancel(h, runtime);
     return st;
 }
 
@@ -524,7 +564,7 @@ dynamo_status_t dynamo_stream_cancel(dynamo_stream_t* stream) {
     chunk_node* dropped = NULL;
     if (!s->ended) {
         dropped = end_locked(s, DYNAMO_ERR_CANCELLED, "the stream was cancelled", 1);
-        atomic_store_explicit(&s->cancelled, 1, memory_order_release);
+        s->cancelled = 1;
     }
     if (tell_python) s->cancel_sent = 1;
     uint64_t runtime = s->runtime;
@@ -541,7 +581,7 @@ int dynamo_stream_fd(dynamo_stream_t* stream) {
     if (s->efd < 0) {
         s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (s->efd < 0) dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "eventfd: %s", strerror(errno));
-        else if (s->head || s->ready || s->ended) {
+        else if (s->head || s->ended || array_more_locked(s)) {
             uint64_t one = 1;
             ssize_t w = write(s->efd, &one, sizeof one);
             (void)w;
@@ -562,11 +602,12 @@ dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream) {
     int tell_python = !s->ended && !s->cancel_sent;
     uint64_t runtime = s->runtime;
     chunk_node* queue = s->head;
-    chunk_node* ready = s->ready;
     chunk_node* current = s->current;
+    dyn_array_scan scan = s->scan;
     char* message = s->end_message;
     int efd = s->efd;
-    s->head = s->tail = s->ready = s->current = NULL;
+    s->head = s->tail = s->current = NULL;
+    memset(&s->scan, 0, sizeof s->scan);
     s->end_message = NULL;
     atomic_store_explicit(&s->owner, 0, memory_order_release);
     s->efd = -1;
@@ -575,8 +616,8 @@ dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream) {
     pthread_mutex_unlock(&s->mu);
     if (tell_python) send_cancel(h, runtime);
     free_chunks(queue);
-    free_chunks(ready);
     free(current);
+    dyn_scan_end(&scan);
     free(message);
     if (efd >= 0) close(efd);
     slot_give_back((uint32_t)((h >> 4) & 0x0FFFFFFF));
