@@ -40,6 +40,15 @@ def qwen2_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def long_llama_dir(tmp_path_factory) -> Path:
+    """A tiny Llama with a 4,096-token context (the shared tiny models stop at 2,048)."""
+    from transformers import LlamaConfig
+
+    shape = {**_SHAPE, "max_position_embeddings": 4096}
+    return _build(tmp_path_factory.mktemp("long") / "llama", LlamaConfig(**shape))
+
+
+@pytest.fixture(scope="session")
 def extra_model_dirs(tmp_path_factory) -> dict[str, Path]:
     """Architectures and rope variants that make_tiny does not cover; the engine needs no tokenizer."""
     from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen3Config

@@ -53,7 +53,7 @@ def test_max_tokens_is_clamped_to_the_context(llama_dir):
 
 
 def test_prompt_needing_more_blocks_than_the_pool_is_rejected(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=4)
-    with pytest.raises(ValueError, match="KV blocks"):
+    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=4, max_model_len=16)
+    with pytest.raises(ValueError, match="context"):
         engine.add_request("big", make_prompts((16,))[0], GREEDY)
     assert engine.generate_batch([[5, 6, 7]], GREEDY)[0].finished

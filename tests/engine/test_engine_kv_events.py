@@ -50,7 +50,7 @@ class EventMirror:
 
 def test_events_match_cached_blocks_and_hashes(llama_dir):
     bs = 4
-    engine = Engine.from_pretrained(str(llama_dir), block_size=bs, num_kv_blocks=40)
+    engine = Engine.from_pretrained(str(llama_dir), block_size=bs, num_kv_blocks=40, max_model_len=160)
     mirror = EventMirror()
     unsubscribe = engine.subscribe_kv_events(mirror)
     shared = make_prompts((12,), seed=7)[0]

@@ -24,7 +24,7 @@ def test_prefix_cache_hits_keep_outputs(llama_dir):
 
 
 def test_preemption_by_recompute_keeps_outputs(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=24)
+    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=24, max_model_len=96)
     prompts = make_prompts((7, 12, 30, 3, 19, 25, 9, 14), seed=3)
     got = run_staggered(engine, prompts, GREEDY, arrive_every=1)
     assert engine.stats().extra["num_preemptions"] > 0
@@ -34,7 +34,8 @@ def test_preemption_by_recompute_keeps_outputs(qwen2_dir):
 
 
 def test_preemption_without_prefix_caching(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=20, enable_prefix_caching=False)
+    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=20, enable_prefix_caching=False,
+                                    max_model_len=80)
     prompts = make_prompts((11, 5, 21, 16, 2, 8), seed=4)
     got = run_staggered(engine, prompts, GREEDY, arrive_every=1)
     assert engine.stats().extra["num_preemptions"] > 0
@@ -66,9 +67,10 @@ def test_aborts_do_not_disturb_others(llama_dir):
 
 
 def test_thousand_aborted_requests_free_every_block(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=64, max_num_seqs=16)
+    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=64, max_num_seqs=16,
+                                    max_model_len=256)
     prompts = make_prompts(tuple(1 + (i * 7) % 40 for i in range(50)), seed=6)
-    params = SamplingParams(temperature=0.0, max_tokens=100, ignore_eos=True)
+    params = SamplingParams(temperature=0.0, max_tokens=200, ignore_eos=True)  # none finishes in 100 steps
     for n in range(1000):
         engine.add_request(f"a{n}", prompts[n % len(prompts)], params)
         if n % 10 == 9:

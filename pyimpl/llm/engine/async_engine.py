@@ -69,7 +69,10 @@ class AsyncEngine:
     # ---- requests
     async def generate(self, prompt_token_ids: list[int], params: SamplingParams | dict | None = None,
                        request_id: str | None = None) -> AsyncIterator[RequestOutput]:
-        """Stream RequestOutput deltas; the last has `finished`. Leaving early aborts the request and frees its KV."""
+        """Stream RequestOutput deltas; the last has `finished`. Leaving early aborts the request and frees its KV.
+
+        With params.n > 1 the deltas of all choices interleave (RequestOutput.index); the stream ends once every
+        choice has finished (or the request is aborted)."""
         if self._stopped:
             raise RuntimeError("AsyncEngine is shut down")
         request_id = request_id or uuid.uuid4().hex
@@ -80,13 +83,16 @@ class AsyncEngine:
         self._streams[request_id] = stream
         self._commands.put(("add", request_id, list(prompt_token_ids), params))
         finished = False
+        done_choices: set[int] = set()
         try:
             while True:
                 item = await stream.queue.get()
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
-                finished = item.finished
+                if item.finished:
+                    done_choices.add(item.index)
+                finished = len(done_choices) == params.n or item.finish_reason == "abort"
                 yield item
                 if finished:
                     return
@@ -168,7 +174,7 @@ class AsyncEngine:
         stream = self._streams.get(request_id)
         if stream is None:
             return
-        if isinstance(item, BaseException) or item.finished:
+        if isinstance(item, BaseException) or (item.finished and request_id not in self.engine.requests):
             self._streams.pop(request_id, None)
         _post(stream, item)
 

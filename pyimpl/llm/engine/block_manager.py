@@ -51,43 +51,57 @@ class BlockManager:
     def blocks_needed(self, num_tokens: int) -> int:
         return -(-num_tokens // self.block_size)
 
-    def can_allocate(self, seq: Sequence) -> bool:
-        return self.num_free_blocks >= self.blocks_needed(seq.num_tokens)
-
-    def can_append(self, seq: Sequence) -> bool:
-        return len(seq.block_table) >= self.blocks_needed(seq.num_tokens) or self.num_free_blocks > 0
-
-    # ---- allocation
-    def allocate(self, seq: Sequence) -> None:
-        """Give `seq` blocks for all its tokens, reusing cached prefix blocks; sets num_computed_tokens."""
-        assert not seq.block_table
+    def lookup(self, seq: Sequence) -> list[int]:
+        """Cached blocks holding `seq`'s leading full blocks (never its last token's block); changes nothing."""
+        if not self.enable_prefix_caching:
+            return []
         bs = self.block_size
-        parent = None
-        hits = 0
-        # The last token is always computed (its logits are needed), so only blocks before it may hit.
-        cacheable = (seq.num_tokens - 1) // bs if self.enable_prefix_caching else 0
-        for i in range(cacheable):
+        parent, hits = None, []
+        for i in range((seq.num_tokens - 1) // bs):
             tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
-            h = chain_block_hash(parent, local_block_hash(tokens))
-            bid = self.cached.get(h)
+            parent = chain_block_hash(parent, local_block_hash(tokens))
+            bid = self.cached.get(parent)
             if bid is None or self.blocks[bid].token_ids != tokens:
                 break
-            self._share(bid)
-            seq.block_table.append(bid)
-            parent = h
-            hits += 1
-        for _ in range(self.blocks_needed(seq.num_tokens) - hits):
-            seq.block_table.append(self._take_free())
-        seq.num_hashed_blocks = hits
-        seq.last_block_hash = parent
-        seq.num_computed_tokens = hits * bs
-        self.query_tokens += seq.num_tokens
-        self.hit_tokens += hits * bs
+            hits.append(bid)
+        return hits
 
-    def append_slot(self, seq: Sequence) -> None:
-        """Make sure `seq` has a slot for its last token (call after can_append)."""
-        if len(seq.block_table) < self.blocks_needed(seq.num_tokens):
+    def can_allocate(self, hits: list[int], num_tokens: int) -> bool:
+        """Whether blocks for `num_tokens` fit when `hits` are reused: a hit on a block in use costs nothing."""
+        idle_hits = sum(1 for bid in hits if self.blocks[bid].ref_count == 0)
+        return self.num_free_blocks >= self.blocks_needed(num_tokens) - len(hits) + idle_hits
+
+    def allocate(self, seq: Sequence, hits: list[int], num_tokens: int) -> None:
+        """Give `seq` the `hits` plus fresh blocks up to `num_tokens` (after can_allocate); counts the cache query."""
+        assert not seq.block_table
+        for bid in hits:
+            self._share(bid)
+        seq.block_table = list(hits)
+        for _ in range(self.blocks_needed(num_tokens) - len(hits)):
             seq.block_table.append(self._take_free())
+        seq.num_hashed_blocks = len(hits)
+        seq.last_block_hash = self.blocks[hits[-1]].block_hash if hits else None
+        seq.num_computed_tokens = len(hits) * self.block_size
+        self.query_tokens += seq.num_tokens
+        self.hit_tokens += len(hits) * self.block_size
+
+    def can_append(self, seq: Sequence, num_tokens: int) -> bool:
+        """Whether `seq` can grow to `num_tokens` slots."""
+        return self.blocks_needed(num_tokens) - len(seq.block_table) <= self.num_free_blocks
+
+    def append_slots(self, seq: Sequence, num_tokens: int) -> None:
+        """Grow `seq`'s block table to hold `num_tokens` (after can_append)."""
+        while len(seq.block_table) < self.blocks_needed(num_tokens):
+            seq.block_table.append(self._take_free())
+
+    def fork(self, parent: Sequence, child: Sequence, num_blocks: int) -> None:
+        """Let `child` share `parent`'s first `num_blocks` computed blocks (n > 1 choices of one prompt)."""
+        assert not child.block_table and num_blocks * self.block_size <= parent.num_computed_tokens
+        child.block_table = parent.block_table[:num_blocks]
+        for bid in child.block_table:
+            self._share(bid)
+        child.num_computed_tokens = num_blocks * self.block_size
+        child.num_hashed_blocks, child.last_block_hash = 0, None
 
     def free(self, seq: Sequence) -> None:
         """Release `seq`'s blocks; cached ones stay reusable until evicted (tail blocks evicted first)."""

@@ -16,7 +16,7 @@ from .outputs import EngineStats, RequestOutput
 from .sampler import Sampler
 from .sampling_params import SamplingParams
 from .scheduler import Scheduler
-from .sequence import Sequence, SequenceStatus
+from .sequence import Sequence
 
 DEFAULT_CPU_KV_BYTES = 1 << 30
 
@@ -33,10 +33,16 @@ class Engine:
         self.eos_token_ids = info.eos_token_ids
         self.max_model_len = info.max_model_len
         self.vocab_size = info.vocab_size
+        if num_kv_blocks * block_size < self.max_model_len:
+            raise ValueError(
+                f"KV cache of {num_kv_blocks} blocks x {block_size} tokens holds {num_kv_blocks * block_size} tokens, "
+                f"less than one max_model_len sequence ({self.max_model_len} tokens): raise num_kv_blocks or "
+                f"kv_cache_bytes, or lower max_model_len")
         self.block_manager = BlockManager(num_kv_blocks, block_size, enable_prefix_caching)
         self.scheduler = Scheduler(self.block_manager, max_num_seqs, max_num_batched_tokens)
         self.sampler = Sampler(info.vocab_size, info.eos_token_ids)
-        self.requests: dict[str, Sequence] = {}
+        self.requests: dict[str, list[Sequence]] = {}  # request id -> its n choices (unfinished ones)
+        self._pending_forks: dict[str, list[Sequence]] = {}  # choices 1..n-1 waiting for choice 0's prompt
         self.abort_count = 0
         self._arrivals = itertools.count()
 
@@ -45,7 +51,10 @@ class Engine:
                         num_kv_blocks: int | None = None, kv_cache_bytes: int | None = None,
                         max_num_seqs: int = 64, max_num_batched_tokens: int = 2048,
                         enable_prefix_caching: bool = True, max_model_len: int | None = None) -> "Engine":
-        """Load a HF model folder; KV pool from num_kv_blocks, else kv_cache_bytes, else a default budget."""
+        """Load a HF model folder; KV pool from num_kv_blocks, else kv_cache_bytes, else a default budget.
+
+        max_num_batched_tokens is the per-step token budget shared by decodes and prefill chunks. A pool that
+        cannot hold one max_model_len sequence is a ValueError (lower max_model_len to use a small pool)."""
         dev = torch.device(device)
         info = read_model_info(path)
         if max_model_len is not None:
@@ -66,8 +75,6 @@ class Engine:
         else:
             runner = HFModelRunner(path, dev, torch_dtype)
             num_kv_blocks = num_kv_blocks or blocks_for_all
-        if num_kv_blocks < 2:
-            raise ValueError(f"num_kv_blocks must be >= 2, got {num_kv_blocks}")
         return cls(info, runner, num_kv_blocks, block_size, max_num_seqs, max_num_batched_tokens,
                    enable_prefix_caching, dev)
 
@@ -103,26 +110,38 @@ class Engine:
 
     def add_request(self, request_id: str, prompt_token_ids: Seq[int],
                     params: SamplingParams | dict | None = None) -> None:
-        """Queue a request; raises ValueError on a duplicate id or bad input, leaving the engine untouched."""
+        """Queue a request; raises ValueError on a duplicate id or bad input, leaving the engine untouched.
+
+        max_tokens is clamped to what fits (the context and the KV pool hold prompt + max_tokens), so every
+        admitted request can complete; a clamped request ends with finish_reason "length". With params.n > 1
+        the choices share the prompt's KV blocks: choice 0 prefills it, then the others fork from it."""
         if request_id in self.requests:
             raise ValueError(f"request_id {request_id!r} is already in use")
         params = self.validate_request(prompt_token_ids, params)
-        room = self.max_model_len - len(prompt_token_ids)
+        capacity = min(self.max_model_len, self.block_manager.num_blocks * self.block_size)
+        room = capacity - len(prompt_token_ids)
         max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
-        seq = Sequence(request_id, list(prompt_token_ids), params, max_tokens, next(self._arrivals))
-        if params.seed is not None and not params.greedy:
-            seq.generator = torch.Generator(device=self.device).manual_seed(params.seed)
-        self.requests[request_id] = seq
-        self.scheduler.add(seq)
+        arrival = next(self._arrivals)
+        seqs = [Sequence(request_id, list(prompt_token_ids), params, max_tokens, arrival, index=i)
+                for i in range(params.n)]
+        for seq in seqs:
+            if params.seed is not None and not params.greedy:
+                seq.generator = torch.Generator(device=self.device).manual_seed(params.seed + seq.index)
+        self.requests[request_id] = seqs
+        if len(seqs) > 1:
+            self._pending_forks[request_id] = seqs[1:]
+        self.scheduler.add(seqs[0])
 
     def abort_request(self, request_id: str) -> RequestOutput | None:
         """Stop a request now and free its blocks; returns its final output (finish_reason "abort"), None if unknown."""
-        seq = self.requests.pop(request_id, None)
-        if seq is None:
+        seqs = self.requests.pop(request_id, None)
+        if seqs is None:
             return None
-        self.scheduler.finish(seq, "abort")
+        self._pending_forks.pop(request_id, None)
+        for seq in seqs:
+            self.scheduler.finish(seq, "abort")
         self.abort_count += 1
-        return self._output(seq)
+        return self._output(seqs[0])
 
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished()
@@ -130,18 +149,25 @@ class Engine:
     # ---- stepping
     @torch.inference_mode()
     def step(self) -> list[RequestOutput]:
-        """Run one prefill or decode batch; returns a delta for every request that advanced."""
+        """Run one step (decodes and prefill chunks under the token budget); returns a delta for every request
+        choice that got a token."""
         if not self.scheduler.has_unfinished():
             return []
-        seqs, is_prefill = self.scheduler.schedule()
-        if not seqs:
-            return []
-        logits = self.runner.run([(s, s.num_tokens - s.num_computed_tokens) for s in seqs])
-        sampled = self.sampler(logits, seqs)
+        batch = self.scheduler.schedule()
+        if not batch:
+            raise RuntimeError("engine scheduler made no progress (no request fits the KV cache)")
+        logits = self.runner.run(batch)
+        seqs = []
+        for seq, n in batch:
+            seq.num_computed_tokens += n
+            self.block_manager.register_computed_blocks(seq)
+            if seq.num_computed_tokens == seq.num_tokens:
+                seqs.append(seq)
+        sampled = self.sampler(logits, seqs) if seqs else None
         outputs = []
         for i, seq in enumerate(seqs):
-            seq.num_computed_tokens = seq.num_tokens
-            self.block_manager.register_computed_blocks(seq)
+            if seq.index == 0 and seq.request_id in self._pending_forks:
+                self._fork(seq)
             token = sampled.token_ids[i]
             seq.token_ids.append(token)
             if sampled.logprobs[i] is not None:
@@ -151,9 +177,24 @@ class Engine:
             reason = self._finish_reason(seq, token)
             if reason:
                 self.scheduler.finish(seq, reason)
-                del self.requests[seq.request_id]
+                self._forget(seq)
             outputs.append(self._output(seq))
         return outputs
+
+    def _fork(self, leader: Sequence) -> None:
+        """Choice 0 has computed the prompt: the other choices share its full prompt blocks and queue first."""
+        children = self._pending_forks.pop(leader.request_id)
+        shared = (leader.num_prompt_tokens - 1) // self.block_size
+        for child in reversed(children):
+            self.block_manager.fork(leader, child, shared)
+            self.scheduler.add(child, first=True)
+
+    def _forget(self, seq: Sequence) -> None:
+        """Drop a finished choice; the request is gone once all its choices are (and none wait to fork)."""
+        group = self.requests[seq.request_id]
+        group.remove(seq)
+        if not group and seq.request_id not in self._pending_forks:
+            del self.requests[seq.request_id]
 
     def _finish_reason(self, seq: Sequence, token: int) -> str | None:
         p = seq.params
@@ -173,11 +214,11 @@ class Engine:
             tops = seq.top_logprobs[seq.num_emitted:]
         seq.num_emitted = len(out_tokens)
         return RequestOutput(seq.request_id, new, out_tokens, seq.is_finished, seq.finish_reason, lp, tops,
-                             seq.cumulative_logprob if lp is not None else None)
+                             seq.cumulative_logprob if lp is not None else None, seq.index)
 
     def generate_batch(self, prompts: list[list[int]],
                        params: SamplingParams | list[SamplingParams] | None = None) -> list[RequestOutput]:
-        """Offline use: run every prompt to completion; final outputs in input order."""
+        """Offline use: run every prompt to completion; final outputs in input order (n > 1: its n choices in turn)."""
         plist = params if isinstance(params, list) else [params] * len(prompts)
         prefix = f"batch-{uuid.uuid4().hex[:8]}-"
         ids = [f"{prefix}{i}" for i in range(len(prompts))]
@@ -186,19 +227,16 @@ class Engine:
         plist = [self.validate_request(prompt, p) for prompt, p in zip(prompts, plist)]  # all or nothing
         for rid, prompt, p in zip(ids, prompts, plist):
             self.add_request(rid, prompt, p)
-        finals: dict[str, RequestOutput] = {}
-        seqs = {rid: self.requests[rid] for rid in ids}
-        while len(finals) < len(ids) and self.has_unfinished_requests():
-            for out in self.step():
-                if out.finished and out.request_id in seqs:
-                    finals[out.request_id] = out
+        groups = {rid: list(self.requests[rid]) for rid in ids}
+        while any(rid in self.requests for rid in ids) and self.has_unfinished_requests():
+            self.step()
         results = []
         for rid in ids:
-            seq = seqs[rid]
-            lp = seq.logprobs if seq.params.wants_logprobs else None
-            results.append(RequestOutput(rid, seq.output_token_ids, seq.output_token_ids, True, seq.finish_reason,
-                                         lp, seq.top_logprobs if lp is not None else None,
-                                         seq.cumulative_logprob if lp is not None else None))
+            for seq in groups[rid]:
+                lp = seq.logprobs if seq.params.wants_logprobs else None
+                results.append(RequestOutput(rid, seq.output_token_ids, seq.output_token_ids, True, seq.finish_reason,
+                                             lp, seq.top_logprobs if lp is not None else None,
+                                             seq.cumulative_logprob if lp is not None else None, seq.index))
         return results
 
     # ---- introspection

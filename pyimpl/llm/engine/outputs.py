@@ -16,6 +16,7 @@ class RequestOutput:
     logprobs: list[float] | None = None  # sampled token's logprob, one per new token
     top_logprobs: list[dict[int, float]] | None = None  # top-k {token id: logprob}, one per new token
     cumulative_logprob: float | None = None
+    index: int = 0  # choice index (SamplingParams.n > 1)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 
 MAX_LOGPROBS = 20
+MAX_N = 128
 
 # fn(generated_token_ids, logits row [vocab]) -> logits row; applied before penalties and sampling.
 LogitsProcessor = Callable[[list[int], torch.Tensor], torch.Tensor]
@@ -17,6 +18,7 @@ LogitsProcessor = Callable[[list[int], torch.Tensor], torch.Tensor]
 class SamplingParams:
     """How to pick each next token and when to stop; invalid values raise ValueError naming the field."""
 
+    n: int = 1  # choices per prompt; the engine forks them after one shared prompt prefill
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0  # 0 or -1: disabled
@@ -43,6 +45,7 @@ class SamplingParams:
 
     def validate(self) -> None:
         """Raise ValueError naming the first field whose value is out of range."""
+        _integer("n", self.n, lo=1, hi=MAX_N)
         _number("temperature", self.temperature, lo=0.0)
         _number("top_p", self.top_p, lo=0.0, hi=1.0, lo_open=True)
         _integer("top_k", self.top_k, lo=-1)

@@ -24,6 +24,7 @@ class Sequence:
     params: SamplingParams
     max_tokens: int  # params.max_tokens clamped to the model's context
     arrival: int = 0
+    index: int = 0  # choice index within its request (n > 1)
     token_ids: list[int] = field(init=False)
     status: SequenceStatus = SequenceStatus.WAITING
     block_table: list[int] = field(default_factory=list)
@@ -39,6 +40,11 @@ class Sequence:
 
     def __post_init__(self) -> None:
         self.token_ids = list(self.prompt_token_ids)
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Scheduling priority: older requests (then lower choice index) first."""
+        return self.arrival, self.index
 
     @property
     def num_prompt_tokens(self) -> int:
