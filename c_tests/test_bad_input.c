@@ -35,15 +35,15 @@ int main(int argc, char** argv) {
     CHECK_STATUS(dynamo_runtime_create(config, &rt), DYNAMO_OK);
 
     /* NULL everywhere */
-    CHECK_STATUS(dynamo_chat_completion(NULL, "{}", &s), DYNAMO_ERR_INVALID_HANDLE);
+    CHECK_STATUS(dynamo_chat_completion(NULL, "{}", &s), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_chat_completion(rt, NULL, &s), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_chat_completion(rt, "{}", NULL), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_generate(rt, NULL, "{}", &s), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_generate(rt, MOCK_ENDPOINT, NULL, &s), DYNAMO_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(dynamo_generate(NULL, MOCK_ENDPOINT, "{}", &s), DYNAMO_ERR_INVALID_HANDLE);
+    CHECK_STATUS(dynamo_generate(NULL, MOCK_ENDPOINT, "{}", &s), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_generate(rt, MOCK_ENDPOINT, "{}", NULL), DYNAMO_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(dynamo_stream_poll(NULL, 0, &c), DYNAMO_ERR_INVALID_HANDLE);
-    CHECK_STATUS(dynamo_stream_cancel(NULL), DYNAMO_ERR_INVALID_HANDLE);
+    CHECK_STATUS(dynamo_stream_poll(NULL, 0, &c), DYNAMO_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(dynamo_stream_cancel(NULL), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK(dynamo_stream_fd(NULL) == -1);
     CHECK_STATUS(dynamo_runtime_stats_json(NULL, NULL), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_runtime_stats_json(rt, NULL), DYNAMO_ERR_INVALID_ARGUMENT);

@@ -11,7 +11,10 @@
  *  - On an error, dynamo_last_error() on the same thread describes it.
  *  - Strings passed in are NUL-terminated UTF-8, borrowed for the call only.
  *  - Handles are opaque tokens, never pointers to memory: a freed, forged or
- *    stale handle gives DYNAMO_ERR_INVALID_HANDLE, never a crash.
+ *    stale handle gives DYNAMO_ERR_INVALID_HANDLE, never a crash. A NULL
+ *    handle is DYNAMO_ERR_INVALID_ARGUMENT (dynamo_stream_fd: -1), except
+ *    where a function says NULL is a no-op.
+ *  - Error messages (dynamo_last_error) are plain English sentences.
  *  - Every function may be called from any thread.
  *  - In the child of a fork() taken after the library was first used, every
  *    call returns DYNAMO_ERR_FORKED (the embedded interpreter cannot follow).
@@ -43,7 +46,7 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------- */
 
 #define DYNAMO_LLM_VERSION_MAJOR 0
-#define DYNAMO_LLM_VERSION_MINOR 1
+#define DYNAMO_LLM_VERSION_MINOR 2 /* 2: dynamo_chunk_t.choice_index */
 #define DYNAMO_LLM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH, for #if comparisons. */
 #define DYNAMO_LLM_VERSION_NUMBER \
@@ -87,7 +90,15 @@ typedef struct dynamo_runtime dynamo_runtime_t; /* opaque, never dereferenced */
 typedef struct dynamo_stream  dynamo_stream_t;  /* opaque, never dereferenced */
 
 /* One streamed response. Every pointer is borrowed from the stream: valid
- * until the next dynamo_stream_poll or dynamo_stream_free of that stream. */
+ * until the next dynamo_stream_poll or dynamo_stream_free of that stream.
+ *
+ * ABI: choice_index (since 0.2) lives in what was the struct's tail padding on
+ * 64-bit targets (the only ones the library is built for), so sizeof and every
+ * other offset are those of 0.1 and a host compiled against 0.1 keeps working
+ * (it never reads the field); the ABI version stays 0. A host that reads
+ * choice_index must check at run time that dynamo_llm_version() is 0.2 or later
+ * (a 0.1 library leaves those bytes unwritten). Later fields will not be
+ * appended: hosts allocate this struct themselves. */
 typedef struct dynamo_chunk {
     const char*     json;          /* the whole chunk as JSON, NUL-terminated */
     size_t          json_len;
@@ -95,7 +106,11 @@ typedef struct dynamo_chunk {
     size_t          text_len;
     const uint32_t* token_ids;     /* token ids carried by this chunk, else NULL */
     size_t          num_token_ids;
-    int32_t         finish_reason; /* DYNAMO_FINISH_* */
+    int32_t         finish_reason; /* DYNAMO_FINISH_* of this chunk's choice */
+    int32_t         choice_index;  /* the choice (0..n-1) this chunk belongs to: a chat request with
+                                      "n" > 1 interleaves its choices, one choice per chunk, and each
+                                      choice ends with its own finish_reason; 0 for a chunk of no
+                                      choice (the usage chunk) and for dynamo_generate streams */
 } dynamo_chunk_t;
 
 /* ---- library ------------------------------------------------------------- */
@@ -119,14 +134,16 @@ DYNAMO_API const char* dynamo_last_error(void);
 
 /* Create a runtime. config_json NULL or "{}" is the embedded default: mem
  * discovery, inproc request plane and an in-process engine serving the demo
- * model. Keys (unknown keys are DYNAMO_ERR_INVALID_ARGUMENT):
+ * model. config_json is at most 1 MiB (1048576 bytes); a longer one is
+ * DYNAMO_ERR_INVALID_ARGUMENT. Keys (unknown keys are DYNAMO_ERR_INVALID_ARGUMENT):
  *   "model": "DIR", "model_name": "...", "engine": "torch"|"mock"
  *       serve this Hugging Face folder in-process instead of the demo model;
  *   "serve_model": false             serve no model in this process;
  *   "discovery": "mem"|"file"|"nats", "nats_url": "nats://...",
  *   "request_plane": "inproc"|"tcp"|"nats"
  *       join a deployment whose workers run elsewhere (serve_model then
- *       defaults to false);
+ *       defaults to false); a deployment that cannot be reached (no NATS
+ *       server at nats_url) is DYNAMO_ERR_UNAVAILABLE;
  *   "mock_endpoint": "ns.comp.ep"    also serve a built-in test generator
  *       there: request {"n": N, "interval_us": U, "busy_ms": B}, chunks
  *       {"index": i, "token_ids": [i], "t_ns": CLOCK_MONOTONIC ns}.
@@ -155,10 +172,12 @@ DYNAMO_API dynamo_status_t dynamo_runtime_stats_json(dynamo_runtime_t* rt, const
 
 /* Start an OpenAI chat completion (a JSON chat request; "stream" is implied,
  * "model" may be omitted when one model is served). Each chunk's json is an
- * OpenAI chat.completion.chunk; text is its content delta.
+ * OpenAI chat.completion.chunk of one choice; text is its content delta
+ * ("n" > 1: the choices' chunks interleave, see dynamo_chunk_t.choice_index).
  * Checked here: NULL, UTF-8, JSON syntax, size (<= 8 MiB). Errors the runtime
- * finds (unknown model, unknown request key, no workers) are returned by the
- * first dynamo_stream_poll that reaches them.
+ * finds (unknown model, a request key that is not one of the OpenAI chat keys
+ * the runtime implements, no workers) are returned by the first
+ * dynamo_stream_poll that reaches them; the message names the key.
  * Never waits for the interpreter: the request is queued in C.
  * Ownership: *out belongs to the caller; release it with dynamo_stream_free.
  * Thread-safe. */

@@ -9,6 +9,7 @@
 #include "dynamo_llm.h"
 
 #define DYN_MAX_REQUEST_BYTES (8u * 1024u * 1024u)
+#define DYN_MAX_CONFIG_BYTES (1024u * 1024u)  /* config_json, as documented in dynamo_llm.h */
 
 /* Events the loop thread drains (C -> Python, never waiting on the GIL). */
 enum { DYN_EV_CHAT = 1, DYN_EV_GENERATE = 2, DYN_EV_CANCEL = 3 };
@@ -29,8 +30,10 @@ dyn_event_t* dyn_next_event(void);               /* NULL when empty; release wit
 void dyn_event_release(dyn_event_t* ev);
 int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
                      const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
-/* count chunks at once: meta holds 4 int32 per chunk (json_len, text_len or -1, num_token_ids,
- * finish_reason); the blobs and token_ids hold their bytes/ids back to back. */
+/* count chunks at once: meta holds DYN_CHUNK_META int32 per chunk (json_len, text_len or -1,
+ * num_token_ids, finish_reason, choice_index); the blobs and token_ids hold their bytes/ids back to
+ * back (pyimpl/capi/chunks.py's ChunkBatch fills them). */
+#define DYN_CHUNK_META 5
 int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
                            const int32_t* meta, const uint32_t* token_ids);
 /* the elements of a compact JSON array, one chunk each (token ids and finish reason read in C,

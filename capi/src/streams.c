@@ -287,6 +287,7 @@ static chunk_node* make_chunk(const char* json, size_t json_len, const char* tex
     n->chunk.text = NULL; n->chunk.text_len = 0;
     if (text) { memcpy(p, text, text_len); p[text_len] = '\0'; n->chunk.text = p; n->chunk.text_len = text_len; }
     n->chunk.finish_reason = finish_reason;
+    n->chunk.choice_index = 0;
     return n;
 }
 
@@ -317,10 +318,11 @@ int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, 
                           const int32_t* meta, const uint32_t* token_ids) {
     chunk_node *first = NULL, *last = NULL;
     for (size_t i = 0; i < count; i++) {
-        const int32_t* m = meta + 4 * i;
+        const int32_t* m = meta + DYN_CHUNK_META * i;
         chunk_node* n = make_chunk(json_blob, (size_t)m[0], m[1] >= 0 ? text_blob : NULL, m[1] >= 0 ? (size_t)m[1] : 0,
                                    m[2] ? token_ids : NULL, (size_t)m[2], m[3]);
         if (!n) { free_chunks(first); return -1; }
+        n->chunk.choice_index = m[4];
         json_blob += m[0];
         if (m[1] > 0) text_blob += m[1];
         token_ids += m[2];
@@ -369,7 +371,7 @@ static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoi
                               dynamo_stream_t** out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
-    if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "runtime is NULL");
+    if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the runtime is NULL");
     size_t len = 0;
     dynamo_status_t st = check_request(request_json, &len);
     if (st != DYNAMO_OK) return st;
@@ -542,6 +544,7 @@ static dynamo_status_t poll_locked(stream_slot* s, uint64_t h, int32_t timeout_m
 dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (!stream) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the stream is NULL");
     uint64_t h = (uint64_t)(uintptr_t)stream;
     stream_slot* s = stream_lock(h);
     if (!s) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle");
@@ -557,6 +560,7 @@ dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, 
 
 dynamo_status_t dynamo_stream_cancel(dynamo_stream_t* stream) {
     REFUSE_IF_FORKED();
+    if (!stream) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the stream is NULL");
     uint64_t h = (uint64_t)(uintptr_t)stream;
     stream_slot* s = stream_lock(h);
     if (!s) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle");
@@ -576,6 +580,7 @@ dynamo_status_t dynamo_stream_cancel(dynamo_stream_t* stream) {
 
 int dynamo_stream_fd(dynamo_stream_t* stream) {
     if (dyn_forked) { dyn_fail(DYNAMO_ERR_FORKED, "called from a child process after fork()"); return -1; }
+    if (!stream) { dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the stream is NULL"); return -1; }
     stream_slot* s = stream_lock((uint64_t)(uintptr_t)stream);
     if (!s) { dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid stream handle"); return -1; }
     if (s->efd < 0) {
@@ -630,7 +635,9 @@ dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t*
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
     if (!config_json) config_json = "{}";
-    size_t len = strnlen(config_json, 1u << 20);
+    size_t len = strnlen(config_json, DYN_MAX_CONFIG_BYTES + 1);
+    if (len > DYN_MAX_CONFIG_BYTES)
+        return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "config_json is larger than %u bytes", DYN_MAX_CONFIG_BYTES);
     if (!dyn_utf8_valid(config_json, len)) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "config_json is not valid UTF-8");
     if (!dyn_json_valid_object(config_json, len))
         return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "config_json is not a well-formed JSON object");
@@ -701,6 +708,7 @@ dynamo_status_t dynamo_runtime_destroy(dynamo_runtime_t* rt) {
 dynamo_status_t dynamo_runtime_stats_json(dynamo_runtime_t* rt, const char** out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the runtime is NULL");
     uint64_t h = (uint64_t)(uintptr_t)rt;
     pthread_mutex_lock(&rt_mu);
     int live = runtime_live_locked(h);

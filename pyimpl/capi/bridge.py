@@ -8,8 +8,8 @@ import sys
 import msgspec
 
 from pyimpl.capi.chunks import ChunkBatch
-from pyimpl.capi.host import EmbeddedHost, Event, describe
-from pyimpl.capi.status import ERR_INTERNAL, OK, status_of
+from pyimpl.capi.host import EmbeddedHost, Event
+from pyimpl.capi.status import ERR_INTERNAL, OK, describe, status_of
 
 host: EmbeddedHost | None = None
 # How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms): the

@@ -1,5 +1,5 @@
 """Turns response items into what C makes dynamo_chunk_t's of: for chat, (JSON bytes, text delta, token ids,
-finish code) per chunk in a ChunkBatch; for generic endpoints, one JSON array per hand-over that C splits."""
+finish code, choice index) per chunk in a ChunkBatch; for generic endpoints, one JSON array per hand-over that C splits."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,24 +9,35 @@ import msgspec
 from pyimpl.capi.status import FINISH_NONE, finish_code
 
 _encode = msgspec.json.Encoder().encode
+META = 5  # ints per chunk in ChunkBatch.meta, as dyn_stream_push_batch reads them (capi/src/dyn_internal.h)
 
-ChunkFields = tuple  # (json: bytes, text: bytes | None, token_ids: list[int] | None, finish_reason: int)
+ChunkFields = tuple  # (json: bytes, text: bytes | None, token_ids: list[int] | None, finish_reason: int, choice: int)
 
 
-def chat_chunk(item: dict) -> ChunkFields:
-    """An OpenAI chat.completion.chunk: text is the first choice's content delta."""
+def chat_chunks(item: dict) -> list[ChunkFields]:
+    """The C chunks of an OpenAI chat.completion.chunk: one per choice, each JSON holding that choice
+    alone, so a C chunk has one choice_index, that choice's content delta as text and that choice's
+    own finish_reason (n > 1 streams interleave choices). A chunk of no choice (usage) is choice 0."""
     choices = item.get("choices")
     if not choices:
-        return _encode(item), None, None, FINISH_NONE
-    choice = choices[0]
+        return [(_encode(item), None, None, FINISH_NONE, 0)]
+    if len(choices) == 1:
+        return [_choice_fields(item, choices[0])]
+    return [_choice_fields({**item, "choices": [choice]}, choice) for choice in choices]
+
+
+def _choice_fields(item: dict, choice: dict) -> ChunkFields:
     content = (choice.get("delta") or {}).get("content")
     text = content.encode() if isinstance(content, str) else None
-    return _encode(item), text, choice.get("token_ids"), finish_code(choice.get("finish_reason"))
+    index = choice.get("index", 0)
+    return (_encode(item), text, choice.get("token_ids"), finish_code(choice.get("finish_reason")),
+            index if type(index) is int else 0)
 
 
-def endpoint_chunk(item: Any) -> ChunkFields:
+def endpoint_chunk(item: Any) -> tuple:
     """A response of a generic endpoint: token_ids from its "token_ids" field, no text (the
-    reference for what C reads from endpoint_array's elements)."""
+    reference for what C reads from endpoint_array's elements: json, text, token_ids, finish_reason;
+    its choice_index is always 0)."""
     if type(item) is dict:
         ids = item.get("token_ids")
         reason = item.get("finish_reason")
@@ -37,20 +48,20 @@ def endpoint_chunk(item: Any) -> ChunkFields:
 
 class ChunkBatch:
     """Chunks of one stream waiting to be handed to C in a single call (one per loop iteration):
-    JSON and text bytes back to back, token ids back to back, 4 ints of metadata per chunk."""
+    JSON and text bytes back to back, token ids back to back, META ints of metadata per chunk."""
 
     __slots__ = ("jsons", "texts", "meta", "ids")
 
     def __init__(self):
         self.jsons: list[bytes] = []
         self.texts: list[bytes] = []
-        self.meta: list[int] = []   # json_len, text_len (-1: no text), num_token_ids, finish_reason
+        self.meta: list[int] = []   # json_len, text_len (-1: no text), num_token_ids, finish_reason, choice
         self.ids: list[int] = []
 
     def __len__(self) -> int:
         return len(self.jsons)
 
-    def add(self, json: bytes, text: bytes | None, ids: list[int] | None, finish: int) -> None:
+    def add(self, json: bytes, text: bytes | None, ids: list[int] | None, finish: int, choice: int = 0) -> None:
         self.jsons.append(json)
         if text is None:
             text_len = -1
@@ -59,24 +70,30 @@ class ChunkBatch:
             self.texts.append(text)
         if ids:
             self.ids.extend(ids)
-            self.meta += (len(json), text_len, len(ids), finish)
+            self.meta += (len(json), text_len, len(ids), finish, choice)
         else:
-            self.meta += (len(json), text_len, 0, finish)
+            self.meta += (len(json), text_len, 0, finish, choice)
 
     def fields(self):
-        """The chunks as (json, text, token_ids, finish) tuples (for test sinks)."""
+        """The chunks as (json, text, token_ids, finish, choice) tuples (for test sinks)."""
         texts, ids = iter(self.texts), iter(self.ids)
         for i, json in enumerate(self.jsons):
-            _, text_len, n_ids, finish = self.meta[4 * i: 4 * i + 4]
-            yield (json, None if text_len < 0 else next(texts), [next(ids) for _ in range(n_ids)] or None, finish)
+            _, text_len, n_ids, finish, choice = self.meta[META * i: META * i + META]
+            yield (json, None if text_len < 0 else next(texts), [next(ids) for _ in range(n_ids)] or None, finish,
+                   choice)
 
 
 def chat_batch(items: list) -> ChunkBatch:
-    """The ChunkBatch of OpenAI chat.completion.chunk dicts (see chat_chunk)."""
+    """The ChunkBatch of OpenAI chat.completion.chunk dicts (see chat_chunks)."""
     batch = ChunkBatch()
     add = batch.add
     for item in items:
-        add(*chat_chunk(item))
+        choices = item.get("choices")
+        if choices and len(choices) == 1:  # the hot path: one token of one choice
+            add(*_choice_fields(item, choices[0]))
+        else:
+            for fields in chat_chunks(item):
+                add(*fields)
     return batch
 
 

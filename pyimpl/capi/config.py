@@ -26,12 +26,13 @@ class EmbeddedConfig:
     mock_endpoint: str | None = None
 
 
+_KIND = {str: "a string", bool: "true or false"}
 _TYPES = {"discovery": str, "request_plane": str, "nats_url": str, "file_kv_dir": str, "model": str,
           "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str}
 
 
 def _bad(message: str) -> CapiError:
-    return CapiError(ERR_INVALID_ARGUMENT, f"config: {message}")
+    return CapiError(ERR_INVALID_ARGUMENT, f"config_json {message}.")
 
 
 def parse_config(text: str | None) -> EmbeddedConfig:
@@ -39,25 +40,26 @@ def parse_config(text: str | None) -> EmbeddedConfig:
     try:
         raw = json.loads(text or "{}")
     except ValueError as exc:
-        raise _bad(f"malformed JSON: {exc}") from None
+        raise _bad(f"is not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise _bad("must be a JSON object")
     unknown = sorted(set(raw) - set(_TYPES))
     if unknown:
-        raise _bad(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_TYPES))}")
+        names = ", ".join(f'"{key}"' for key in unknown)
+        raise _bad(f"has unknown key{'s' if len(unknown) > 1 else ''} {names} (known keys: {', '.join(sorted(_TYPES))})")
     for key, value in raw.items():
         if not isinstance(value, _TYPES[key]):
-            raise _bad(f"{key!r} must be a {_TYPES[key].__name__}")
+            raise _bad(f'key "{key}" must be {_KIND[_TYPES[key]]}')
     distributed = raw.get("discovery", "mem") != "mem"
     raw.setdefault("serve_model", not distributed or "model" in raw)
     raw.setdefault("request_plane", "nats" if raw.get("discovery") == "nats" else "tcp" if distributed else "inproc")
     config = EmbeddedConfig(**raw)
     if config.discovery not in DISCOVERY:
-        raise _bad(f"discovery must be one of {DISCOVERY}")
+        raise _bad(f'key "discovery" must be one of {", ".join(DISCOVERY)}')
     if config.request_plane not in REQUEST_PLANES:
-        raise _bad(f"request_plane must be one of {REQUEST_PLANES}")
+        raise _bad(f'key "request_plane" must be one of {", ".join(REQUEST_PLANES)}')
     if config.engine not in ENGINES:
-        raise _bad(f"engine must be one of {ENGINES}")
+        raise _bad(f'key "engine" must be one of {", ".join(ENGINES)}')
     if config.mock_endpoint is not None and len(config.mock_endpoint.split(".")) != 3:
-        raise _bad("mock_endpoint must be 'namespace.component.endpoint'")
+        raise _bad('key "mock_endpoint" must be "namespace.component.endpoint"')
     return config

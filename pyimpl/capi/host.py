@@ -13,7 +13,7 @@ from pyimpl.capi.config import parse_config
 from pyimpl.capi.heap import collect_destroyed
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
-                                CapiError, status_of)
+                                CapiError, describe, status_of)
 
 EV_CHAT, EV_GENERATE, EV_CANCEL = 1, 2, 3
 CALL_TIMEOUT_S = 600.0
@@ -40,12 +40,6 @@ class Sink(Protocol):
     def push_batch(self, stream: int, batch: ChunkBatch) -> bool: ...
     def push_json_array(self, stream: int, array: bytes) -> bool: ...
     def finish(self, stream: int, status: int, message: str) -> None: ...
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line message for dynamo_last_error."""
-    text = getattr(exc, "message", None) or str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class EmbeddedHost:
@@ -167,7 +161,7 @@ class EmbeddedHost:
             try:
                 request = json.loads(event.request)
             except ValueError as exc:
-                raise CapiError(ERR_INVALID_ARGUMENT, f"malformed request JSON: {exc}") from None
+                raise CapiError(ERR_INVALID_ARGUMENT, f"The request is not valid JSON: {exc}.") from None
             if event.kind == EV_CHAT:
                 source = session.chat(request)
             else:

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 from pyimpl.capi.config import EmbeddedConfig
 from pyimpl.capi.mock_endpoint import mock_stream
+from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
 
 ENDPOINT_WAIT_S = 2.0      # how long a generate waits for an endpoint's first instance
@@ -62,6 +63,8 @@ class RuntimeSession:
         """OpenAI chat.completion.chunk dicts for an OpenAI chat request."""
         if self.models is None:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
+        if isinstance(request, dict):
+            check_chat_keys(request)
         if isinstance(request, dict) and "model" not in request:
             names = self.models.model_names()
             if len(names) == 1:  # a single model served: "model" may be omitted

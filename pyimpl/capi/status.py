@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 OK, TIMEOUT, END = 0, 1, 2
 ERR_INVALID_ARGUMENT = -1
@@ -64,3 +65,21 @@ def status_of(exc: BaseException) -> int:
         if isinstance(exc, types):
             return status
     return ERR_INTERNAL
+
+
+# "RemoteHandlerError: AttributeError: ..." - class names the layers below prefix to a remote error's text
+_CLASS_PREFIX = re.compile(r"(?:[A-Z][A-Za-z0-9_]*(?:Error|Exception|Interrupt|Exit): )+")
+_PLAIN = {ERR_CANCELLED: "The stream was cancelled.", ERR_NOT_FOUND: "Not found.",
+          ERR_UNAVAILABLE: "The service is unavailable.", ERR_ENGINE: "The engine failed.",
+          ERR_INVALID_ARGUMENT: "Invalid argument.", ERR_SHUTDOWN: "The runtime was shut down."}
+
+
+def describe(exc: BaseException) -> str:
+    """The message of dynamo_last_error for exc: a plain sentence without Python class names, except
+    for an unexpected exception (a bug), whose type is kept for the report."""
+    status = status_of(exc)
+    text = _CLASS_PREFIX.sub("", str(getattr(exc, "message", None) or exc)).strip()
+    if status == ERR_INTERNAL:
+        detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return f"An internal error occurred ({detail}); please report it."
+    return text or _PLAIN.get(status, "The call failed.")

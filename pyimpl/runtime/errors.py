@@ -22,6 +22,11 @@ class DisconnectedError(DynamoError):
     """The connection to the instance was lost."""
 
 
+class ConnectError(DisconnectedError, ConfigurationError):
+    """The runtime cannot reach its deployment (e.g. no NATS server at the configured URL): the
+    service is unavailable, which may also mean the URL is wrong."""
+
+
 class StreamIncompleteError(DisconnectedError):
     """A response stream ended before its end marker (worker died or went away mid-stream)."""
 

@@ -10,7 +10,7 @@ from .client import Client, Router
 from .config import RuntimeConfig
 from .discovery.base import Discovery, WatchEvent
 from .dispatcher import Dispatcher
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConnectError
 
 log = logging.getLogger("pyimpl.runtime")
 INSTANCE_PREFIX = "instances"
@@ -111,7 +111,7 @@ class DistributedRuntime:
         try:
             self._nats = await connect_nats(self.config.nats_server)
         except Exception as exc:
-            raise ConfigurationError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
+            raise ConnectError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
 
     async def _ensure_server(self) -> dict:
         """Start this runtime's request-plane server (once) and return its advertised transport."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pyimpl.capi.chunks import chat_chunk, endpoint_chunk
+from pyimpl.capi.chunks import chat_batch, chat_chunks, endpoint_chunk
 from pyimpl.capi.status import FINISH_CANCELLED, FINISH_LENGTH, FINISH_NONE, FINISH_STOP
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,12 +17,29 @@ REPO = Path(__file__).resolve().parents[2]
 def test_chat_chunk_carries_the_content_delta_and_finish():
     item = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "héllo"},
                                                               "finish_reason": None}]}
-    data, text, ids, finish = chat_chunk(item)
+    [(data, text, ids, finish, choice)] = chat_chunks(item)
     assert json.loads(data) == item and text == "héllo".encode() and ids is None and finish == FINISH_NONE
+    assert choice == 0
     last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
-    assert chat_chunk(last)[1:] == (None, None, FINISH_LENGTH)
+    assert [c[1:] for c in chat_chunks(last)] == [(None, None, FINISH_LENGTH, 0)]
     usage_only = {"choices": [], "usage": {"total_tokens": 3}}
-    assert chat_chunk(usage_only)[1:] == (None, None, FINISH_NONE)
+    assert [c[1:] for c in chat_chunks(usage_only)] == [(None, None, FINISH_NONE, 0)]
+
+
+def test_n_choices_become_one_chunk_per_choice_with_its_index_and_own_finish():
+    """n > 1: a chunk holding several choices (the role chunk) is split; each C chunk has one choice."""
+    first = {"id": "x", "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                     "finish_reason": None} for i in range(3)]}
+    split = chat_chunks(first)
+    assert [c[4] for c in split] == [0, 1, 2]
+    assert [json.loads(c[0])["choices"][0]["index"] for c in split] == [0, 1, 2]
+    assert all(len(json.loads(c[0])["choices"]) == 1 and json.loads(c[0])["id"] == "x" for c in split)
+    items = [first, {"choices": [{"index": 2, "delta": {"content": "b"}, "finish_reason": None}]},
+             {"choices": [{"index": 1, "delta": {}, "finish_reason": "stop"}]}]
+    fields = list(chat_batch(items).fields())
+    assert [(f[1], f[3], f[4]) for f in fields] == [(b"", FINISH_NONE, 0), (b"", FINISH_NONE, 1),
+                                                   (b"", FINISH_NONE, 2), (b"b", FINISH_NONE, 2),
+                                                   (None, FINISH_STOP, 1)]
 
 
 def test_endpoint_chunk_takes_token_ids_and_finish_reason():

@@ -31,3 +31,10 @@ def test_bad_configs_are_invalid_argument(text, word):
         parse_config(text)
     assert info.value.status == ERR_INVALID_ARGUMENT
     assert word in str(info.value)
+
+
+def test_config_messages_name_the_key_in_a_sentence():
+    with pytest.raises(CapiError) as info:
+        parse_config('{"bogus": 1, "serve_model": false}')
+    assert str(info.value).startswith('config_json has unknown key "bogus" (known keys: ')
+    assert "Error" not in str(info.value)

@@ -44,7 +44,7 @@ class FakeSink:
 
     def push_batch(self, stream, batch) -> bool:
         with self.done:
-            for data, text, ids, finish in batch.fields():
+            for data, text, ids, finish, choice in batch.fields():
                 self.chunks.setdefault(stream, []).append(json.loads(data))
             self.done.notify_all()
         return stream not in self.refuse

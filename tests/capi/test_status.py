@@ -14,6 +14,7 @@ from pyimpl.runtime import errors as rt
     (rt.EndpointNotFoundError("x"), status.ERR_NOT_FOUND),
     (rt.NoInstancesError("x"), status.ERR_UNAVAILABLE),
     (rt.DisconnectedError("x"), status.ERR_UNAVAILABLE),
+    (rt.ConnectError("cannot connect to NATS"), status.ERR_UNAVAILABLE),
     (rt.RemoteHandlerError("x"), status.ERR_ENGINE),
     (llm.ModelNotFoundError("x"), status.ERR_NOT_FOUND),
     (llm.InvalidRequestError("x"), status.ERR_INVALID_ARGUMENT),
@@ -33,3 +34,15 @@ def test_status_values_match_the_header():
         assert f"DYNAMO_{name} " in header
         line = next(l for l in header.splitlines() if f"DYNAMO_{name} " in l and "=" in l)
         assert int(line.split("=")[1].split(",")[0].split("/")[0]) == getattr(status, name)
+
+
+@pytest.mark.parametrize("exc, message", [
+    (status.CapiError(status.ERR_INVALID_ARGUMENT, "config_json has unknown key \"x\"."),
+     "config_json has unknown key \"x\"."),
+    (llm.EngineError("RemoteHandlerError: AttributeError: 'M' object has no attribute 'w'"),
+     "'M' object has no attribute 'w'"),
+    (asyncio.CancelledError(), "The stream was cancelled."),
+    (RuntimeError("boom"), "An internal error occurred (RuntimeError: boom); please report it."),
+])
+def test_messages_are_plain_sentences_without_class_names(exc, message):
+    assert status.describe(exc) == message
