@@ -35,8 +35,10 @@ class StreamHandlers:
             self._event(context.id()).set()
 
     async def fail(self, request, context: Context):
+        """One chunk, then ValueError("boom: <why>"), its message ending in a lone surrogate (which
+        UTF-8 cannot carry) when the request asks for `surrogate`."""
         yield {"i": 0}
-        raise ValueError(f"boom: {request['why']}")
+        raise ValueError(f"boom: {request['why']}" + ("\ud800" if request.get("surrogate") else ""))
 
     async def unencodable(self, request, context: Context):
         """A chunk no wire format can carry (inproc passes it through untouched)."""

@@ -102,6 +102,15 @@ async def test_handler_exception_is_typed_with_message(deployment, client_rt):
         await stream.__anext__()
 
 
+async def test_handler_error_whose_message_utf8_cannot_carry_still_ends_the_stream(deployment, client_rt):
+    """A lone surrogate in the message is sent escaped (tcp used to drop the error and hang the stream)."""
+    client = await client_for(deployment, client_rt, "fail")
+    stream = await client.generate({"why": "odd text", "surrogate": True})
+    assert (await stream.__anext__()).data() == {"i": 0}
+    with pytest.raises(RemoteHandlerError, match="boom: odd text"):
+        await asyncio.wait_for(stream.__anext__(), 10)
+
+
 async def test_eight_megabyte_payloads(deployment, client_rt):
     client = await client_for(deployment, client_rt, "echo")
     blob = bytes(range(256)) * (8 * 1024 * 1024 // 256)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
+
+import msgspec
 
 from ..annotated import Annotated
 from ..context import Context
@@ -14,6 +16,7 @@ from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
 REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH, CREDIT = range(9)
 DEFAULT_WINDOW = 1024   # chunks a handler may run ahead of its consumer (256 cuts a fast nats stream ~30%)
+PING_FRAME: bytes = msgspec.msgpack.encode([PING])   # nats: a ping and its answer alike (the reply subject tells)
 
 # Error kinds carried by ERROR messages, mapped back to typed errors on the client.
 ERROR_TYPES: dict[str, type[DynamoError]] = {
@@ -29,12 +32,15 @@ def error_from_wire(kind: str, message: str) -> DynamoError:
 
 
 def error_to_wire(exc: BaseException) -> tuple[str, str]:
-    """(kind, message) for an exception raised while serving a stream."""
+    """(kind, message) for an exception raised while serving a stream; characters UTF-8 cannot
+    carry (lone surrogates) are escaped, so the error always reaches the client."""
     if isinstance(exc, EndpointNotFoundError):
-        return "not_found", str(exc)
-    if isinstance(exc, PayloadTooLargeError):
-        return "too_large", str(exc)
-    return "handler", f"{type(exc).__name__}: {exc}"
+        kind, message = "not_found", str(exc)
+    elif isinstance(exc, PayloadTooLargeError):
+        kind, message = "too_large", str(exc)
+    else:
+        kind, message = "handler", f"{type(exc).__name__}: {exc}"
+    return kind, message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Credits:
@@ -64,9 +70,9 @@ class Credits:
 
 
 class StreamSink:
-    """Receiving end of one remote stream, held by the connection: the reader pushes payloads
-    and the end/error marker; the consumer's QueuedResponseStream drains it and, every half
-    window consumed, calls `grant(n)` so the sender may go on."""
+    """Receiving end of one remote stream, held by the connection: the reader hands it each frame
+    (`take`); the consumer's QueuedResponseStream drains it and, every half window consumed,
+    calls `grant(n)` so the sender may go on."""
 
     __slots__ = ("items", "waiter", "done", "error", "grant", "grant_every", "consumed")
 
@@ -85,11 +91,23 @@ class StreamSink:
             self.grant(self.consumed)
         self.consumed = 0
 
-    def push(self, payload: Any) -> None:
-        self.items.append(payload)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def take(self, frame: list, at: int) -> bool:
+        """Apply a DATA, END or ERROR frame whose fields start at frame[at] (after tcp's stream id);
+        True when it ended the stream. It is the readers' per-chunk path, so it stays one call."""
+        kind = frame[0]
+        if kind == DATA:
+            self.items.append(frame[at])
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return False
+        if kind == END:
+            self.finish()
+            return True
+        if kind == ERROR:
+            self.finish(error_from_wire(frame[at], frame[at + 1]))
+            return True
+        return False
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End marker (error None) or failure."""

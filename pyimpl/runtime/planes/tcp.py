@@ -10,100 +10,50 @@ import itertools
 import logging
 from typing import Any, Optional
 
-import msgspec
-
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError, StreamIncompleteError
-from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, REQUEST, Credits,
-                   QueuedResponseStream, StreamSink, error_from_wire, error_to_wire, incomplete)
+from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, REQUEST, QueuedResponseStream,
+                   StreamSink, incomplete)
+from .stream_server import ServedStreams
+from .tcp_connection import KEEPALIVE_TIMEOUT, PING_ANSWER, READ_SIZE, FramedConnection, SilenceWatch
 
 log = logging.getLogger("pyimpl.runtime.tcp")
-HEADER = 4                      # little-endian uint32 body length
-FLUSH_NOW_BYTES = 256 * 1024    # buffered bytes that force an immediate write
-HIGH_WATER = 4 * 1024 * 1024    # transport backlog that makes producers wait
-READ_SIZE = 1024 * 1024
-KEEPALIVE_TIMEOUT = 5.0         # s of silence from a worker with open streams before they fail
 
 
-class FramedConnection:
-    """Both ends: encodes frames into one buffer flushed once per loop iteration, and parses
-    incoming frames from a byte buffer."""
+class TcpStream:
+    """One served stream's way back to its client: frames tagged with its id on the shared connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader = reader
-        self.writer = writer
-        self.loop = asyncio.get_running_loop()
-        self._out = bytearray()
-        self._flush_scheduled = False
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder()
-        self.closed = False
-        self.received = 0           # frame batches read so far; keepalives watch it move
+    __slots__ = ("conn", "sid", "keepalive")
 
-    def send(self, message: Any) -> None:
-        out = self._out
-        start = len(out)
-        out += b"\0\0\0\0"
-        try:
-            self._encoder.encode_into(message, out, start + HEADER)
-        except BaseException:
-            del out[start:]          # never leave a half-written frame behind
-            raise
-        out[start:start + HEADER] = (len(out) - start - HEADER).to_bytes(4, "little")
-        if len(out) >= FLUSH_NOW_BYTES:
-            self.flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+    def __init__(self, conn: FramedConnection, sid: int, keepalive: float):
+        self.conn = conn
+        self.sid = sid
+        self.keepalive = keepalive
 
-    def flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and not self.closed:
-            self.writer.write(self._out)
-            self._out = bytearray()
+    def data(self, chunk: Any) -> bool:
+        conn = self.conn
+        conn.send([DATA, self.sid, chunk])
+        return conn.behind or conn.closed
 
-    async def backpressure(self) -> None:
-        """Wait while the socket is far behind (slow reader)."""
-        if self.writer.transport.get_write_buffer_size() > HIGH_WATER:
-            await self.writer.drain()
+    async def room(self) -> None:
+        await self.conn.backpressure()
 
-    async def frames(self):
-        """Yield batches of decoded frames until EOF."""
-        buf = bytearray()
-        decode = self._decoder.decode
-        reader = self.reader
-        while True:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                return
-            buf += data
-            batch = []
-            pos = 0
-            size = len(buf)
-            with memoryview(buf) as view:
-                while size - pos >= HEADER:
-                    length = int.from_bytes(view[pos:pos + HEADER], "little")
-                    end = pos + HEADER + length
-                    if end > size:
-                        break
-                    batch.append(decode(view[pos + HEADER:end]))
-                    pos = end
-            if pos:
-                del buf[:pos]
-            if batch:
-                self.received += 1
-                yield batch
+    def end(self) -> None:
+        self.conn.send([END, self.sid])
 
-    def close(self) -> None:
-        if not self.closed:
-            self.flush()
-            self.closed = True
-            self.writer.close()
+    def error(self, kind: str, message: str) -> None:
+        self.conn.send([ERROR, self.sid, kind, message])
+
+    def gone(self) -> bool:
+        return self.conn.closed
+
+    def watch_client(self) -> SilenceWatch:
+        return SilenceWatch(self.conn, self.keepalive)
 
 
 class TcpServer:
-    """Accepts connections and serves REQUEST frames from the dispatcher, one task per stream."""
+    """Accepts connections; each one's REQUEST/CREDIT/CANCEL frames drive its ServedStreams."""
 
     def __init__(self, dispatcher: Dispatcher, host: str, keepalive: float = KEEPALIVE_TIMEOUT):
         self.dispatcher = dispatcher
@@ -129,116 +79,26 @@ class TcpServer:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
 
-    async def _serve_connection(self, reader, writer) -> None:
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = FramedConnection(reader, writer)
         self._connections.add(conn)
         connection_task = asyncio.current_task()
         self._tasks.add(connection_task)
-        streams: dict[int, tuple[asyncio.Task, Context, Credits]] = {}
+        keepalive = self.keepalive
+        streams = ServedStreams(self.dispatcher, lambda sid: TcpStream(conn, sid, keepalive))
         try:
             async for batch in conn.frames():
                 for frame in batch:
-                    kind = frame[0]
-                    if kind == CREDIT:
-                        entry = streams.get(frame[1])
-                        if entry is not None:
-                            entry[2].grant(frame[2])
-                    elif kind == REQUEST:
-                        sid, path, ctx_id, payload = frame[1:5]
-                        context = Context(ctx_id)
-                        credits = Credits(frame[5] if len(frame) > 5 else 0)
-                        stream_task = conn.loop.create_task(
-                            self._run_stream(conn, streams, sid, path, payload, context, credits))
-                        streams[sid] = (stream_task, context, credits)
-                    elif kind == CANCEL:
-                        entry = streams.pop(frame[1], None)
-                        if entry is not None:
-                            entry[1].stop_generating()
-                            entry[0].cancel()
-                    elif kind == PING and frame[1] == 0:
-                        conn.send([PING, -1])
+                    if not streams.on_frame(frame) and frame[0] == PING and frame[1] == 0:
+                        conn.send(PING_ANSWER)
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass   # a connection handler ends quietly (3.11 streams log cancelled handlers)
         finally:
-            for stream_task, context, _ in streams.values():    # the client is gone: stop its handlers
-                context.stop_generating()
-                stream_task.cancel()
+            streams.stop_all()               # the client is gone: stop its handlers
             self._tasks.discard(connection_task)
             self._connections.discard(conn)
             conn.closed = True
             writer.close()
-
-    async def _run_stream(self, conn: FramedConnection, streams: dict, sid: int, path: str,
-                          payload: Any, context: Context, credits: Credits) -> None:
-        dispatcher = self.dispatcher
-        try:
-            served = dispatcher.lookup(path)
-        except Exception as exc:
-            streams.pop(sid, None)
-            conn.send([ERROR, sid, *error_to_wire(exc)])
-            return
-        started = dispatcher.begin(served)
-        send = conn.send
-        generator = None
-        try:
-            generator = served.open(payload, context)
-            async for chunk in generator:
-                send([DATA, sid, chunk])
-                if conn.closed:
-                    return
-                credits.left -= 1
-                if credits.left <= 0 and not await self._credit_or_client_gone(conn, credits):
-                    context.stop_generating()
-                    await _close_quietly(generator)
-                    if not conn.closed:
-                        send([ERROR, sid, "incomplete", "the worker ended the stream: its client stopped answering"])
-                    return
-                if len(conn._out) >= FLUSH_NOW_BYTES or conn.writer.transport.get_write_buffer_size() > HIGH_WATER:
-                    await conn.backpressure()
-            send([END, sid])
-        except asyncio.CancelledError:
-            context.stop_generating()
-            if generator is not None:
-                await _close_quietly(generator)
-            raise
-        except Exception as exc:
-            if not conn.closed:
-                try:
-                    send([ERROR, sid, *error_to_wire(exc)])
-                except Exception:          # e.g. an unencodable chunk: still report something
-                    send([ERROR, sid, "handler", f"{type(exc).__name__}: {exc}"])
-        finally:
-            streams.pop(sid, None)
-            dispatcher.end(served, started)
-
-    async def _credit_or_client_gone(self, conn: FramedConnection, credits: Credits) -> bool:
-        """Wait for the consumer's credit; True once granted, False if the client sent nothing
-        (pings unanswered) for `keepalive` s (e.g. a stopped client process)."""
-        interval = self.keepalive / 4
-        seen, silent = conn.received, 0.0
-        while credits.left <= 0:
-            try:
-                await asyncio.wait_for(credits.wait(), interval)
-                continue
-            except asyncio.TimeoutError:
-                pass
-            if conn.closed:
-                return False
-            if conn.received != seen:
-                seen, silent = conn.received, 0.0
-            else:
-                silent += interval
-                if silent >= self.keepalive:
-                    return False
-            conn.send([PING, 0])
-        return True
-
-
-async def _close_quietly(generator) -> None:
-    try:
-        await generator.aclose()
-    except BaseException:
-        pass
 
 
 class TcpClientConnection:
@@ -284,17 +144,9 @@ class TcpClientConnection:
                     stream = streams.get(frame[1])
                     if stream is None:
                         if frame[0] == PING and frame[1] == 0:     # a worker waiting on us for credit
-                            self.conn.send([PING, -1])
-                        continue
-                    kind = frame[0]
-                    if kind == DATA:
-                        stream.push(frame[2])
-                    elif kind == END:
+                            self.conn.send(PING_ANSWER)
+                    elif stream.take(frame, 2):
                         del streams[frame[1]]
-                        stream.finish()
-                    elif kind == ERROR:
-                        del streams[frame[1]]
-                        stream.finish(error_from_wire(frame[2], frame[3]))
         except (ConnectionError, OSError) as exc:
             log.debug("connection to %s lost: %s", self.address, exc)
         finally:
@@ -306,19 +158,14 @@ class TcpClientConnection:
 
     async def _keep_alive(self) -> None:
         """Ping a worker that went quiet while streams wait on it; fail them if it stays silent."""
-        interval = self.keepalive / 4
-        conn = self.conn
-        seen, silent = conn.received, 0.0
+        watch = SilenceWatch(self.conn, self.keepalive)
         while self.alive:
-            await asyncio.sleep(interval)
-            if not self.streams or conn.received != seen:
-                seen, silent = conn.received, 0.0
-                continue
-            silent += interval
-            if silent >= self.keepalive:
+            await asyncio.sleep(watch.interval)
+            if not self.streams:
+                watch.reset()
+            elif not await watch.alive():
                 self._fail(f"worker at {self.address} stopped answering for {self.keepalive:g} s (hung or unreachable)")
                 return
-            conn.send([PING, 0])
 
     def _fail(self, why: str) -> None:
         for stream in list(self.streams.values()):
