@@ -14,7 +14,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
 
 @pytest.fixture
 async def engine(llama_dir):
-    eng = AsyncEngine.from_pretrained(str(llama_dir), block_size=8)
+    eng = AsyncEngine.from_pretrained(str(llama_dir), dtype="float32", block_size=8)
     yield eng
     await eng.shutdown()
 
@@ -113,7 +113,7 @@ async def test_event_loop_keeps_running_during_steps(engine):
 
 
 async def test_shutdown_aborts_running_requests(llama_dir):
-    eng = AsyncEngine.from_pretrained(str(llama_dir))
+    eng = AsyncEngine.from_pretrained(str(llama_dir), dtype="float32")
     stream = eng.generate([3, 4, 5], SamplingParams(temperature=0.0, max_tokens=1000, ignore_eos=True), "x")
     await stream.__anext__()
     await eng.shutdown()

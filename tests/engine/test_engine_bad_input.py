@@ -11,7 +11,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
 
 
 def test_bad_requests_are_rejected_without_disturbing_others(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=8, max_model_len=128)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8, max_model_len=128)
     assert engine.max_model_len == 128
     good = make_prompts((14, 6), seed=20)
     engine.add_request("good0", good[0], GREEDY)
@@ -46,14 +46,14 @@ def test_bad_requests_are_rejected_without_disturbing_others(llama_dir):
 
 
 def test_max_tokens_is_clamped_to_the_context(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), max_model_len=40)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", max_model_len=40)
     prompt = make_prompts((35,), seed=21)[0]
     out = engine.generate_batch([prompt], SamplingParams(temperature=0.0, max_tokens=None, ignore_eos=True))[0]
     assert (len(out.token_ids), out.finish_reason) == (5, "length")
 
 
 def test_prompt_needing_more_blocks_than_the_pool_is_rejected(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=4, max_model_len=16)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=4, num_kv_blocks=4, max_model_len=16)
     with pytest.raises(ValueError, match="context"):
         engine.add_request("big", make_prompts((16,))[0], GREEDY)
     assert engine.generate_batch([[5, 6, 7]], GREEDY)[0].finished

@@ -50,7 +50,7 @@ class EventMirror:
 
 def test_events_match_cached_blocks_and_hashes(llama_dir):
     bs = 4
-    engine = Engine.from_pretrained(str(llama_dir), block_size=bs, num_kv_blocks=40, max_model_len=160)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=bs, num_kv_blocks=40, max_model_len=160)
     mirror = EventMirror()
     unsubscribe = engine.subscribe_kv_events(mirror)
     shared = make_prompts((12,), seed=7)[0]
@@ -86,7 +86,7 @@ def test_events_match_cached_blocks_and_hashes(llama_dir):
 
 
 def test_cache_hit_reuses_blocks_without_new_stored_events(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4)
+    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32", block_size=4)
     mirror = EventMirror()
     engine.subscribe_kv_events(mirror)
     prompt = make_prompts((21,), seed=10)[0]

@@ -24,7 +24,7 @@ def force_sequence(tokens: list[int]):
 
 @pytest.fixture(scope="module")
 def engine(llama_dir):
-    return Engine.from_pretrained(str(llama_dir), block_size=8)
+    return Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8)
 
 
 def _run(engine, prompts, params):

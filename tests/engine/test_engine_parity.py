@@ -11,7 +11,7 @@ MAX_NEW = 24
 
 
 def _check_parity(path, **engine_kwargs) -> Engine:
-    engine = Engine.from_pretrained(str(path), **engine_kwargs)
+    engine = Engine.from_pretrained(str(path), dtype="float32", **engine_kwargs)
     prompts = make_prompts()
     got = run_staggered(engine, prompts, SamplingParams(temperature=0.0, max_tokens=MAX_NEW))
     for i, prompt in enumerate(prompts):
@@ -36,7 +36,7 @@ def test_batch_size_one_steps_match(llama_dir):
 
 
 def test_generate_batch_returns_outputs_in_input_order(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir))
+    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32")
     prompts = make_prompts((9, 2, 30))
     outs = engine.generate_batch(prompts, SamplingParams(temperature=0.0, max_tokens=10))
     assert [o.token_ids for o in outs] == [hf_greedy(qwen2_dir, p, 10) for p in prompts]

@@ -15,7 +15,7 @@ from engine_helpers import hf_greedy, make_prompts
 
 @pytest.fixture(scope="module")
 def engine(llama_dir):
-    return Engine.from_pretrained(str(llama_dir), block_size=8)
+    return Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8)
 
 
 def _run(engine, prompts, params):

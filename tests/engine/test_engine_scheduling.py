@@ -9,7 +9,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=16)
 
 
 def test_prefix_cache_hits_keep_outputs(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=8)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8)
     shared = make_prompts((40,), seed=1)[0]
     prompts = [shared + tail for tail in make_prompts((3, 9, 0, 17, 8), seed=2)]
     prompts.append(shared[:24])  # prompt that is entirely a cached prefix (whole blocks)
@@ -24,7 +24,7 @@ def test_prefix_cache_hits_keep_outputs(llama_dir):
 
 
 def test_preemption_by_recompute_keeps_outputs(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=24, max_model_len=96)
+    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32", block_size=4, num_kv_blocks=24, max_model_len=96)
     prompts = make_prompts((7, 12, 30, 3, 19, 25, 9, 14), seed=3)
     got = run_staggered(engine, prompts, GREEDY, arrive_every=1)
     assert engine.stats().extra["num_preemptions"] > 0
@@ -34,7 +34,7 @@ def test_preemption_by_recompute_keeps_outputs(qwen2_dir):
 
 
 def test_preemption_without_prefix_caching(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=4, num_kv_blocks=20, enable_prefix_caching=False,
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=4, num_kv_blocks=20, enable_prefix_caching=False,
                                     max_model_len=80)
     prompts = make_prompts((11, 5, 21, 16, 2, 8), seed=4)
     got = run_staggered(engine, prompts, GREEDY, arrive_every=1)
@@ -44,7 +44,7 @@ def test_preemption_without_prefix_caching(llama_dir):
 
 
 def test_aborts_do_not_disturb_others(llama_dir):
-    engine = Engine.from_pretrained(str(llama_dir), block_size=8, max_num_seqs=4)
+    engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8, max_num_seqs=4)
     prompts = make_prompts((5, 33, 12, 20, 8, 41, 2, 17), seed=5)
     for i, prompt in enumerate(prompts):
         engine.add_request(f"r{i}", prompt, GREEDY)
@@ -67,7 +67,7 @@ def test_aborts_do_not_disturb_others(llama_dir):
 
 
 def test_thousand_aborted_requests_free_every_block(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), block_size=4, num_kv_blocks=64, max_num_seqs=16,
+    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32", block_size=4, num_kv_blocks=64, max_num_seqs=16,
                                     max_model_len=256)
     prompts = make_prompts(tuple(1 + (i * 7) % 40 for i in range(50)), seed=6)
     params = SamplingParams(temperature=0.0, max_tokens=200, ignore_eos=True)  # none finishes in 100 steps

@@ -44,14 +44,28 @@ def read_model_info(model_dir: str) -> ModelInfo:
 
 
 def resolve_dtype(dtype, config, device: torch.device) -> torch.dtype:
-    """None: float32 on CPU, the config's dtype on GPUs; strings like "bfloat16" are accepted."""
+    """None: bfloat16 on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), else float32; the config's dtype on
+    GPUs; strings like "bfloat16" are accepted."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if isinstance(dtype, str) and dtype != "auto":
         return getattr(torch, dtype)
     if device.type == "cpu":
-        return torch.float32
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     cfg = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     if isinstance(cfg, str):
         cfg = getattr(torch, cfg)
     return cfg if isinstance(cfg, torch.dtype) else torch.float16
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (x86 avx512_bf16 or amx_bf16 flags; Linux only)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
