@@ -9,8 +9,7 @@ import torch
 
 from .block_manager import BlockManager
 from .kv_events import KvEvent
-from .llama import LlamaModel, load_safetensors
-from .model_loader import ModelInfo, read_model_info, resolve_dtype
+from .model_loader import ModelInfo, build_model, read_model_info, resolve_dtype
 from .model_runner import HFModelRunner, ModelRunner
 from .outputs import EngineStats, RequestOutput
 from .sampler import Sampler
@@ -62,7 +61,7 @@ class Engine:
         torch_dtype = resolve_dtype(dtype, info.config, dev)
         blocks_for_all = max_num_seqs * -(-info.max_model_len // block_size)
         if info.has_own_implementation:
-            model = LlamaModel(info.config, load_safetensors(path), dev, torch_dtype, info.max_model_len)
+            model = build_model(info, path, dev, torch_dtype, info.max_model_len)
             if num_kv_blocks is None:
                 per_block = ModelRunner.kv_bytes_per_block(model, block_size)
                 if kv_cache_bytes is None:

@@ -1,4 +1,4 @@
-"""Reads a HF model folder's config and generation config: architecture, eos ids, context length, dtype."""
+"""Reads a model's config (HF folder, .gguf file or a folder holding one) and builds the engine's model for it."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .llama import SUPPORTED_ARCHITECTURES
+from .gemma3 import Gemma3Model
+from .gguf_cache import GgufModel, prepare
+from .gguf_names import fix_weight, hf_tensor_name
+from .gguf_reader import dequantize_tensor, find_gguf, map_file
+from .llama import SUPPORTED_ARCHITECTURES, LlamaModel, load_safetensors
+from .model_api import CausalLM
+
+MODEL_CLASSES = {**{a: LlamaModel for a in SUPPORTED_ARCHITECTURES}, "Gemma3ForCausalLM": Gemma3Model}
 
 
 @dataclass
@@ -17,16 +24,22 @@ class ModelInfo:
     eos_token_ids: list[int]
     max_model_len: int
     vocab_size: int
+    gguf: GgufModel | None = None  # set when the weights come from a GGUF file
 
     @property
     def has_own_implementation(self) -> bool:
-        return self.architecture in SUPPORTED_ARCHITECTURES
+        return self.architecture in MODEL_CLASSES
 
 
-def read_model_info(model_dir: str) -> ModelInfo:
-    """Config facts the engine needs; eos ids merge config.json and generation_config.json."""
+def read_model_info(path: str) -> ModelInfo:
+    """Config facts the engine needs; eos ids merge config.json and generation_config.json.
+
+    A .gguf file (or a folder holding one) is converted once into a cached HF-style folder (gguf_cache)."""
     from transformers import AutoConfig
 
+    gguf_path = find_gguf(path)
+    gguf = prepare(gguf_path) if gguf_path else None
+    model_dir = gguf.folder if gguf else path
     config = AutoConfig.from_pretrained(model_dir)
     arch = (getattr(config, "architectures", None) or ["?"])[0]
     eos: list[int] = []
@@ -40,7 +53,36 @@ def read_model_info(model_dir: str) -> ModelInfo:
             if isinstance(t, int) and t not in eos:
                 eos.append(t)
     max_len = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
-    return ModelInfo(config, arch, eos, int(max_len), int(config.vocab_size))
+    return ModelInfo(config, arch, eos, int(max_len), int(config.vocab_size), gguf)
+
+
+def build_model(info: ModelInfo, path: str, device: torch.device, dtype: torch.dtype,
+                max_positions: int) -> CausalLM:
+    """The engine's own model for `info.architecture`, weights from the GGUF file or the folder's safetensors."""
+    cls = MODEL_CLASSES.get(info.architecture)
+    if cls is None:
+        raise ValueError(f"architecture {info.architecture} has no own implementation "
+                         f"(supported: {', '.join(MODEL_CLASSES)})")
+    weights = load_gguf_weights(info.gguf, info.config, dtype) if info.gguf else load_safetensors(path)
+    return cls(info.config, weights, device, dtype, max_positions)
+
+
+def load_gguf_weights(gguf: GgufModel, config, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor of the GGUF file, dequantized, renamed to HF names, llama.cpp's changes undone, in `dtype`."""
+    header = gguf.header()
+    arch = header.architecture
+    heads = {"num_attention_heads": config.num_attention_heads, "num_key_value_heads": config.num_key_value_heads}
+    mapped = map_file(gguf.gguf_path)
+    if mapped.size < max((t.offset + t.n_bytes for t in header.tensors), default=0):
+        raise ValueError(f"{gguf.gguf_path} is shorter than its tensor index says (truncated or replaced file?)")
+    weights = {}
+    for entry in header.tensors:
+        name = hf_tensor_name(arch, entry.name)
+        if name is None:
+            continue
+        w = fix_weight(arch, name, dequantize_tensor(mapped, entry), heads)
+        weights[name] = torch.from_numpy(w).to(dtype)
+    return weights
 
 
 def resolve_dtype(dtype, config, device: torch.device) -> torch.dtype:
