@@ -51,6 +51,10 @@ int dyn_py_runtime_stats(uint64_t runtime);
 
 /* ---- C helpers ---- */
 dynamo_status_t dyn_python_start(void);          /* idempotent; sets last error on failure */
+/* dyn_py_runtime_* with the host's signals kept from Python and its threads (python_init.c) */
+dynamo_status_t dyn_python_create(uint64_t runtime, const char* config_json);
+dynamo_status_t dyn_python_destroy(uint64_t runtime);
+dynamo_status_t dyn_python_stats(uint64_t runtime);
 int  dyn_utf8_valid(const char* s, size_t n);
 int  dyn_json_valid_object(const char* s, size_t n);
 dynamo_status_t dyn_fail(dynamo_status_t status, const char* fmt, ...);

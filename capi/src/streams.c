@@ -659,7 +659,7 @@ dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t*
     uint64_t h = handle_make(index, r->gen, TAG_RUNTIME);
     pthread_mutex_unlock(&rt_mu);
 
-    st = (dynamo_status_t)dyn_py_runtime_create(h, config_json);
+    st = dyn_python_create(h, config_json);
     pthread_mutex_lock(&rt_mu);
     if (st == DYNAMO_OK) r->closing = 0; else r->in_use = 0;
     pthread_mutex_unlock(&rt_mu);
@@ -697,7 +697,7 @@ dynamo_status_t dynamo_runtime_destroy(dynamo_runtime_t* rt) {
     pthread_mutex_unlock(&rt_mu);
 
     end_streams_of(h);
-    dynamo_status_t st = (dynamo_status_t)dyn_py_runtime_destroy(h);
+    dynamo_status_t st = dyn_python_destroy(h);
     pthread_mutex_lock(&rt_mu);
     r->in_use = 0;
     r->closing = 0;
@@ -715,7 +715,7 @@ dynamo_status_t dynamo_runtime_stats_json(dynamo_runtime_t* rt, const char** out
     pthread_mutex_unlock(&rt_mu);
     if (!live) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid runtime handle");
     dyn_set_result(NULL);
-    dynamo_status_t st = (dynamo_status_t)dyn_py_runtime_stats(h);
+    dynamo_status_t st = dyn_python_stats(h);
     if (st == DYNAMO_OK) {
         if (!tls_result) return dyn_fail(DYNAMO_ERR_INTERNAL, "no stats produced");
         *out = tls_result;
