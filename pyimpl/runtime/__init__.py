@@ -4,7 +4,8 @@ from .annotated import Annotated
 from .client import Client
 from .context import Context
 from .discovery.base import WatchEvent
-from .runtime import Component, DistributedRuntime, Endpoint, Namespace
+from .endpoint import Component, Endpoint, Namespace
+from .runtime import DistributedRuntime
 from .worker import dynamo_worker
 
 __all__ = ["Annotated", "Client", "Component", "Context", "DistributedRuntime", "Endpoint",

@@ -5,7 +5,8 @@ import asyncio
 import json
 import sys
 
-from .runtime import INSTANCE_PREFIX, DistributedRuntime
+from .endpoint import INSTANCE_PREFIX
+from .runtime import DistributedRuntime
 
 
 async def list_instances(prefix: str) -> int:

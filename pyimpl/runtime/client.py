@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, 
 
 from .context import Context
 from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
+from .planes import ResponseStream
 
 if TYPE_CHECKING:
-    from .runtime import Endpoint
+    from .endpoint import Endpoint
 
 log = logging.getLogger("pyimpl.runtime.client")
 
@@ -43,7 +44,7 @@ class Client:
         for key, record in (await discovery.list(prefix)).items():
             self._add(record)
         self._watch_task = asyncio.get_running_loop().create_task(self._follow(prefix))
-        self.runtime._track_client(self)
+        self.runtime.close_at_shutdown(self)
         return self
 
     async def _follow(self, prefix: str) -> None:
@@ -101,7 +102,8 @@ class Client:
         return list(self._ids)
 
     # --- requests -----------------------------------------------------------------------
-    async def generate(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+    async def generate(self, request: Any, context: Optional[Context] = None,
+                       annotated: bool = True) -> ResponseStream:
         """Default policy: the routing hook if set, else round robin. Every policy yields Annotated
         items, or (annotated=False, as in NVIDIA Dynamo) the handler's data items themselves."""
         if self.router is None:
@@ -112,22 +114,24 @@ class Client:
             chosen = await chosen
         return await self._open(chosen, request, context, annotated)
 
-    async def round_robin(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+    async def round_robin(self, request: Any, context: Optional[Context] = None,
+                          annotated: bool = True) -> ResponseStream:
         ids = self._ids or await self.wait_for_instances(self.timeout)
         return await self._open_any(ids, next(self._rr), request, context, annotated)
 
-    async def random(self, request: Any, context: Optional[Context] = None, annotated: bool = True):
+    async def random(self, request: Any, context: Optional[Context] = None,
+                     annotated: bool = True) -> ResponseStream:
         ids = self._ids or await self.wait_for_instances(self.timeout)
         return await self._open_any(ids, _random.randrange(len(ids)), request, context, annotated)
 
     async def direct(self, request: Any, instance_id: int, context: Optional[Context] = None,
-                     annotated: bool = True):
+                     annotated: bool = True) -> ResponseStream:
         if instance_id not in self._instances:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
         return await self._open(instance_id, request, context, annotated)
 
     async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context],
-                        annotated: bool = True):
+                        annotated: bool = True) -> ResponseStream:
         """Open on ids[start], moving on to the next instance when one cannot be reached."""
         for attempt in range(len(ids)):
             try:
@@ -136,19 +140,16 @@ class Client:
                 if attempt == len(ids) - 1:
                     raise
 
-    async def _open(self, instance_id: int, request: Any, context: Optional[Context], annotated: bool = True):
+    async def _open(self, instance_id: int, request: Any, context: Optional[Context],
+                    annotated: bool = True) -> ResponseStream:
         record = self._instances.get(instance_id)
         if record is None:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
         if context is None:
             context = Context()
         transport = record["transport"]
-        plane = await self.runtime._plane_client(transport["type"])
-        if annotated:
-            return await plane.open(transport, instance_id, self.endpoint.path, request, context)
-        if getattr(plane, "opens_raw", False):  # the plane skips the wrapper itself
-            return await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated=False)
-        return DataStream(await plane.open(transport, instance_id, self.endpoint.path, request, context))
+        plane = await self.runtime.plane_client(transport["type"])
+        return await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated)
 
     async def close(self) -> None:
         task, self._watch_task = self._watch_task, None
@@ -156,30 +157,3 @@ class Client:
             task.cancel()
             await asyncio.wait([task], timeout=2.0)
 
-
-class DataStream:
-    """A response stream yielding each Annotated item's data (annotated=False on planes that
-    only produce Annotated items); closing it or stopping its context acts on the wrapped stream."""
-
-    __slots__ = ("_stream",)
-
-    def __init__(self, stream: Any):
-        self._stream = stream
-
-    def context(self) -> Context:
-        return self._stream.context()
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Any:
-        return (await self._stream.__anext__()).data()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()

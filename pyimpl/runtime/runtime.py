@@ -1,19 +1,25 @@
-"""DistributedRuntime and its names: namespace -> component -> endpoint."""
+"""DistributedRuntime: owns discovery, the request plane (server and clients) and the lease of
+what it registers; names (namespace -> component -> endpoint) live in endpoint.py."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
-from .client import Client, Router
 from .config import RuntimeConfig
 from .discovery.base import Discovery, WatchEvent
 from .dispatcher import Dispatcher
+from .endpoint import Component, Endpoint, Namespace
 from .errors import ConfigurationError, ConnectError
+from .planes import PlaneClient, PlaneServer
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+
+    from .client import Client
 
 log = logging.getLogger("pyimpl.runtime")
-INSTANCE_PREFIX = "instances"
 
 
 class DistributedRuntime:
@@ -34,14 +40,14 @@ class DistributedRuntime:
         self.discovery = RuntimeDiscovery(self)
         self.dispatcher: Dispatcher = Dispatcher()
         self._backend: Optional[Discovery] = None
-        self._nats = None
+        self._nats: Optional["NATS"] = None
         self._nats_connecting: Optional[asyncio.Task] = None
         self._started: Optional[asyncio.Future] = None
-        self._server = None
+        self._server: Optional[PlaneServer] = None
         self._server_transport: Optional[dict] = None
         self._server_lock: Optional[asyncio.Lock] = None
-        self._plane_clients: dict[str, Any] = {}
-        self._clients: list[Client] = []
+        self._plane_clients: dict[str, PlaneClient] = {}
+        self._clients: list["Client"] = []
         self._graceful = True
         self._system = None
         self._shutdown_started = False
@@ -94,7 +100,7 @@ class DistributedRuntime:
             self.dispatcher.metrics = self._system.metrics
             await self._system.start()
 
-    async def _nats_connection(self):
+    async def _nats_connection(self) -> "NATS":
         """The runtime's one NATS connection, opened on first need (concurrent callers share it)."""
         if self._nats is None:
             if self._nats_connecting is None:
@@ -135,7 +141,21 @@ class DistributedRuntime:
                 self._server_transport = await self._server.start()
         return self._server_transport
 
-    async def _plane_client(self, kind: str):
+    # --- what endpoints and clients use ---------------------------------------------------
+    async def serve(self, path: str, handler: Callable, graceful_shutdown: bool = True,
+                    health_check_payload: Any = None, metrics_labels: Any = None) -> dict:
+        """Serve `handler` at `path` ("ns.comp.ep") on this runtime's request-plane server, started on
+        first use; returns the transport record to advertise in discovery. One endpoint served with
+        graceful_shutdown=False makes shutdown skip the drain of in-flight streams."""
+        transport = await self._ensure_server()
+        self.dispatcher.add(path, handler, health_check_payload, metrics_labels)
+        if not graceful_shutdown:
+            self._graceful = False
+        return transport
+
+    async def plane_client(self, kind: str) -> PlaneClient:
+        """The request-plane client for instances advertising transport type `kind` (one per runtime,
+        made on first use); ConfigurationError for a type this runtime does not know."""
         client = self._plane_clients.get(kind)
         if client is None:
             if kind == "inproc":
@@ -153,7 +173,8 @@ class DistributedRuntime:
             self._plane_clients[kind] = client
         return client
 
-    def _track_client(self, client: Client) -> None:
+    def close_at_shutdown(self, client: "Client") -> None:
+        """Endpoint clients register here: shutdown closes them (their discovery watches) first."""
         self._clients.append(client)
 
     async def shutdown(self) -> None:
@@ -231,67 +252,3 @@ class RuntimeDiscovery:
         finally:
             await watcher.aclose()
 
-
-class Namespace:
-    def __init__(self, runtime: DistributedRuntime, name: str):
-        self.runtime = runtime
-        self.name = name
-
-    def component(self, name: str) -> "Component":
-        return Component(self, name)
-
-
-class Component:
-    def __init__(self, namespace: Namespace, name: str):
-        self.namespace = namespace
-        self.runtime = namespace.runtime
-        self.name = name
-
-    def endpoint(self, name: str) -> "Endpoint":
-        return Endpoint(self, name)
-
-    async def create_service(self) -> None:
-        """Accepted for Dynamo compatibility; services need no separate registration here."""
-        await self.runtime.start()
-
-
-class Endpoint:
-    """`ns.comp.ep`: serve it with a handler, or get a client for it."""
-
-    def __init__(self, component: Component, name: str):
-        self.component = component
-        self.runtime = component.runtime
-        self.name = name
-        ns, comp = component.namespace.name, component.name
-        self.path = f"{ns}.{comp}.{name}"
-        self.discovery_prefix = f"{INSTANCE_PREFIX}/{ns}/{comp}/{name}/"
-
-    def discovery_key(self, instance_id: int) -> str:
-        return f"{self.discovery_prefix}{instance_id:x}"
-
-    async def serve_endpoint(self, handler: Callable, graceful_shutdown: bool = True,
-                             metrics_labels: Any = None, health_check_payload: Any = None) -> None:
-        """Register `handler` (an async generator function) and serve until the runtime shuts down.
-        `metrics_labels` ([(name, value)] or a dict) are extra labels on this endpoint's dynamo_component_* metrics."""
-        await self.register(handler, graceful_shutdown, health_check_payload, metrics_labels)
-        await self.runtime.wait_for_shutdown()
-
-    async def register(self, handler: Callable, graceful_shutdown: bool = True,
-                       health_check_payload: Any = None, metrics_labels: Any = None) -> None:
-        """Start serving without blocking (serve_endpoint = register + wait for shutdown)."""
-        runtime = self.runtime
-        transport = await runtime._ensure_server()
-        runtime.dispatcher.add(self.path, handler, health_check_payload, metrics_labels)
-        if not graceful_shutdown:
-            runtime._graceful = False
-        comp = self.component
-        key = self.discovery_key(runtime.instance_id)
-        await runtime._backend.put(key, {
-            "namespace": comp.namespace.name, "component": comp.name, "endpoint": self.name,
-            "instance_id": runtime.instance_id, "transport": transport,
-        })
-
-    async def client(self, router: Optional[Router] = None, timeout: Optional[float] = None) -> Client:
-        """A started client; `router(instance_ids, request) -> instance_id` overrides generate()'s policy."""
-        await self.runtime.start()
-        return await Client(self, router, timeout).start()

@@ -1,1 +1,38 @@
-"""Request planes: how a request reaches an instance and its response stream comes back."""
+"""Request planes: how a request reaches an instance and its response stream comes back. The
+runtime sees every plane (inproc, tcp, nats) through these three protocols."""
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Protocol
+
+from ..context import Context
+
+
+class ResponseStream(Protocol):
+    """What `client.generate` returns: iterate it for Annotated items (or the handler's raw items
+    when opened with annotated=False); closing it, or stopping its context, cancels the handler."""
+
+    def context(self) -> Context: ...
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def __anext__(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class PlaneServer(Protocol):
+    """Serves this runtime's dispatcher on one plane."""
+
+    async def start(self) -> dict:
+        """Start serving; the transport record instances advertise in discovery (its "type" names the plane)."""
+
+    async def close(self) -> None: ...
+
+
+class PlaneClient(Protocol):
+    """Opens response streams to instances that advertise this plane's transport; one per runtime."""
+
+    async def open(self, transport: dict, instance_id: int, path: str, request: Any, context: Context,
+                   annotated: bool = True) -> ResponseStream: ...
+
+    async def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import msgspec
 
@@ -124,13 +124,16 @@ class StreamSink:
 
 
 class QueuedResponseStream:
-    """What the caller iterates (Annotated chunks). Only the caller holds it, so dropping it,
-    closing it, cancelling its consumer or stopping its context cancels the remote handler."""
+    """What the caller iterates: Annotated chunks, or the raw chunks when opened with annotated=False.
+    Only the caller holds it, so dropping it, closing it, cancelling its consumer or stopping its
+    context cancels the remote handler."""
 
-    __slots__ = ("_sink", "_closed", "_context", "_cancel_remote", "_remove_link", "__weakref__")
+    __slots__ = ("_sink", "_closed", "_context", "_cancel_remote", "_remove_link", "_annotated", "__weakref__")
 
-    def __init__(self, sink: StreamSink, context: Context, cancel_remote: Callable[[], None]):
+    def __init__(self, sink: StreamSink, context: Context, cancel_remote: Callable[[], None],
+                 annotated: bool = True):
         self._sink = sink
+        self._annotated = annotated
         self._closed = False
         self._context = context
         self._cancel_remote: Optional[Callable[[], None]] = cancel_remote
@@ -142,7 +145,7 @@ class QueuedResponseStream:
     def __aiter__(self):
         return self
 
-    async def __anext__(self) -> Annotated:
+    async def __anext__(self) -> Any:
         sink = self._sink
         items = sink.items
         while True:
@@ -151,7 +154,8 @@ class QueuedResponseStream:
                     sink.consumed += 1
                     if sink.consumed >= sink.grant_every:
                         sink.grant_consumed()
-                return Annotated(items.popleft())
+                item = items.popleft()
+                return Annotated(item) if self._annotated else item
             if sink.done:
                 self._settle()
                 if sink.error is not None:

@@ -130,8 +130,6 @@ class InprocResponseStream:
 class InprocClient:
     """Opens streams against dispatchers registered in this process."""
 
-    opens_raw = True  # open() takes annotated=False: the handler's items without an Annotated wrapper
-
     async def open(self, transport: dict, instance_id: int, path: str, request: Any,
                    context: Context, annotated: bool = True) -> InprocResponseStream:
         dispatcher = INSTANCES.get(instance_id)

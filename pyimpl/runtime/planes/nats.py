@@ -186,7 +186,7 @@ class NatsClient:
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_instances())
 
     async def open(self, transport: dict, instance_id: int, path: str, request: Any,
-                   context: Context) -> QueuedResponseStream:
+                   context: Context, annotated: bool = True) -> QueuedResponseStream:
         await self._ensure_started()
         subject = transport["subject"]
         reply = f"{self.prefix}.{next(self._ids)}"
@@ -209,7 +209,7 @@ class NatsClient:
         except BaseException:
             streams.pop(reply, None)
             raise
-        return QueuedResponseStream(sink, context, cancel_remote)
+        return QueuedResponseStream(sink, context, cancel_remote, annotated)
 
     async def _send_control(self, subject: str, frame: list) -> None:
         """CANCEL or CREDIT for a stream, sent to its instance."""

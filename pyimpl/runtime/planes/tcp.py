@@ -118,7 +118,7 @@ class TcpClientConnection:
         self.reader_task = conn.loop.create_task(self._read_loop())
         self.keepalive_task = conn.loop.create_task(self._keep_alive())
 
-    def open(self, path: str, request: Any, context: Context) -> QueuedResponseStream:
+    def open(self, path: str, request: Any, context: Context, annotated: bool = True) -> QueuedResponseStream:
         sid = next(self._ids)
         conn = self.conn
         streams = self.streams
@@ -134,7 +134,7 @@ class TcpClientConnection:
 
         conn.send([REQUEST, sid, path, context.id(), request, self.window])   # raises if unencodable
         sink = streams[sid] = StreamSink(self.window, grant)
-        return QueuedResponseStream(sink, context, cancel_remote)
+        return QueuedResponseStream(sink, context, cancel_remote, annotated)
 
     async def _read_loop(self) -> None:
         streams = self.streams
@@ -217,9 +217,9 @@ class TcpClient:
             del self._connecting[address]
 
     async def open(self, transport: dict, instance_id: int, path: str, request: Any,
-                   context: Context) -> QueuedResponseStream:
+                   context: Context, annotated: bool = True) -> QueuedResponseStream:
         conn = await self._connection(transport["address"])
-        return conn.open(path, request, context)
+        return conn.open(path, request, context, annotated)
 
     async def close(self) -> None:
         for conn in self._connections.values():
