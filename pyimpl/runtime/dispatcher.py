@@ -5,10 +5,23 @@ import asyncio
 import inspect
 import re
 import time
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Optional, Protocol, Union
 
 from .context import Context
 from .errors import EndpointNotFoundError
+
+Handler = Callable[..., AsyncIterator[Any]]    # handler(request) or handler(request, context): an async generator
+MetricsLabels = Union[Mapping[str, Any], Iterable[tuple[str, Any]], None]   # extra labels on an endpoint's metrics
+
+
+class StreamMetrics(Protocol):
+    """Where the dispatcher reports served streams (the system server's EndpointMetrics)."""
+
+    def declare(self, endpoint: str, labels: tuple[tuple[str, str], ...] = ()) -> None: ...
+
+    def begin(self, endpoint: str) -> None: ...
+
+    def end(self, endpoint: str, seconds: float) -> None: ...
 
 
 class ServedEndpoint:
@@ -16,7 +29,8 @@ class ServedEndpoint:
 
     __slots__ = ("path", "handler", "takes_context", "metrics", "health_check_payload")
 
-    def __init__(self, path: str, handler: Callable, metrics=None, health_check_payload=None):
+    def __init__(self, path: str, handler: Handler, metrics: Optional[StreamMetrics] = None,
+                 health_check_payload: Any = None):
         self.path = path
         self.handler = handler
         self.takes_context = _takes_context(handler)
@@ -32,7 +46,7 @@ class ServedEndpoint:
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
-def metrics_labels_of(labels: Any) -> tuple[tuple[str, str], ...]:
+def metrics_labels_of(labels: MetricsLabels) -> tuple[tuple[str, str], ...]:
     """serve_endpoint's metrics_labels ([(name, value)] or {name: value}) as checked (name, str) pairs."""
     if not labels:
         return ()
@@ -59,14 +73,14 @@ def _takes_context(handler: Callable) -> bool:
 class Dispatcher:
     """Finds the endpoint for a path and counts in-flight streams so shutdown can drain them."""
 
-    def __init__(self, metrics=None):
+    def __init__(self, metrics: Optional[StreamMetrics] = None):
         self.endpoints: dict[str, ServedEndpoint] = {}
         self.metrics = metrics
         self.inflight = 0
         self._idle: Optional[asyncio.Event] = None
 
-    def add(self, path: str, handler: Callable, health_check_payload=None,
-            metrics_labels: Any = None) -> ServedEndpoint:
+    def add(self, path: str, handler: Handler, health_check_payload: Any = None,
+            metrics_labels: MetricsLabels = None) -> ServedEndpoint:
         labels = metrics_labels_of(metrics_labels)
         served = ServedEndpoint(path, handler, self.metrics, health_check_payload)
         if self.metrics is not None:

@@ -2,9 +2,10 @@
 (registered in discovery with the transport of this runtime's request plane) or reached by a client."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .client import Client, Router
+from .dispatcher import Handler, MetricsLabels
 
 if TYPE_CHECKING:
     from .runtime import DistributedRuntime
@@ -53,15 +54,15 @@ class Endpoint:
     def discovery_key(self, instance_id: int) -> str:
         return f"{self.discovery_prefix}{instance_id:x}"
 
-    async def serve_endpoint(self, handler: Callable, graceful_shutdown: bool = True,
-                             metrics_labels: Any = None, health_check_payload: Any = None) -> None:
+    async def serve_endpoint(self, handler: Handler, graceful_shutdown: bool = True,
+                             metrics_labels: MetricsLabels = None, health_check_payload: Any = None) -> None:
         """Register `handler` (an async generator function) and serve until the runtime shuts down.
         `metrics_labels` ([(name, value)] or a dict) are extra labels on this endpoint's dynamo_component_* metrics."""
         await self.register(handler, graceful_shutdown, health_check_payload, metrics_labels)
         await self.runtime.wait_for_shutdown()
 
-    async def register(self, handler: Callable, graceful_shutdown: bool = True,
-                       health_check_payload: Any = None, metrics_labels: Any = None) -> None:
+    async def register(self, handler: Handler, graceful_shutdown: bool = True,
+                       health_check_payload: Any = None, metrics_labels: MetricsLabels = None) -> None:
         """Start serving without blocking (serve_endpoint = register + wait for shutdown)."""
         runtime = self.runtime
         transport = await runtime.serve(self.path, handler, graceful_shutdown, health_check_payload,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
 
 from .config import RuntimeConfig
 from .discovery.base import Discovery, WatchEvent
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Handler, MetricsLabels
 from .endpoint import Component, Endpoint, Namespace
 from .errors import ConfigurationError, ConnectError
-from .planes import PlaneClient, PlaneServer
+from .planes import PlaneClient, PlaneServer, Transport
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -44,7 +44,7 @@ class DistributedRuntime:
         self._nats_connecting: Optional[asyncio.Task] = None
         self._started: Optional[asyncio.Future] = None
         self._server: Optional[PlaneServer] = None
-        self._server_transport: Optional[dict] = None
+        self._server_transport: Optional[Transport] = None
         self._server_lock: Optional[asyncio.Lock] = None
         self._plane_clients: dict[str, PlaneClient] = {}
         self._clients: list["Client"] = []
@@ -119,7 +119,7 @@ class DistributedRuntime:
         except Exception as exc:
             raise ConnectError(f"cannot connect to NATS at {self.config.nats_server}: {exc}") from exc
 
-    async def _ensure_server(self) -> dict:
+    async def _ensure_server(self) -> Transport:
         """Start this runtime's request-plane server (once) and return its advertised transport."""
         await self.start()
         if self._server_transport is not None:
@@ -142,8 +142,8 @@ class DistributedRuntime:
         return self._server_transport
 
     # --- what endpoints and clients use ---------------------------------------------------
-    async def serve(self, path: str, handler: Callable, graceful_shutdown: bool = True,
-                    health_check_payload: Any = None, metrics_labels: Any = None) -> dict:
+    async def serve(self, path: str, handler: Handler, graceful_shutdown: bool = True,
+                    health_check_payload: Any = None, metrics_labels: MetricsLabels = None) -> Transport:
         """Serve `handler` at `path` ("ns.comp.ep") on this runtime's request-plane server, started on
         first use; returns the transport record to advertise in discovery. One endpoint served with
         graceful_shutdown=False makes shutdown skip the drain of in-flight streams."""

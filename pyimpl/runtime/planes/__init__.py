@@ -2,9 +2,17 @@
 runtime sees every plane (inproc, tcp, nats) through these three protocols."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Protocol, TypedDict
 
 from ..context import Context
+
+
+class Transport(TypedDict, total=False):
+    """How an instance is reached, as its discovery record advertises it."""
+
+    type: str          # "inproc" | "tcp" | "nats": which PlaneClient opens its streams
+    address: str       # tcp: "host:port"
+    subject: str       # nats: the instance's subject
 
 
 class ResponseStream(Protocol):
@@ -23,8 +31,8 @@ class ResponseStream(Protocol):
 class PlaneServer(Protocol):
     """Serves this runtime's dispatcher on one plane."""
 
-    async def start(self) -> dict:
-        """Start serving; the transport record instances advertise in discovery (its "type" names the plane)."""
+    async def start(self) -> Transport:
+        """Start serving; returns the transport this instance advertises in discovery."""
 
     async def close(self) -> None: ...
 
@@ -32,7 +40,7 @@ class PlaneServer(Protocol):
 class PlaneClient(Protocol):
     """Opens response streams to instances that advertise this plane's transport; one per runtime."""
 
-    async def open(self, transport: dict, instance_id: int, path: str, request: Any, context: Context,
+    async def open(self, transport: Transport, instance_id: int, path: str, request: Any, context: Context,
                    annotated: bool = True) -> ResponseStream: ...
 
     async def close(self) -> None: ...

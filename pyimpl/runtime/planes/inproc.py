@@ -9,6 +9,7 @@ from ..annotated import Annotated
 from ..context import Context
 from ..dispatcher import Dispatcher, ServedEndpoint
 from ..errors import NoInstancesError, RemoteHandlerError
+from . import Transport
 
 INSTANCES: dict[int, Dispatcher] = {}
 
@@ -20,7 +21,7 @@ class InprocServer:
         self.dispatcher = dispatcher
         self.instance_id = instance_id
 
-    async def start(self) -> dict:
+    async def start(self) -> Transport:
         INSTANCES[self.instance_id] = self.dispatcher
         return {"type": "inproc"}
 
@@ -130,7 +131,7 @@ class InprocResponseStream:
 class InprocClient:
     """Opens streams against dispatchers registered in this process."""
 
-    async def open(self, transport: dict, instance_id: int, path: str, request: Any,
+    async def open(self, transport: Transport, instance_id: int, path: str, request: Any,
                    context: Context, annotated: bool = True) -> InprocResponseStream:
         dispatcher = INSTANCES.get(instance_id)
         if dispatcher is None:

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
+from . import Transport
 from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, PING_FRAME, REQUEST,
                    QueuedResponseStream, StreamSink)
 from .nats_wire import PENDING_LIMITS, PING_INTERVAL, NatsCodec, PingWatch, instance_subject
@@ -85,7 +86,7 @@ class NatsServer:
         self._sub = None
         self._sender: Optional[asyncio.Task] = None
 
-    async def start(self) -> dict:
+    async def start(self) -> Transport:
         self._sender = asyncio.get_running_loop().create_task(self._send_forever())
         self._sub = await self.nc.subscribe(self.subject, cb=self._on_message, **PENDING_LIMITS)
         await self.nc.flush()
@@ -185,7 +186,7 @@ class NatsClient:
         self._sub = await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply, **PENDING_LIMITS)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_instances())
 
-    async def open(self, transport: dict, instance_id: int, path: str, request: Any,
+    async def open(self, transport: Transport, instance_id: int, path: str, request: Any,
                    context: Context, annotated: bool = True) -> QueuedResponseStream:
         await self._ensure_started()
         subject = transport["subject"]

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError, StreamIncompleteError
+from . import Transport
 from .base import (CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, REQUEST, QueuedResponseStream,
                    StreamSink, incomplete)
 from .stream_server import ServedStreams
@@ -64,7 +65,7 @@ class TcpServer:
         self._connections: set[FramedConnection] = set()
         self._tasks: set[asyncio.Task] = set()
 
-    async def start(self) -> dict:
+    async def start(self) -> Transport:
         self.server = await asyncio.start_server(self._serve_connection, self.host, 0, limit=READ_SIZE)
         port = self.server.sockets[0].getsockname()[1]
         self.address = f"{self.host}:{port}"
@@ -216,7 +217,7 @@ class TcpClient:
         finally:
             del self._connecting[address]
 
-    async def open(self, transport: dict, instance_id: int, path: str, request: Any,
+    async def open(self, transport: Transport, instance_id: int, path: str, request: Any,
                    context: Context, annotated: bool = True) -> QueuedResponseStream:
         conn = await self._connection(transport["address"])
         return conn.open(path, request, context, annotated)
