@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pyimpl.capi.status import ERR_INVALID_ARGUMENT, CapiError
+from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
 
 DISCOVERY = ("mem", "file", "nats")
 REQUEST_PLANES = ("inproc", "tcp", "nats")
@@ -63,3 +63,18 @@ def parse_config(text: str | None) -> EmbeddedConfig:
     if config.mock_endpoint is not None and len(config.mock_endpoint.split(".")) != 3:
         raise _bad('key "mock_endpoint" must be "namespace.component.endpoint"')
     return config
+
+
+def check_model_path(path: str) -> None:
+    """CapiError(DYNAMO_ERR_NOT_FOUND) unless `path` is a HF model folder, a .gguf file or a folder holding one."""
+    from pathlib import Path
+
+    from pyimpl.llm.engine.gguf_reader import find_gguf
+    if Path(path, "config.json").is_file():
+        return
+    try:
+        if find_gguf(path) is not None:
+            return
+    except (OSError, ValueError) as exc:
+        raise CapiError(ERR_NOT_FOUND, str(exc)) from None
+    raise CapiError(ERR_NOT_FOUND, f"no model folder (config.json) or GGUF file at {path!r}")

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from pyimpl.capi.config import EmbeddedConfig
+from pyimpl.capi.config import EmbeddedConfig, check_model_path
 from pyimpl.capi.mock_endpoint import mock_stream
 from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
@@ -49,8 +49,7 @@ class RuntimeSession:
             from pyimpl.llm.worker import serve_model
             from pyimpl.models import demo_model_path
             path = config.model or str(demo_model_path())
-            if not Path(path, "config.json").is_file():
-                raise CapiError(ERR_NOT_FOUND, f"no model folder (config.json) at {path!r}")
+            check_model_path(path)
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem":
             from pyimpl.llm.model_manager import ModelManager

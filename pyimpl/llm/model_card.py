@@ -39,8 +39,10 @@ def card_key(model_name: str, instance_id: int) -> str:
 
 
 def read_model_config(model_path: str | Path) -> dict:
-    """Context length, EOS ids and model kind read from a model folder's config files."""
-    path = Path(model_path)
+    """Context length, EOS ids and model kind read from a model folder's config files (or a GGUF's converted ones)."""
+    from pyimpl.llm.engine.gguf_cache import resolve_model_dir
+
+    path = Path(resolve_model_dir(model_path))
     config = _load_json(path / "config.json")
     generation = _load_json(path / "generation_config.json")
     eos = generation.get("eos_token_id", config.get("eos_token_id"))

@@ -27,8 +27,14 @@ class Preprocessor:
 
     @classmethod
     def from_model_dir(cls, path: str | Path) -> "Preprocessor":
-        """Load the tokenizer and chat template found in `path` (no network access)."""
-        path = Path(path)
+        """Load the tokenizer and chat template found in `path` (no network access).
+
+        `path` may also be a .gguf file or a folder holding one: its converted folder is used (gguf_cache)."""
+        from pyimpl.llm.engine.gguf_cache import resolve_model_dir
+
+        if not Path(path).exists():
+            raise ValueError(f"model folder not found: {path}")
+        path = Path(resolve_model_dir(path))
         if not path.is_dir():
             raise ValueError(f"model folder not found: {path}")
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

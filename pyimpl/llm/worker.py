@@ -55,8 +55,9 @@ class GuidedDecoding:
 
 def _load_tokenizer(model_path: str) -> Any:
     from transformers import AutoTokenizer
+    from pyimpl.llm.engine.gguf_cache import resolve_model_dir
     from pyimpl.llm.guided_json import token_texts
-    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_path), local_files_only=True)
     token_texts(tokenizer)  # warm the per-tokenizer cache off the event loop
     return tokenizer
 
@@ -161,7 +162,7 @@ async def serve_model(rt: Any, model_path: str | Path, model_name: str | None = 
     gc.collect()
     gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams
     card = ModelCard(
-        name=model_name or Path(model_path).name, model_path=model_path, endpoint=endpoint,
+        name=model_name or Path(model_path).name.removesuffix(".gguf"), model_path=model_path, endpoint=endpoint,
         model_type=model_type, context_length=getattr(core, "max_model_len", config["context_length"]),
         kv_block_size=getattr(core, "block_size", 16), tool_call_parser=tool_call_parser,
         reasoning_parser=reasoning_parser,
