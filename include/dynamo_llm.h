@@ -152,7 +152,12 @@ DYNAMO_API const char* dynamo_last_error(void);
  * is DYNAMO_ERR_PYTHON_INIT and sticks for the life of the process.
  * Ownership: *out belongs to the caller; release it with
  * dynamo_runtime_destroy. Thread-safe; blocks while the runtime starts
- * (loading a model takes seconds). Several runtimes may live at once. */
+ * (loading a model takes seconds). Several runtimes may live at once, each
+ * its own world: with "mem" discovery (the default) a runtime sees only its
+ * own models and endpoints; runtimes see each other only when they join the
+ * same "file" or "nats" deployment. A stream whose worker goes away before
+ * the response is complete ends with an error (DYNAMO_ERR_UNAVAILABLE), never
+ * like a finished one. */
 DYNAMO_API dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t** out);
 
 /* Shut a runtime down and release it. Its live streams end with

@@ -8,6 +8,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 resolves to the CPU wheel on this machine's disk.
 .venv/bin/python -m pip install -q -e '.[test]'
+# the distribution was named pyimpl before it became the dynamo-llm-capi wheel: drop a stale editable install
+if .venv/bin/python -m pip show -q pyimpl >/dev/null 2>&1; then .venv/bin/python -m pip uninstall -q -y pyimpl; fi
 if [ -f capi/build_capi.py ]; then
   .venv/bin/cmake -S . -B build -DPython3_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
   .venv/bin/cmake --build build -j2 >/dev/null

@@ -1,6 +1,7 @@
 /* Starts the embedded interpreter ourselves, before cffi would: isolated
- * config, the build-time venv (or $DYNAMO_LLM_VENV), libpython promoted to
- * RTLD_GLOBAL for dlopen(RTLD_LOCAL) hosts, and failures as status codes. */
+ * config, the Python environment found relative to the library (python_home.c),
+ * libpython promoted to RTLD_GLOBAL for dlopen(RTLD_LOCAL) hosts, and failures
+ * as status codes. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -13,7 +14,8 @@
 #include <unistd.h>
 
 #include "dyn_internal.h"
-#include "dyn_build_paths.h" /* DYN_PYTHON_EXECUTABLE, DYN_LIBPYTHON, DYN_PYTHON_PATHS (generated) */
+#include "dyn_build_paths.h" /* DYN_LIBPYTHON: the soname of libpython (generated) */
+#include "python_home.h"
 
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static dynamo_status_t start_status = DYNAMO_OK;
@@ -80,17 +82,16 @@ static int foreign_python(void) {
     return 1;
 }
 
-static int set_search_paths(PyConfig* config) {
-    static const char* paths[] = {DYN_PYTHON_PATHS};
-    config->module_search_paths_set = 1;
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        wchar_t* w = Py_DecodeLocale(paths[i], NULL);
-        if (!w) return 0;
-        PyStatus st = PyWideStringList_Append(&config->module_search_paths, w);
-        PyMem_RawFree(w);
-        if (PyStatus_Exception(st)) return 0;
-    }
-    return 1;
+static dyn_python_home_t python_home;
+
+/* python.cfg's `path` (the Python side installed beside the library) goes first on sys.path. */
+static int prepend_sys_path(const char* dir) {
+    PyObject* path = PySys_GetObject("path"); /* borrowed */
+    PyObject* item = PyUnicode_DecodeFSDefault(dir);
+    int ok = path && item && PyList_Insert(path, 0, item) == 0;
+    Py_XDECREF(item);
+    if (!ok) PyErr_Clear();
+    return ok;
 }
 
 static void start_python(void) {
@@ -101,16 +102,9 @@ static void start_python(void) {
     }
     if (Py_IsInitialized()) return; /* a Python host: reuse its interpreter */
 
-    const char* venv = getenv("DYNAMO_LLM_VENV");
-    char program[4096];
-    if (venv && *venv) {
-        snprintf(program, sizeof program, "%s/pyvenv.cfg", venv);
-        if (access(program, R_OK) != 0) { fail_start("DYNAMO_LLM_VENV=%s has no pyvenv.cfg%s", venv, NULL); return; }
-        snprintf(program, sizeof program, "%s/bin/python3", venv);
-    } else {
-        snprintf(program, sizeof program, "%s", DYN_PYTHON_EXECUTABLE);
-    }
-    if (access(program, X_OK) != 0) { fail_start("Python executable %s not found%s", program, NULL); return; }
+    char why[sizeof start_message - 64];
+    if (!dyn_python_home_find(&python_home, why, sizeof why)) { fail_start("%s%s", why, NULL); return; }
+    const char* program = python_home.program;
 
     PyPreConfig pre;
     PyPreConfig_InitIsolatedConfig(&pre);
@@ -125,7 +119,7 @@ static void start_python(void) {
     config.parse_argv = 0;
     st = PyConfig_SetBytesString(&config, &config.program_name, program);
     if (!PyStatus_Exception(st)) st = PyConfig_SetBytesString(&config, &config.executable, program);
-    if (PyStatus_Exception(st) || (!(venv && *venv) && !set_search_paths(&config))) {
+    if (PyStatus_Exception(st)) {
         PyConfig_Clear(&config);
         fail_start("cannot build the interpreter config for %s%s", program, NULL);
         return;
@@ -136,7 +130,9 @@ static void start_python(void) {
         fail_start("Py_InitializeFromConfig failed: %s%s", st.err_msg ? st.err_msg : "?", NULL);
         return;
     }
+    int path_ok = !python_home.path[0] || prepend_sys_path(python_home.path);
     PyEval_SaveThread(); /* the loop thread and cffi take the GIL when they need it */
+    if (!path_ok) fail_start("cannot put %s on sys.path%s", python_home.path, NULL);
 }
 
 /* Runs cffi's init code (import of pyimpl.capi.bridge); a failure there leaves the
@@ -144,8 +140,8 @@ static void start_python(void) {
 static void check_python_side(void) {
     if (dyn_py_ready() != 1)
         fail_start("the Python side of the C ABI (pyimpl.capi.bridge) could not be loaded with %s%s; "
-                   "its traceback went to stderr", getenv("DYNAMO_LLM_VENV") ? getenv("DYNAMO_LLM_VENV")
-                                                                             : DYN_PYTHON_EXECUTABLE, "");
+                   "its traceback went to stderr", python_home.program[0] ? python_home.program
+                                                                           : "the host's interpreter", "");
 }
 static pthread_once_t ready_once = PTHREAD_ONCE_INIT;
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -11,6 +12,7 @@ from pyimpl.capi.mock_endpoint import mock_stream
 from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
 
+_WORLDS = itertools.count(1)  # each C runtime with mem discovery is its own world (no shared in-process keys)
 ENDPOINT_WAIT_S = 2.0      # how long a generate waits for an endpoint's first instance
 MODEL_WAIT_S = 60.0        # how long create waits for the served model's card
 
@@ -31,7 +33,8 @@ class RuntimeSession:
         from pyimpl.runtime import DistributedRuntime
         runtime = await DistributedRuntime.create(discovery_backend=config.discovery,
                                                   request_plane=config.request_plane,
-                                                  nats_server=config.nats_url, file_kv_dir=config.file_kv_dir)
+                                                  nats_server=config.nats_url, file_kv_dir=config.file_kv_dir,
+                                                  mem_scope=f"capi-runtime-{next(_WORLDS)}")
         session = cls(config, runtime)
         try:
             await session._serve()

@@ -290,6 +290,9 @@ class ModelManager:
             async for index, data in items:
                 if index not in unfinished:
                     continue
+                if data.get("finish_reason") == "abort":  # cut short by the serving side (worker shutdown):
+                    raise NoWorkerError(f"the worker serving '{req.model}' stopped before the response "
+                                        f"was complete")  # never a normal-looking end
                 delta, logprobs, reason = posts[index].on_chunk(data)
                 if delta is None and reason is None and logprobs is None:
                     continue

@@ -27,6 +27,7 @@ class RuntimeConfig:
     stream_window: int = 1024            # chunks a handler may run ahead of a remote consumer
     tcp_keepalive: float = 5.0           # s without any frame from a tcp worker before its streams fail
     nats_kv_bucket: str = "dynamo_discovery"   # JetStream KV bucket of the nats discovery backend
+    mem_scope: str = ""                  # mem discovery: runtimes naming the same scope see each other
     log_level: Optional[str] = None
 
     @classmethod

@@ -86,7 +86,7 @@ class DistributedRuntime:
             await self._nats_connection()
         if cfg.discovery_backend == "mem":
             from .discovery.mem import MemDiscovery
-            self._backend = MemDiscovery()
+            self._backend = MemDiscovery(cfg.mem_scope)
         elif cfg.discovery_backend == "file":
             from .discovery.file import FileDiscovery
             self._backend = FileDiscovery(cfg.file_kv_dir, cfg.discovery_ttl)

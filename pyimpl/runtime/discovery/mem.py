@@ -1,6 +1,8 @@
-"""In-process discovery: a dict shared by every runtime in this process."""
+"""In-process discovery: a dict shared by the runtimes of one scope in this process (the default
+scope "" by every runtime that names none; the C ABI gives each runtime its own)."""
 from __future__ import annotations
 
+import weakref
 from typing import AsyncIterator
 
 from .base import Discovery, WatchEvent, WatchQueue
@@ -27,36 +29,46 @@ class _MemStore:
 
 
 STORE = _MemStore()
+# scope -> store, alive while a MemDiscovery of that scope is (the default scope's for good)
+_SCOPES: "weakref.WeakValueDictionary[str, _MemStore]" = weakref.WeakValueDictionary({"": STORE})
+
+
+def _store(scope: str) -> _MemStore:
+    store = _SCOPES.get(scope)
+    if store is None:
+        store = _SCOPES[scope] = _MemStore()
+    return store
 
 
 class MemDiscovery(Discovery):
-    """Keys live in STORE; the lease is this object: close() deletes what it put."""
+    """Keys live in the scope's store; the lease is this object: close() deletes what it put."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str = "") -> None:
         self._owned: set[str] = set()
+        self._store = _store(scope)
 
     def owned_keys(self) -> list[str]:
         return list(self._owned)
 
     async def put(self, key: str, value: dict) -> None:
         self._owned.add(key)
-        STORE.put(key, value)
+        self._store.put(key, value)
 
     async def delete(self, key: str) -> None:
         self._owned.discard(key)
-        STORE.delete(key)
+        self._store.delete(key)
 
     async def list(self, prefix: str) -> dict[str, dict]:
-        return {k: v for k, v in STORE.values.items() if k.startswith(prefix)}
+        return {k: v for k, v in self._store.values.items() if k.startswith(prefix)}
 
     async def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
         watcher = WatchQueue(prefix)
-        STORE.watchers.add(watcher)
+        self._store.watchers.add(watcher)
         try:
-            for key, value in list(STORE.values.items()):
+            for key, value in list(self._store.values.items()):
                 if key.startswith(prefix):
                     yield WatchEvent("put", key, value)
             while True:
                 yield await watcher.queue.get()
         finally:
-            STORE.watchers.discard(watcher)
+            self._store.watchers.discard(watcher)
