@@ -28,6 +28,28 @@ class ResponseStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ResponseStreamBase:
+    """What every plane's response stream shares: its context, `async for` and `async with`
+    (leaving the block closes the stream, so the handler is cancelled if still running)."""
+
+    __slots__ = ("_context",)
+
+    def context(self) -> Context:
+        return self._context
+
+    def __aiter__(self) -> "ResponseStreamBase":
+        return self
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> "ResponseStreamBase":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 class PlaneServer(Protocol):
     """Serves this runtime's dispatcher on one plane."""
 

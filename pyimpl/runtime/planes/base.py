@@ -12,6 +12,7 @@ from ..annotated import Annotated
 from ..context import Context
 from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, RemoteHandlerError,
                       StreamIncompleteError)
+from . import ResponseStreamBase
 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
 REQUEST, CANCEL, DATA, END, ERROR, PING, PART, BATCH, CREDIT = range(9)
@@ -123,12 +124,12 @@ class StreamSink:
             waiter.set_result(None)
 
 
-class QueuedResponseStream:
+class QueuedResponseStream(ResponseStreamBase):
     """What the caller iterates: Annotated chunks, or the raw chunks when opened with annotated=False.
     Only the caller holds it, so dropping it, closing it, cancelling its consumer or stopping its
     context cancels the remote handler."""
 
-    __slots__ = ("_sink", "_closed", "_context", "_cancel_remote", "_remove_link", "_annotated", "__weakref__")
+    __slots__ = ("_sink", "_closed", "_cancel_remote", "_remove_link", "_annotated", "__weakref__")
 
     def __init__(self, sink: StreamSink, context: Context, cancel_remote: Callable[[], None],
                  annotated: bool = True):
@@ -138,12 +139,6 @@ class QueuedResponseStream:
         self._context = context
         self._cancel_remote: Optional[Callable[[], None]] = cancel_remote
         self._remove_link = context.add_weak_stop_callback(self, "_on_context_stopped")
-
-    def context(self) -> Context:
-        return self._context
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self) -> Any:
         sink = self._sink
@@ -181,12 +176,6 @@ class QueuedResponseStream:
         self._closed = True
 
     async def aclose(self) -> None:
-        self._abandon()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
         self._abandon()
 
     def _cancel(self) -> bool:

@@ -9,7 +9,7 @@ from ..annotated import Annotated
 from ..context import Context
 from ..dispatcher import Dispatcher, ServedEndpoint
 from ..errors import NoInstancesError, RemoteHandlerError
-from . import Transport
+from . import ResponseStreamBase, Transport
 
 INSTANCES: dict[int, Dispatcher] = {}
 
@@ -29,11 +29,11 @@ class InprocServer:
         INSTANCES.pop(self.instance_id, None)
 
 
-class InprocResponseStream:
+class InprocResponseStream(ResponseStreamBase):
     """Runs the handler generator inside the consumer's task; closing it closes the generator.
     Yields Annotated items, or the handler's raw items when opened with annotated=False."""
 
-    __slots__ = ("_gen", "_served", "_dispatcher", "_started", "_context", "_handler_context",
+    __slots__ = ("_gen", "_served", "_dispatcher", "_started", "_handler_context",
                  "_done", "_task", "_stopped_by_context", "_remove_link", "_annotated", "__weakref__")
 
     def __init__(self, dispatcher: Dispatcher, served: ServedEndpoint, request: Any, context: Context,
@@ -49,12 +49,6 @@ class InprocResponseStream:
         self._task: Optional[asyncio.Task] = None
         self._stopped_by_context = False
         self._remove_link = context.add_weak_stop_callback(self, "_on_context_stopped")
-
-    def context(self) -> Context:
-        return self._context
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self) -> Any:
         if self._done:
@@ -104,12 +98,6 @@ class InprocResponseStream:
         if not self._done:
             self._abandon()
             await self._close_generator()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
 
     def _on_context_stopped(self) -> None:
         self._handler_context.stop_generating()

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 
 from ..context import Context
 from ..dispatcher import Dispatcher
@@ -22,7 +23,7 @@ from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
 from . import Transport
 from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, PING_FRAME, REQUEST,
                    QueuedResponseStream, StreamSink)
-from .nats_wire import PENDING_LIMITS, PING_INTERVAL, NatsCodec, PingWatch, instance_subject
+from .nats_wire import PENDING_LIMITS, PING_INTERVAL, NatsCodec, PingWatch, instance_subject, unsubscribe_quietly
 from .stream_server import ServedStreams
 
 log = logging.getLogger("pyimpl.runtime.nats_plane")
@@ -83,7 +84,7 @@ class NatsServer:
         self.outbox: deque[tuple[str, list]] = deque()
         self.wakeup = asyncio.Event()
         self.space = asyncio.Event()         # set whenever the sender emptied the outbox
-        self._sub = None
+        self._sub: Optional[Subscription] = None
         self._sender: Optional[asyncio.Task] = None
 
     async def start(self) -> Transport:
@@ -93,12 +94,8 @@ class NatsServer:
         return {"type": "nats", "subject": self.subject}
 
     async def close(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception:
-                pass
-            self._sub = None
+        sub, self._sub = self._sub, None
+        await unsubscribe_quietly(sub)
         tasks = self.streams.stop_all(shutting_down=True)
         if tasks:                     # they queue an "incomplete" error for their clients
             await asyncio.wait(tasks, timeout=1.0)
@@ -171,7 +168,7 @@ class NatsClient:
         self.prefix = f"dynamo.reply.{uuid.uuid4().hex}"
         self._ids = itertools.count(1)
         self._streams: dict[str, tuple[StreamSink, str]] = {}
-        self._sub = None
+        self._sub: Optional[Subscription] = None
         self._watchdog: Optional[asyncio.Task] = None
         self._starting: Optional[asyncio.Task] = None
         self._watches: dict[str, PingWatch] = {}     # instance subject -> its ping state
@@ -268,8 +265,4 @@ class NatsClient:
         self._streams.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception:
-                pass
+        await unsubscribe_quietly(self._sub)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 
 from .base import PART, PING_FRAME
 
@@ -80,3 +81,12 @@ class PingWatch:
             return self.failures < PING_FAILURES
         self.failures = 0
         return True
+
+
+async def unsubscribe_quietly(sub: Optional[Subscription]) -> None:
+    """End a subscription at shutdown; a connection already closed or reconnecting is no error."""
+    if sub is not None:
+        try:
+            await sub.unsubscribe()
+        except Exception:
+            pass
