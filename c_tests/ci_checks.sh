@@ -35,10 +35,11 @@ trap 'rm -rf "$TMP"' EXIT
 "$CMAKE" --install "$BUILD" --prefix "$TMP/prefix" >/dev/null
 test -f "$TMP/prefix/include/dynamo_llm.h"
 test -L "$TMP/prefix/lib/libdynamo_llm_capi.so"
+test -f "$TMP/prefix/lib/libdynamo_llm_capi.a"
 "$CMAKE" -S c_tests/install_consumer -B "$TMP/consumer" -DCMAKE_PREFIX_PATH="$TMP/prefix" >/dev/null
 "$CMAKE" --build "$TMP/consumer" >/dev/null
 "$TMP/consumer/consumer"
 PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig" cc -o "$TMP/pc_consumer" c_tests/install_consumer/main.c \
-  $(PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig" pkg-config --cflags --libs dynamo_llm) -Wl,-rpath,"$TMP/prefix/lib"
-"$TMP/pc_consumer"
+  $(PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig" pkg-config --cflags --libs dynamo_llm)
+env -u LD_LIBRARY_PATH "$TMP/pc_consumer" --mock  # the .pc's rpath, no LD_LIBRARY_PATH
 echo "ok: install, find_package and pkg-config"

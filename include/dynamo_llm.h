@@ -20,9 +20,18 @@
  *    call returns DYNAMO_ERR_FORKED (the embedded interpreter cannot follow).
  *
  * The embedded interpreter ignores PYTHONHOME, PYTHONPATH and the python3 on
- * PATH: it starts from the virtual environment and module path recorded when
- * the library was built. Environment variables read by the library:
- *   DYNAMO_LLM_VENV=DIR   use the venv DIR instead (pyimpl must be installed there)
+ * PATH. It finds its Python relative to the library file itself, first of:
+ *   1. $DYNAMO_LLM_PYTHONHOME=DIR (a venv or Python prefix; DIR/bin/python3),
+ *      or $DYNAMO_LLM_VENV=DIR (a venv): dynamo-llm-capi must be importable there;
+ *   2. `home = DIR` in dynamo_llm/python.cfg beside the library (cmake writes it:
+ *      the build's venv; `path = DIR` there goes first on sys.path: the Python
+ *      side that cmake --install puts beside the library);
+ *   3. the venv or Python prefix that holds the library (pip install dynamo-llm-capi).
+ * That environment must be the Python X.Y the library was built for; its
+ * libpythonX.Y.so.1.0 is a load-time dependency found by the dynamic loader
+ * (LD_LIBRARY_PATH, the library's RUNPATH = the build Python's LIBDIR, ld.so.cache).
+ * A program linked with libdynamo_llm_capi.a has no library file to look beside:
+ * it sets DYNAMO_LLM_PYTHONHOME. Other variables read by the library:
  *   PYTHONMALLOC=malloc   let valgrind/ASan see Python's allocations
  * The runtime's own DYN_* variables (see docs) fill in what config_json leaves out.
  * A host that already runs Python (ctypes, cffi) shares its interpreter.
@@ -147,9 +156,9 @@ DYNAMO_API const char* dynamo_last_error(void);
  *   "mock_endpoint": "ns.comp.ep"    also serve a built-in test generator
  *       there: request {"n": N, "interval_us": U, "busy_ms": B}, chunks
  *       {"index": i, "token_ids": [i], "t_ns": CLOCK_MONOTONIC ns}.
- * The first call starts the embedded interpreter (from the environment
- * recorded at build time, or the venv named by $DYNAMO_LLM_VENV); a failure
- * is DYNAMO_ERR_PYTHON_INIT and sticks for the life of the process.
+ * The first call starts the embedded interpreter (from the Python environment
+ * found as described at the top of this header); a failure is
+ * DYNAMO_ERR_PYTHON_INIT and sticks for the life of the process.
  * Ownership: *out belongs to the caller; release it with
  * dynamo_runtime_destroy. Thread-safe; blocks while the runtime starts
  * (loading a model takes seconds). Several runtimes may live at once, each
