@@ -15,7 +15,8 @@ class StreamHandlers:
         self.cancelled: dict[str, asyncio.Event] = {}
         self.produced: dict[str, int] = {}
 
-    def _event(self, request_id: str) -> asyncio.Event:
+    def ended_event(self, request_id: str) -> asyncio.Event:
+        """Set once the handler of request `request_id` ended (slow, endless)."""
         return self.cancelled.setdefault(request_id, asyncio.Event())
 
     async def count(self, request, context: Context):
@@ -32,7 +33,7 @@ class StreamHandlers:
                 i += 1
                 await asyncio.sleep(request.get("interval", 0.01))
         finally:
-            self._event(context.id()).set()
+            self.ended_event(context.id()).set()
 
     async def fail(self, request, context: Context):
         """One chunk, then ValueError("boom: <why>"), its message ending in a lone surrogate (which
@@ -59,7 +60,7 @@ class StreamHandlers:
                 yield {"i": i}
                 i += 1
         finally:
-            self._event(request_id).set()
+            self.ended_event(request_id).set()
 
     async def progress(self, request, context: Context):
         """How many chunks the endless stream of request `id` has produced."""
@@ -68,7 +69,7 @@ class StreamHandlers:
     async def was_cancelled(self, request, context: Context):
         """Waits (up to `timeout`) until the handler of request `id` ended; yields whether it did."""
         try:
-            await asyncio.wait_for(self._event(request["id"]).wait(), request.get("timeout", 5))
+            await asyncio.wait_for(self.ended_event(request["id"]).wait(), request.get("timeout", 5))
             yield {"cancelled": True}
         except asyncio.TimeoutError:
             yield {"cancelled": False}

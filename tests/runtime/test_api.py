@@ -90,12 +90,18 @@ async def _ask(stream) -> int:
     return [a.data() async for a in stream][0]
 
 
+async def _until_instances(client, count: int, timeout: float = 5.0) -> None:
+    """Bounded wait until the client's discovery watch knows `count` instances."""
+    async def poll():
+        while len(client.instance_ids()) < count:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout)
+
+
 async def test_routing_policies_and_hook(two_servers):
     caller, ids, _ = two_servers
     client = await caller.endpoint("routing.c.who").client()
-    await client.wait_for_instances(5)
-    while len(client.instance_ids()) < 2:
-        await client._changed.wait()
+    await _until_instances(client, 2)
     assert client.instance_ids() == ids
     assert {await _ask(await client.round_robin(None)) for _ in range(4)} == set(ids)
     assert {await _ask(await client.generate(None)) for _ in range(4)} == set(ids)
@@ -139,7 +145,7 @@ async def test_context_passed_downstream_links_cancellation():
         stream = await client.generate({"interval": 0.01}, context=context)
         await stream.__anext__()
         await stream.aclose()
-        await asyncio.wait_for(service._event(context.id()).wait(), 5)
+        await asyncio.wait_for(service.ended_event(context.id()).wait(), 5)
     finally:
         await caller.shutdown()
         await middle_rt.shutdown()
@@ -190,14 +196,14 @@ async def _http_get(port: int, path: str) -> tuple[int, str]:
 
 
 async def test_system_server_health_and_metrics():
-    runtime = await DistributedRuntime.create("mem", "inproc", system_port=0)
+    port = free_port()
+    runtime = await DistributedRuntime.create("mem", "inproc", system_port=port)
     try:
         service = StreamHandlers()
         await runtime.endpoint("sys.c.count").register(service.count, health_check_payload={"n": 1})
         await runtime.endpoint("sys.c.fail").register(service.fail)   # no payload: not checked
         client = await runtime.endpoint("sys.c.count").client()
         assert [a.data()["i"] async for a in await client.generate({"n": 3})] == [0, 1, 2]
-        port = runtime._system.port
         status, body = await _http_get(port, "/health")
         health = json.loads(body)
         assert status == 200 and health["endpoints"] == ["sys.c.count", "sys.c.fail"]
@@ -230,13 +236,15 @@ async def test_instances_command_lists_records(tmp_path, subprocess_env):
 
 async def test_round_robin_moves_on_from_an_unreachable_instance(two_servers):
     caller, ids, servers = two_servers
-    client = await caller.endpoint("routing.c.who").client()
-    while len(client.instance_ids()) < 2:
-        await client._changed.wait()
-    victim = next(rt for rt in servers if rt.instance_id == ids[0])
-    await victim._server.close()                      # listener gone, its discovery record still there
-    answers = [await _ask(await client.round_robin(None)) for _ in range(4)]
-    assert answers == [ids[1]] * 4 and ids[0] in client.instance_ids()
+    endpoint = caller.endpoint("routing.c.who")
+    lost = 1                                           # a record whose listener is gone (nothing on that port)
+    await servers[0].discovery.put(endpoint.discovery_key(lost), {
+        "namespace": "routing", "component": "c", "endpoint": "who", "instance_id": lost,
+        "transport": {"type": "tcp", "address": f"127.0.0.1:{free_port()}"}})
+    client = await endpoint.client()
+    await _until_instances(client, 3)
+    answers = [await _ask(await client.round_robin(None)) for _ in range(6)]
+    assert set(answers) == set(ids) and lost in client.instance_ids()     # every pick of it moved on
 
 
 async def test_unreachable_nats_is_a_clear_error_not_a_hang():
@@ -245,7 +253,8 @@ async def test_unreachable_nats_is_a_clear_error_not_a_hang():
 
 
 async def test_metrics_labels_become_extra_labels_on_component_metrics():
-    runtime = await DistributedRuntime.create("mem", "inproc", system_port=0)
+    port = free_port()
+    runtime = await DistributedRuntime.create("mem", "inproc", system_port=port)
     try:
         service = StreamHandlers()
         await runtime.endpoint("lab.c.count").register(service.count,
@@ -258,7 +267,7 @@ async def test_metrics_labels_become_extra_labels_on_component_metrics():
         assert [a.data()["i"] async for a in await client.generate({"n": 2})] == [0, 1]
         echo = await runtime.endpoint("lab.c.echo").client()
         assert len([a async for a in await echo.generate({"blob": b"x"})]) == 1
-        _, metrics = await _http_get(runtime._system.port, "/metrics")
+        _, metrics = await _http_get(port, "/metrics")
         assert 'dynamo_component_requests_total{endpoint="lab.c.count",model="m-1",tier="a"} 1.0' in metrics
         assert 'dynamo_component_requests_total{endpoint="lab.c.echo",model="m-2"} 1.0' in metrics
         assert 'dynamo_component_inflight_requests{endpoint="lab.c.count",model="m-1",tier="a"} 0.0' in metrics

@@ -78,7 +78,7 @@ async def test_handler_stalled_on_a_killed_client_ends(nats_server, tmp_path, pl
         assert await asyncio.to_thread(client.stdout.readline) == "READ\n"
         assert await _settled_progress_local(service, context_id) <= WINDOW
         client.kill()
-        await asyncio.wait_for(service._event(context_id).wait(), 20)
+        await asyncio.wait_for(service.ended_event(context_id).wait(), 20)
     finally:
         client.kill()
         client.wait()
@@ -108,7 +108,7 @@ async def test_handler_stalled_on_a_stopped_tcp_client_ends(nats_server, tmp_pat
     try:
         assert await asyncio.to_thread(client.stdout.readline) == "READ\n"
         client.send_signal(signal.SIGSTOP)
-        await asyncio.wait_for(service._event(context_id).wait(), 20)
+        await asyncio.wait_for(service.ended_event(context_id).wait(), 20)
         assert client.poll() is None
     finally:
         client.send_signal(signal.SIGCONT)
