@@ -213,7 +213,8 @@ class ModelManager:
                 messages = [{"role": "system", "content": " ".join(hints)}] + list(messages)
             prompt_ids = self._chat_prompt_ids(card.model_path, pre, messages, req.tools)
         else:
-            prompt_ids = pre.tokenize(req.prompt) if isinstance(req.prompt, str) else list(req.prompt)
+            # a text prompt gets the tokenizer's special tokens (BOS), as transformers and vLLM add them
+            prompt_ids = pre.tokenize(req.prompt, True) if isinstance(req.prompt, str) else list(req.prompt)
         room = card.context_length - len(prompt_ids)
         if room <= 0:
             raise InvalidRequestError(f"the prompt has {len(prompt_ids)} tokens, the model's context is "
