@@ -5,7 +5,8 @@ a `StreamTransport` (how frames reach that stream's client) and feeds incoming f
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Hashable, NamedTuple, Optional, Protocol
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Hashable, Optional, Protocol
 
 from ..context import Context
 from ..dispatcher import Dispatcher
@@ -43,7 +44,10 @@ class StreamTransport(Protocol):
     def watch_client(self) -> ClientWatch: ...
 
 
-class _Entry(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One served stream: the task running its handler, the handler's context, its credit window."""
+
     task: asyncio.Task
     context: Context
     credits: Credits
