@@ -14,7 +14,7 @@ from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
 from .planes import ResponseStream
 
 if TYPE_CHECKING:
-    from .endpoint import Endpoint
+    from .endpoint import Endpoint, InstanceRecord
 
 log = logging.getLogger("pyimpl.runtime.client")
 
@@ -31,7 +31,7 @@ class Client:
         self.runtime = endpoint.runtime
         self.router = router
         self.timeout = self.runtime.config.instance_wait_timeout if timeout is None else timeout
-        self._instances: dict[int, dict] = {}
+        self._instances: dict[int, InstanceRecord] = {}
         self._ids: list[int] = []
         self._rr = itertools.count()
         self._changed = asyncio.Event()
@@ -63,7 +63,7 @@ class Client:
                 log.warning("discovery watch on %s failed (%s); retrying", prefix, exc)
                 await asyncio.sleep(0.5)
 
-    def _add(self, record: dict) -> None:
+    def _add(self, record: InstanceRecord) -> None:
         iid = int(record["instance_id"])
         if iid not in self._instances:
             self._ids = sorted([*self._ids, iid])

@@ -2,15 +2,26 @@
 (registered in discovery with the transport of this runtime's request plane) or reached by a client."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypedDict
 
 from .client import Client, Router
 from .dispatcher import Handler, MetricsLabels
+from .planes import Transport
 
 if TYPE_CHECKING:
     from .runtime import DistributedRuntime
 
 INSTANCE_PREFIX = "instances"   # discovery keys: instances/{ns}/{component}/{endpoint}/{instance_id:x}
+
+
+class InstanceRecord(TypedDict):
+    """The discovery value of one serving instance: what clients need to reach it."""
+
+    namespace: str
+    component: str
+    endpoint: str
+    instance_id: int
+    transport: Transport
 
 
 class Namespace:
@@ -68,10 +79,9 @@ class Endpoint:
         transport = await runtime.serve(self.path, handler, graceful_shutdown, health_check_payload,
                                         metrics_labels)
         comp = self.component
-        await runtime.discovery.put(self.discovery_key(runtime.instance_id), {
-            "namespace": comp.namespace.name, "component": comp.name, "endpoint": self.name,
-            "instance_id": runtime.instance_id, "transport": transport,
-        })
+        record = InstanceRecord(namespace=comp.namespace.name, component=comp.name, endpoint=self.name,
+                                instance_id=runtime.instance_id, transport=transport)
+        await runtime.discovery.put(self.discovery_key(runtime.instance_id), dict(record))
 
     async def client(self, router: Optional[Router] = None, timeout: Optional[float] = None) -> Client:
         """A started client; `router(instance_ids, request) -> instance_id` overrides generate()'s policy."""
