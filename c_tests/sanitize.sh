@@ -44,7 +44,7 @@ echo "== ASan+UBSan ctest: $CASES"
 (cd "$BUILD" && ctest -R "$CASES" --output-on-failure -j1)
 
 echo "== stream queue without Python: TSan, then ASan+UBSan (c_tests/stress_streams.c)"
-QUEUE_SRC=(capi/src/streams.c capi/src/chunk_scan.c capi/src/json_check.c c_tests/stress_streams.c)
+QUEUE_SRC=(capi/src/streams.c capi/src/chunk_scan.c capi/src/json_check.c c_tests/python_stub.c c_tests/stress_streams.c)
 INC=(-Iinclude -Icapi/src -Ic_tests)
 "$CC" -std=gnu11 -O1 -g -fsanitize=thread "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_tsan" -lpthread
 "$CC" -std=gnu11 -O1 -g $SAN "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_asan" -lpthread

@@ -2,7 +2,7 @@
  * the interpreter's loop (drains submissions and cancels, pushes chunks through all three push
  * functions, finishes streams) while host threads poll (timeouts 0, 1 ms and -1, and through the
  * fd), cancel and free, also racing each other on one stream. Built by c_tests/sanitize.sh under
- * TSan and ASan+UBSan; every chunk is checked for order and content. Exit 0 when all held. */
+ * TSan and ASan+UBSan, linked with c_tests/python_stub.c; every chunk is checked for order and content. Exit 0 when all held. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>
@@ -20,16 +20,7 @@
 #define DYN_CHUNK_META 4 /* ints of metadata per chunk of dyn_stream_push_batch, before choice_index */
 #endif
 
-/* ---- the Python side, stubbed: a runtime is just a handle ---- */
-dynamo_status_t dyn_python_start(void) { return DYNAMO_OK; }
-int dyn_py_ready(void) { return 1; }
-int dyn_py_runtime_create(uint64_t runtime, const char* config_json) { (void)runtime; (void)config_json; return 0; }
-int dyn_py_runtime_destroy(uint64_t runtime) { (void)runtime; return 0; }
-int dyn_py_runtime_stats(uint64_t runtime) { (void)runtime; dyn_set_result("{}"); return 0; }
-dynamo_status_t dyn_python_create(uint64_t runtime, const char* config_json) { return dyn_py_runtime_create(runtime, config_json); }
-dynamo_status_t dyn_python_destroy(uint64_t runtime) { return dyn_py_runtime_destroy(runtime); }
-dynamo_status_t dyn_python_stats(uint64_t runtime) { return dyn_py_runtime_stats(runtime); }
-
+/* the Python side is stubbed: c_tests/python_stub.c */
 enum { HOSTS = 6, ROUNDS = 300, CHUNKS = 96, MAX_LIVE = 4096 };
 
 /* ---- producer: the loop thread's part ---- */

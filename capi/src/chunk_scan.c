@@ -25,9 +25,10 @@ static const char* skip_string(const char* p, const char* end) {
 static const char* skip_value(const char* p, const char* end) {
     if (p >= end) return NULL;
     if (*p == '"') return skip_string(p, end);
-    if (*p != '[' && *p != '{') { /* number, true, false, null */
+    if (*p != '[' && *p != '{') { /* number, true, false, null: at least one byte (`[,` has no element) */
+        const char* start = p;
         while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') p++;
-        return p;
+        return p > start ? p : NULL;
     }
     int depth = 0;
     while (p < end) {
