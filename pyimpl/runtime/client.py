@@ -9,7 +9,7 @@ import logging
 import random as _random
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
 
-from .context import Context
+from .context import Context, cancellation_pending
 from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
 from .planes import ResponseStream
 
@@ -58,7 +58,7 @@ class Client:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if getattr(asyncio.current_task(), "cancelling", lambda: 0)():
+                if cancellation_pending():
                     raise asyncio.CancelledError from exc
                 log.warning("discovery watch on %s failed (%s); retrying", prefix, exc)
                 await asyncio.sleep(0.5)

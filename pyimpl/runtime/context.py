@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import weakref
 from typing import Callable, Optional
 
 
+_CAN_UNCANCEL = sys.version_info >= (3, 11)   # Task.cancelling()/uncancel() exist
 _ID_PREFIX = os.urandom(6).hex()          # unique per process; ids need no uuid4 per request
 _ID_COUNTER = itertools.count(1)
 
@@ -116,3 +118,16 @@ class Context:
 
 def _noop() -> None:
     pass
+
+
+def cancellation_pending() -> bool:
+    """True in a task asked to cancel whose CancelledError a library turned into another error
+    (Python 3.11+ can tell; before it, always False)."""
+    task = asyncio.current_task()
+    return _CAN_UNCANCEL and task is not None and task.cancelling() > 0
+
+
+def uncancel(task: asyncio.Task) -> None:
+    """Withdraw one cancellation request this code made of `task` and absorbed (Python 3.11+ counts them)."""
+    if _CAN_UNCANCEL:
+        task.uncancel()

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, Optional
 
 from ..annotated import Annotated
-from ..context import Context
+from ..context import Context, uncancel
 from ..dispatcher import Dispatcher, ServedEndpoint
 from ..errors import NoInstancesError, RemoteHandlerError
 from . import ResponseStreamBase, Transport
@@ -62,8 +62,7 @@ class InprocResponseStream(ResponseStreamBase):
             raise
         except asyncio.CancelledError:
             if self._stopped_by_context:
-                if hasattr(self._task, "uncancel"):     # Python 3.11+
-                    self._task.uncancel()
+                uncancel(self._task)
                 self._finish()
                 await self._close_generator()
                 raise StopAsyncIteration from None
