@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI proof that an installed C library works anywhere (issue 9, items 9 and 10):
-#  1. copy the source tree, build the dynamo-llm-capi wheel from it and install the wheel into a
+#  1. copy the source tree, build the dynamo-llm-capi sdist and from it the wheel, install the wheel into a
 #     fresh venv (torch==2.13.0 resolves from this machine's disk);
 #  2. separately, cmake --install the library into a fresh prefix (its Python side and python.cfg);
 #  3. delete the source and build trees, then from another directory build consumers
@@ -31,8 +31,9 @@ step "copy the source tree (tracked and unignored files) to $SRC"
 git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$SRC" -xf -
 cp -r c_tests/install_consumer "$RUN/consumer_src"
 
-step "build the wheel"
-log "$DEV_PY" -m pip wheel --no-build-isolation --no-deps -w "$TMP/dist" "$SRC"
+step "build the sdist, then the wheel from it (what pip install from the sdist does)"
+(cd "$SRC" && log "$DEV_PY" -c "from setuptools import build_meta; build_meta.build_sdist('$TMP/sdist')")
+log "$DEV_PY" -m pip wheel --no-build-isolation --no-deps -w "$TMP/dist" "$TMP"/sdist/dynamo_llm_capi-*.tar.gz
 WHEEL=$(ls "$TMP"/dist/dynamo_llm_capi-*.whl)
 echo "   $(basename "$WHEEL"): $(du -k "$WHEEL" | cut -f1) KiB"
 "$DEV_PY" - "$WHEEL" <<'EOF'
