@@ -22,6 +22,7 @@ from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundErr
 from pyimpl.llm.model_card import CARD_PREFIX, ModelCard
 from pyimpl.llm.openai_stream import (ChoicePostprocessor, aggregate_chat, aggregate_completion,
                                       encode_embedding, usage)
+from pyimpl.llm.preprocessor import LARGE_TEXT, PromptTooLongError
 from pyimpl.llm.protocols import GenerationRequest, parse_chat_request, parse_completion_request, to_wire_request
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,13 @@ class ModelManager:
             hints = [hint for hint in (_format_hint(req.response_format), _tool_choice_hint(req.tool_choice)) if hint]
             if hints:
                 messages = [{"role": "system", "content": " ".join(hints)}] + list(messages)
-            prompt_ids = self._chat_prompt_ids(card.model_path, pre, messages, req.tools)
+            if _text_size(messages) < LARGE_TEXT:
+                prompt_ids = self._chat_prompt_ids(card.model_path, pre, messages, req.tools)
+            else:  # seconds of templating and tokenizing: off the loop, GIL released (other streams run)
+                prompt_ids = await _off_loop(pre.chat_token_ids, messages, tools=req.tools,
+                                             limit=card.context_length, where="messages")
+        elif isinstance(req.prompt, str) and len(req.prompt) >= LARGE_TEXT:
+            prompt_ids = await _off_loop(pre.tokenize, req.prompt, True, limit=card.context_length, where="prompt")
         else:
             # a text prompt gets the tokenizer's special tokens (BOS), as transformers and vLLM add them
             prompt_ids = pre.tokenize(req.prompt, True) if isinstance(req.prompt, str) else list(req.prompt)
@@ -436,3 +443,27 @@ async def _merge(streams: list[Any]) -> AsyncIterator[tuple[int, dict]]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _text_size(messages: list[dict]) -> int:
+    """Characters of the messages' text contents (what templating and tokenizing take time over)."""
+    size = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            size += len(content)
+        elif isinstance(content, list):
+            size += sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+    return size
+
+
+async def _off_loop(tokenize: Any, *args: Any, limit: int, where: str, **kwargs: Any) -> list[int]:
+    """A large prompt's token ids from a worker thread; over the model's context is the client's error."""
+    try:
+        return await asyncio.to_thread(tokenize, *args, limit=limit, **kwargs)
+    except PromptTooLongError as exc:
+        size = f"{exc.num_tokens} tokens" if exc.num_tokens is not None else f"far more than {limit} tokens"
+        raise InvalidRequestError(f"the prompt has {size}, the model's context is {limit}", where) from None
+    except Exception as exc:  # template errors are the client's message structure
+        what = "apply the chat template" if where == "messages" else "tokenize the prompt"
+        raise InvalidRequestError(f"could not {what}: {exc}", where) from exc

@@ -15,6 +15,20 @@ from transformers import AutoTokenizer
 from .detokenizer import IncrementalDetokenizer
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+LARGE_TEXT = 1 << 16  # chars from which tokenizing releases the GIL (callers run it off their event loop)
+
+
+SAFETY = 4  # a text longer than limit * longest token * SAFETY cannot fit (normalizers shrink text by < 4x)
+
+
+class PromptTooLongError(ValueError):
+    """The text has more tokens than the caller's limit (counted before any list of ids is built;
+    num_tokens None: so long that it was not even tokenized)."""
+
+    def __init__(self, num_tokens: int | None, limit: int):
+        super().__init__(f"the prompt has {num_tokens} tokens, more than {limit}" if num_tokens is not None
+                         else f"the prompt is far longer than {limit} tokens")
+        self.num_tokens, self.limit = num_tokens, limit
 
 
 class Preprocessor:
@@ -62,17 +76,37 @@ class Preprocessor:
         except TemplateError as e:   # e.g. the template's raise_exception("roles must alternate")
             raise ValueError(f"the chat template rejected these messages: {e}") from e
 
-    def tokenize(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of `text`; the chat template already adds BOS and the like, hence the default."""
+    def tokenize(self, text: str, add_special_tokens: bool = False, limit: int | None = None) -> list[int]:
+        """Token ids of `text`; the chat template already adds BOS and the like, hence the default.
+        More than `limit` tokens raises PromptTooLongError before the ids become a Python list."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:   # no Python overhead, no over-length warning (the caller checks length)
-            return backend.encode(text, add_special_tokens=add_special_tokens).ids
-        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens, verbose=False))
+            if len(text) < LARGE_TEXT:
+                encoding = backend.encode(text, add_special_tokens=add_special_tokens)
+            else:  # encode holds the GIL for its whole run (seconds for MiBs); the batch calls release it
+                if limit is not None and len(text) > limit * self._longest_token(backend) * SAFETY:
+                    raise PromptTooLongError(None, limit)
+                batch = getattr(backend, "encode_batch_fast", backend.encode_batch)  # no offsets: faster
+                encoding = batch([text], add_special_tokens=add_special_tokens)[0]
+            if limit is not None and len(encoding) > limit:
+                raise PromptTooLongError(len(encoding), limit)
+            return encoding.ids
+        ids = list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens, verbose=False))
+        if limit is not None and len(ids) > limit:
+            raise PromptTooLongError(len(ids), limit)
+        return ids
+
+    def _longest_token(self, backend: Any) -> int:
+        """Characters of the vocabulary's longest token (added tokens included), computed once."""
+        longest = getattr(self, "_longest", None)
+        if longest is None:
+            longest = self._longest = max(map(len, backend.get_vocab(with_added_tokens=True)), default=1)
+        return longest
 
     def chat_token_ids(self, messages: Sequence[dict], tools: Sequence[dict] | None = None,
-                       **template_kwargs: Any) -> list[int]:
-        """Prompt token ids for a chat request, with the generation prompt appended."""
-        return self.tokenize(self.render_chat(messages, tools=tools, **template_kwargs))
+                       limit: int | None = None, **template_kwargs: Any) -> list[int]:
+        """Prompt token ids for a chat request, with the generation prompt appended (see tokenize's limit)."""
+        return self.tokenize(self.render_chat(messages, tools=tools, **template_kwargs), limit=limit)
 
     def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Whole-sequence decode (non-streaming responses, tests)."""
