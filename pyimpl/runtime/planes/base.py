@@ -20,11 +20,12 @@ DEFAULT_WINDOW = 1024   # chunks a handler may run ahead of its consumer (256 cu
 PING_FRAME: bytes = msgspec.msgpack.encode([PING])   # nats: a ping and its answer alike (the reply subject tells)
 
 # Error kinds carried by ERROR messages, mapped back to typed errors on the client.
+HANDLER_FAILED, NOT_FOUND, TOO_LARGE, INCOMPLETE = "handler", "not_found", "too_large", "incomplete"
 ERROR_TYPES: dict[str, type[DynamoError]] = {
-    "handler": RemoteHandlerError,
-    "not_found": EndpointNotFoundError,
-    "too_large": PayloadTooLargeError,
-    "incomplete": StreamIncompleteError,
+    HANDLER_FAILED: RemoteHandlerError,
+    NOT_FOUND: EndpointNotFoundError,
+    TOO_LARGE: PayloadTooLargeError,
+    INCOMPLETE: StreamIncompleteError,
 }
 
 
@@ -36,11 +37,11 @@ def error_to_wire(exc: BaseException) -> tuple[str, str]:
     """(kind, message) for an exception raised while serving a stream; characters UTF-8 cannot
     carry (lone surrogates) are escaped, so the error always reaches the client."""
     if isinstance(exc, EndpointNotFoundError):
-        kind, message = "not_found", str(exc)
+        kind, message = NOT_FOUND, str(exc)
     elif isinstance(exc, PayloadTooLargeError):
-        kind, message = "too_large", str(exc)
+        kind, message = TOO_LARGE, str(exc)
     else:
-        kind, message = "handler", f"{type(exc).__name__}: {exc}"
+        kind, message = HANDLER_FAILED, f"{type(exc).__name__}: {exc}"
     return kind, message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 

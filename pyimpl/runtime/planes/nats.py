@@ -21,8 +21,8 @@ from ..context import Context
 from ..dispatcher import Dispatcher
 from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
 from . import Transport
-from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, PING, PING_FRAME, REQUEST,
-                   QueuedResponseStream, StreamSink)
+from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, HANDLER_FAILED, PING, PING_FRAME,
+                   REQUEST, QueuedResponseStream, StreamSink)
 from .nats_wire import PENDING_LIMITS, PING_INTERVAL, NatsCodec, PingWatch, instance_subject, unsubscribe_quietly
 from .stream_server import ServedStreams
 
@@ -143,7 +143,7 @@ class NatsServer:
             try:
                 encode(frame)
             except Exception as exc:
-                good.append([ERROR, "handler", f"unencodable chunk: {type(exc).__name__}: {exc}"])
+                good.append([ERROR, HANDLER_FAILED, f"unencodable chunk: {type(exc).__name__}: {exc}"])
                 self.streams.cancel(reply)
                 break
             good.append(frame)

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Callable, Hashable, Optional, Protocol
 
 from ..context import Context
 from ..dispatcher import Dispatcher
-from .base import CANCEL, CREDIT, REQUEST, Credits, error_to_wire
+from .base import CANCEL, CREDIT, INCOMPLETE, REQUEST, Credits, error_to_wire
 
 CLIENT_GONE = "the worker ended the stream: its client stopped answering"
 SHUT_DOWN = "the instance shut down before the stream completed"
@@ -132,12 +132,12 @@ class ServedStreams:
                 if credits.left <= 0 and not await _credit_or_client_gone(transport, credits):
                     await _abandon(context, generator)
                     if not transport.gone():
-                        transport.error("incomplete", CLIENT_GONE)
+                        transport.error(INCOMPLETE, CLIENT_GONE)
                     return
             transport.end()
         except asyncio.CancelledError:
             if self.shutting_down and not transport.gone():
-                transport.error("incomplete", SHUT_DOWN)
+                transport.error(INCOMPLETE, SHUT_DOWN)
             await _abandon(context, generator)
             raise
         except Exception as exc:           # the handler's, or a chunk the codec rejects
