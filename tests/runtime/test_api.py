@@ -195,6 +195,21 @@ async def _http_get(port: int, path: str) -> tuple[int, str]:
     return int(head.split()[1]), body
 
 
+async def test_instance_advertising_an_unknown_transport_is_a_configuration_error():
+    runtime = await DistributedRuntime.create("mem", "inproc")
+    try:
+        endpoint = runtime.endpoint("odd.c.ep")
+        await runtime.discovery.put(endpoint.discovery_key(7), {
+            "namespace": "odd", "component": "c", "endpoint": "ep", "instance_id": 7,
+            "transport": {"type": "carrier-pigeon"}})
+        client = await endpoint.client()
+        await client.wait_for_instances(5)
+        with pytest.raises(ConfigurationError, match="carrier-pigeon"):
+            await client.direct({}, 7)
+    finally:
+        await runtime.shutdown()
+
+
 async def test_system_server_health_and_metrics():
     port = free_port()
     runtime = await DistributedRuntime.create("mem", "inproc", system_port=port)
