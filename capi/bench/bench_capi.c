@@ -9,7 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "dynamo_llm.h"
+#define BENCH_NAME "bench_capi"
+#include "bench_util.h"
 
 #define ENDPOINT "bench.mock.stream"
 static dynamo_runtime_t* rt;
@@ -19,15 +20,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-static void die(const char* what, dynamo_status_t st) {
-    fprintf(stderr, "bench_capi: %s: %s: %s\n", what, dynamo_status_str(st), dynamo_last_error());
-    exit(1);
 }
 static dynamo_stream_t* open_stream(const char* request) {
     dynamo_stream_t* s;
@@ -42,10 +34,6 @@ static long consume(dynamo_stream_t* s) {
     while ((st = dynamo_stream_poll(s, -1, &c)) == DYNAMO_OK) n++;
     if (st != DYNAMO_END) die("dynamo_stream_poll", st);
     return n;
-}
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
 }
 static long stat_int(const char* key) {
     const char* json;

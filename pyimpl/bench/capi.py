@@ -3,7 +3,10 @@
 (1) one dynamo_stream_poll of a queued chunk (ns, median), (2) chunks/s of a 100,000-chunk mock
 stream consumed from C against the same stream consumed directly in Python (ratio), (3) chunks/s
 with 8 host threads, (4) p50/p99 produce->receive delay while Python is kept CPU-busy,
-(5) how long a submission takes meanwhile (it is queued in C, never waits for the GIL).
+(5) how long a submission takes meanwhile (it is queued in C, never waits for the GIL),
+(6) RSS after the first and the last of N dynamo_runtime_create/destroy cycles (--cycles, default 1,000;
+a "{}" cycle loads the demo model: seconds each), (7) p50/p99 inter-chunk gaps of a running stream while
+one 8 MiB chat request is submitted and handled.
 """
 from __future__ import annotations
 
@@ -33,14 +36,20 @@ def build_library(build_dir: Path) -> Path:
     return build_dir / "libdynamo_llm_capi.so"
 
 
-def compile_bench(build_dir: Path) -> Path:
-    """Compile capi/bench/bench_capi.c against the library."""
-    exe = build_dir / "bench_capi"
+def compile_bench(build_dir: Path, name: str = "bench_capi") -> Path:
+    """Compile capi/bench/NAME.c against the library."""
+    exe = build_dir / name
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-O2", "-std=gnu11", f"-I{REPO / 'include'}", str(REPO / "capi/bench/bench_capi.c"),
+    subprocess.run([cc, "-O2", "-std=gnu11", f"-I{REPO / 'include'}", str(REPO / f"capi/bench/{name}.c"),
                     f"-L{build_dir}", "-ldynamo_llm_capi", f"-Wl,-rpath,{build_dir}", "-lpthread", "-o", str(exe)],
                    check=True)
     return exe
+
+
+def run_json(exe: Path, *args: str) -> dict:
+    """Run a bench program; its last stdout line is a JSON object of figures."""
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 async def python_chunks_per_s(n: int) -> float:
@@ -74,14 +83,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyimpl.bench capi", description=__doc__)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--build-dir", type=Path, default=REPO / "build")
+    parser.add_argument("--cycles", type=int, default=1000, help="create/destroy cycles of (6); 0 skips (6)")
+    parser.add_argument("--cycle-config", default="{}", help="config_json of each cycle of (6)")
+    parser.add_argument("--no-big", action="store_true", help="skip (7), the 8 MiB request")
     parser.add_argument("--json", action="store_true", help="print only the JSON figures")
     args = parser.parse_args(argv)
     build_library(args.build_dir)
-    exe = compile_bench(args.build_dir)
-    out = subprocess.run([str(exe), str(args.chunks)], check=True, capture_output=True, text=True).stdout
-    figures = json.loads(out.strip().splitlines()[-1])
+    figures = run_json(compile_bench(args.build_dir), str(args.chunks))
     figures["python_chunks_per_s"] = round(asyncio.run(python_chunks_per_s(args.chunks)))
     figures["c_over_python_ratio"] = round(figures["c_chunks_per_s"] / figures["python_chunks_per_s"], 3)
+    if args.cycles > 0:
+        cycles = run_json(compile_bench(args.build_dir, "bench_capi_cycles"), str(args.cycles), args.cycle_config)
+        figures.update({f"cycles_{k}" if k != "cycles" else k: v for k, v in cycles.items()})
+    if not args.no_big:
+        figures.update(run_json(compile_bench(args.build_dir, "bench_capi_big")))
     if args.json:
         print(json.dumps(figures))
         return 0
@@ -94,5 +109,14 @@ def main(argv: list[str]) -> int:
           f"p99 {figures['busy_delay_p99_us']:.0f} us over {figures['busy_delay_samples']} chunks   "
           f"[{verdict('busy_delay_p99_us', figures['busy_delay_p99_us'])}]")
     print(f"(5) dynamo_generate while Python is CPU-busy: p99 {figures['busy_submit_p99_us']:.1f} us (queued in C)")
+    if args.cycles > 0:
+        print(f"(6) {figures['cycles']} create/destroy cycles ({args.cycle_config}): RSS first {figures['cycles_rss_first_mb']:.0f} MB,"
+              f" last {figures['cycles_rss_last_mb']:.0f} MB, peak {figures['cycles_rss_peak_mb']:.0f} MB,"
+              f" {figures['cycles_s_per_cycle']:.2f} s/cycle")
+    if not args.no_big:
+        print(f"(7) 8 MiB request beside a running stream: its gaps p50 {figures['gap_during_p50_ms']:.1f} ms,"
+              f" p99 {figures['gap_during_p99_ms']:.1f} ms, max {figures['gap_during_max_ms']:.1f} ms"
+              f" (before: p50 {figures['gap_before_p50_ms']:.1f}, p99 {figures['gap_before_p99_ms']:.1f});"
+              f" the request answered in {figures['big_first_response_ms']:.0f} ms ({figures['big_status']})")
     print(json.dumps(figures))
     return 0
