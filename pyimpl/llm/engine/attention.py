@@ -1,6 +1,9 @@
 """Paged attention without padding: batched decode rows plus per-sequence (varlen) prefill chunks over the KV cache.
 
-One code path for CPU and CUDA: SDPA everywhere, masks (only where a chunk needs one) built on the cache's device.
+One code path for CPU and CUDA; masks (only where a chunk needs one) are built on the cache's device. A layer's
+cache is head-major, [KVH, num_slots, D]: a block of one head is one contiguous bs x D run, so decode gathers
+whole runs straight into the [KVH, B, keys, D] layout its batched matmuls read, and a prefill chunk whose blocks
+are contiguous reads its keys as a view.
 """
 from __future__ import annotations
 
@@ -22,26 +25,34 @@ class PrefillSegment:
 
 
 @dataclass
+class DecodeGroup:
+    """One-token chunks of similar length, rows [row_start, row_start+rows): batched over their padded blocks."""
+
+    row_start: int
+    rows: int
+    blocks: torch.Tensor  # [rows, max_blocks] KV blocks per row (padded with block 0)
+    lens: torch.Tensor  # [rows] keys visible to each row
+    max_len: int
+    min_len: int
+
+
+@dataclass
 class AttentionMetadata:
-    """Per-step indices shared by every layer; rows [0, num_decode) are one-token chunks, the rest prefill segments."""
+    """Per-step indices shared by every layer: one-token chunks (decode groups) first, then prefill segments."""
 
     positions: torch.Tensor  # [T] long, absolute position of each new token
     slot_mapping: torch.Tensor  # [T] cache slot of each new token
     block_size: int = 16
-    num_decode: int = 0
-    decode_blocks: torch.Tensor | None = None  # [num_decode, max_blocks] KV blocks per decode row (padded with 0)
-    decode_lens: torch.Tensor | None = None  # [num_decode] keys visible to each decode row
-    decode_max_len: int = 0
-    decode_min_len: int = 0
+    decodes: list[DecodeGroup] = field(default_factory=list)
     prefills: list[PrefillSegment] = field(default_factory=list)
     _masks: dict = field(default_factory=dict, repr=False)  # (kind, index, window) -> mask, reused by every layer
 
 
 def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
              meta: AttentionMetadata) -> None:
-    """Store the step's new K/V ([T, KVH, D]) into one layer's cache ([num_slots, KVH, D]) at meta.slot_mapping."""
-    k_cache.index_copy_(0, meta.slot_mapping, k)
-    v_cache.index_copy_(0, meta.slot_mapping, v)
+    """Store the step's new K/V ([T, KVH, D]) into one layer's cache ([KVH, num_slots, D]) at meta.slot_mapping."""
+    k_cache.index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
+    v_cache.index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
 
 
 def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata,
@@ -50,40 +61,48 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
 
     With a sliding window a query at position p sees keys at positions > p - window (HF semantics)."""
     T, H, D = q.shape
-    if meta.num_decode == T:
-        return _decode(q, k_cache, v_cache, meta, scale, sliding_window, softcap)
+    if len(meta.decodes) == 1 and not meta.prefills:
+        return _decode(q, k_cache, v_cache, meta.decodes[0], 0, meta, scale, sliding_window, softcap)
     out = q.new_empty(T, H * D)
-    if meta.num_decode:
-        out[:meta.num_decode] = _decode(q[:meta.num_decode], k_cache, v_cache, meta, scale, sliding_window, softcap)
+    for i, group in enumerate(meta.decodes):
+        rows = slice(group.row_start, group.row_start + group.rows)
+        out[rows] = _decode(q[rows], k_cache, v_cache, group, i, meta, scale, sliding_window, softcap)
     for i, seg in enumerate(meta.prefills):
         rows = slice(seg.q_start, seg.q_start + seg.q_len)
         out[rows] = _prefill(q[rows], k_cache, v_cache, seg, i, meta, scale, sliding_window, softcap)
     return out
 
 
-def _decode(q, k_cache, v_cache, meta: AttentionMetadata, scale, window, softcap) -> torch.Tensor:
-    """One query per sequence; the G query heads of a KV head form its query rows (keys are never expanded)."""
+def _decode(q, k_cache, v_cache, group: DecodeGroup, index: int, meta: AttentionMetadata, scale, window,
+            softcap) -> torch.Tensor:
+    """One query per sequence; the G query heads of a KV head form its query rows (keys are never expanded).
+
+    Plain matmuls with a float32 softmax: on CPU several times faster than SDPA's kernel for one-token queries."""
     B, H, D = q.shape
-    KVH = k_cache.shape[1]
-    blocks = meta.decode_blocks
-    nb = blocks.shape[1]
+    KVH = k_cache.shape[0]
+    nb = group.blocks.shape[1]
     bs = meta.block_size
-    flat = blocks.reshape(-1)
-    keys = k_cache.view(-1, bs, KVH, D).index_select(0, flat).view(B, nb * bs, KVH, D).transpose(1, 2)
-    values = v_cache.view(-1, bs, KVH, D).index_select(0, flat).view(B, nb * bs, KVH, D).transpose(1, 2)
-    mask = None
-    if meta.decode_min_len != nb * bs or (window and meta.decode_max_len > window):
-        key = ("decode", 0, window)
-        mask = meta._masks.get(key)
-        if mask is None:
+    flat = group.blocks.reshape(-1)
+    keys = k_cache.view(KVH, -1, bs, D).index_select(1, flat).view(KVH, B, nb * bs, D)
+    values = v_cache.view(KVH, -1, bs, D).index_select(1, flat).view(KVH, B, nb * bs, D)
+    queries = q.view(B, KVH, H // KVH, D).transpose(0, 1)  # [KVH, B, G, D]
+    scores = torch.matmul(queries, keys.transpose(-1, -2)).float() * scale  # [KVH, B, G, K]
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if group.min_len != nb * bs or (window and group.max_len > window):
+        key = ("decode", index, window)
+        bias = meta._masks.get(key)
+        if bias is None:
             j = torch.arange(nb * bs, device=q.device)[None, :]
-            n = meta.decode_lens[:, None]
+            n = group.lens[:, None]
             allowed = j < n
             if window:
                 allowed &= j > n - 1 - window
-            mask = meta._masks[key] = allowed.view(B, 1, 1, nb * bs)
-    o = _sdpa(q.view(B, KVH, H // KVH, D), keys, values, mask, False, scale, softcap)
-    return o.reshape(B, H * D)
+            bias = meta._masks[key] = torch.zeros(B, 1, nb * bs, device=q.device).masked_fill(
+                ~allowed.view(B, 1, nb * bs), float("-inf"))
+        scores = scores + bias
+    probs = scores.softmax(-1).to(values.dtype)
+    return torch.matmul(probs, values).transpose(0, 1).reshape(B, H * D)
 
 
 def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: AttentionMetadata, scale, window,
@@ -94,11 +113,11 @@ def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: Attenti
     if window and seg.k_len - seg.q_len - window + 1 > 0:  # keys older than the first query's window are never seen
         first_key = seg.k_len - seg.q_len - window + 1
     if seg.slot_start is not None:
-        keys = k_cache[seg.slot_start + first_key:seg.slot_start + seg.k_len]
-        values = v_cache[seg.slot_start + first_key:seg.slot_start + seg.k_len]
+        keys = k_cache[:, seg.slot_start + first_key:seg.slot_start + seg.k_len]
+        values = v_cache[:, seg.slot_start + first_key:seg.slot_start + seg.k_len]
     else:
         slots = seg.slots[first_key:]
-        keys, values = k_cache.index_select(0, slots), v_cache.index_select(0, slots)
+        keys, values = k_cache.index_select(1, slots), v_cache.index_select(1, slots)
     K = seg.k_len - first_key
     causal_aligned = K == L and not (window and L > window)
     mask = None
@@ -112,8 +131,7 @@ def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: Attenti
             if window:
                 allowed &= kpos > qpos - window
             mask = meta._masks[key] = allowed
-    o = _sdpa(q.transpose(0, 1), keys.transpose(0, 1), values.transpose(0, 1), mask, causal_aligned, scale,
-              softcap, gqa=True)
+    o = _sdpa(q.transpose(0, 1), keys, values, mask, causal_aligned, scale, softcap, gqa=True)
     return o.transpose(0, 1).reshape(L, H * D)
 
 

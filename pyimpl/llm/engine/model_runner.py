@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import torch
 
-from .attention import AttentionMetadata, PrefillSegment
+from .attention import AttentionMetadata, DecodeGroup, PrefillSegment
 from .model_api import CausalLM
 from .sequence import Sequence
 
 
 class ModelRunner:
-    """Owns the model and the KV cache [layers, 2, num_blocks*block_size, kv_heads, head_dim]."""
+    """Owns the model and the KV cache [layers, 2, kv_heads, num_blocks*block_size, head_dim] (head-major, see
+    attention.py; models only hand a layer's two halves to write_kv / paged_attention)."""
 
     def __init__(self, model: CausalLM, num_blocks: int, block_size: int) -> None:
         self.model = model
         self.device = model.device
         self.block_size = block_size
-        self.kv_cache = torch.zeros(model.num_layers, 2, num_blocks * block_size, model.num_kv_heads,
+        self.kv_cache = torch.zeros(model.num_layers, 2, model.num_kv_heads, num_blocks * block_size,
                                     model.head_dim, device=model.device, dtype=model.dtype)
 
     @staticmethod
@@ -27,19 +28,24 @@ class ModelRunner:
     def run(self, batch: list[tuple[Sequence, int]]) -> torch.Tensor:
         """Compute the next `n` uncomputed tokens of each (sequence, n); returns logits [k, vocab] for the k
         sequences whose chunk reaches their last token, in batch order."""
-        input_ids, meta, logits_index = self._prepare(batch)
-        return self.model.forward(input_ids, meta, self.kv_cache, logits_index)
+        input_ids, meta, last_rows = self._prepare(batch)
+        ascending = sorted(last_rows)  # models may skip the row selection when every row is wanted
+        logits = self.model.forward(input_ids, meta, self.kv_cache, self._tensor(ascending))
+        if ascending == last_rows:
+            return logits
+        where = {row: k for k, row in enumerate(ascending)}
+        return logits.index_select(0, self._tensor([where[row] for row in last_rows]))
 
     def _tensor(self, data, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype).to(self.device, non_blocking=True)
 
     def _prepare(self, batch: list[tuple[Sequence, int]]):
-        """Flatten the step: one-token chunks first (batched decode rows), then one segment per longer chunk."""
+        """Flatten the step: one-token chunks first (by length, in decode groups), then one segment per chunk."""
         bs = self.block_size
-        order = [i for i, (_, n) in enumerate(batch) if n == 1] + [i for i, (_, n) in enumerate(batch) if n != 1]
-        num_decode = sum(1 for _, n in batch if n == 1)
+        singles = sorted((i for i, (_, n) in enumerate(batch) if n == 1), key=lambda i: batch[i][0].num_tokens)
+        order = singles + [i for i, (_, n) in enumerate(batch) if n != 1]
         ids, pos, slots, last_row, prefills = [], [], [], {}, []
-        decode_tables, decode_lens = [], []
+        decode_rows: list[tuple[list[int], int]] = []  # (blocks, keys) per one-token chunk
         for i in order:
             seq, n = batch[i]
             start = seq.num_computed_tokens
@@ -53,23 +59,32 @@ class ModelRunner:
                 last_row[i] = len(ids) - 1
             used = table[:-(-end // bs)]
             if n == 1:
-                decode_tables.append(used)
-                decode_lens.append(end)
+                decode_rows.append((used, end))
                 continue
-            contiguous = used[-1] - used[0] == len(used) - 1 and all(b - a == 1 for a, b in zip(used, used[1:]))
+            contiguous = all(b - a == 1 for a, b in zip(used, used[1:]))
             prefills.append(PrefillSegment(
                 q_start=row, q_len=n, k_len=end,
                 slots=None if contiguous else self._tensor([used[p // bs] * bs + p % bs for p in range(end)]),
                 slot_start=used[0] * bs if contiguous else None))
         meta = AttentionMetadata(positions=self._tensor(pos), slot_mapping=self._tensor(slots), block_size=bs,
-                                 num_decode=num_decode, prefills=prefills)
-        if num_decode:
-            width = max(len(t) for t in decode_tables)
-            meta.decode_blocks = self._tensor([t + [0] * (width - len(t)) for t in decode_tables])
-            meta.decode_lens = self._tensor(decode_lens)
-            meta.decode_max_len, meta.decode_min_len = max(decode_lens), min(decode_lens)
-        logits_index = self._tensor([last_row[i] for i in range(len(batch)) if i in last_row])
-        return self._tensor(ids), meta, logits_index
+                                 decodes=self._decode_groups(decode_rows), prefills=prefills)
+        return self._tensor(ids), meta, [last_row[i] for i in range(len(batch)) if i in last_row]
+
+    def _decode_groups(self, rows: list[tuple[list[int], int]]) -> list[DecodeGroup]:
+        """Split length-sorted one-token chunks so that padding to a group's longest row wastes under ~25%."""
+        groups, start = [], 0
+        for end in range(1, len(rows) + 1):
+            if end < len(rows):
+                blocks = sum(len(b) for b, _ in rows[start:end + 1])
+                if len(rows[end][0]) * (end + 1 - start) <= 1.25 * blocks:
+                    continue
+            part = rows[start:end]
+            width = len(part[-1][0])
+            groups.append(DecodeGroup(
+                row_start=start, rows=len(part), blocks=self._tensor([b + [0] * (width - len(b)) for b, _ in part]),
+                lens=self._tensor([k for _, k in part]), max_len=part[-1][1], min_len=part[0][1]))
+            start = end
+        return groups
 
 
 class HFModelRunner:
