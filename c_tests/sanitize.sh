@@ -15,6 +15,7 @@ ROOT=$PWD
 BUILD=${ASAN_BUILD:-build-asan}
 CMAKE=${CMAKE:-.venv/bin/cmake}
 PYTHON=${PYTHON:-.venv/bin/python}
+[[ $PYTHON = /* ]] || PYTHON=$ROOT/$PYTHON  # not resolved: the venv's own path is what CMake must see
 CASES=${1:-'^(test_threads|test_lifecycle|test_handles|test_bad_input|test_free_vs_poll|test_slot_reuse_wakeup|test_cancel|test_shutdown|test_epoll)$'}
 TARGETS=(dynamo_llm_capi test_threads test_lifecycle test_handles test_bad_input test_free_vs_poll
          test_slot_reuse_wakeup test_cancel test_shutdown test_epoll)
@@ -34,7 +35,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYTHONMALLOC=malloc
 
 echo "== ASan+UBSan build of the library and its threaded ctest programs ($BUILD)"
-"$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DPython3_EXECUTABLE="$ROOT/$PYTHON" \
+"$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DPython3_EXECUTABLE="$PYTHON" \
   -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
   -DCMAKE_C_FLAGS="$SAN -O1" -DCMAKE_CXX_FLAGS="$SAN -O1" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \

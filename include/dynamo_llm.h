@@ -215,9 +215,10 @@ DYNAMO_API dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* end
  * Ownership: out's pointers are borrowed (see dynamo_chunk_t).
  * Never takes the interpreter lock. Thread-safe: a dynamo_stream_free on
  * another thread, before or during this call (even while it waits), makes it
- * return DYNAMO_ERR_INVALID_HANDLE, or a chunk if it got there first (whose
- * pointers that free then invalidates). One stream should have one poller at
- * a time: every poll of a stream ends the borrow of its previous chunk. */
+ * return DYNAMO_ERR_INVALID_HANDLE; a poll that got there first returns as
+ * usual (a chunk's pointers then die with the free). One stream should have
+ * one poller at a time: every poll of a stream ends the borrow of its
+ * previous chunk. */
 DYNAMO_API dynamo_status_t dynamo_stream_poll(dynamo_stream_t* stream, int32_t timeout_ms, dynamo_chunk_t* out);
 
 /* Ask the stream to stop; the runtime and the engine abort the request and

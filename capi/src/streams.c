@@ -476,6 +476,7 @@ static int next_chunk_locked(stream_slot* s, dynamo_chunk_t* out, chunk_node** d
                 out->token_ids = it->num_token_ids ? it->token_ids : NULL;
                 out->num_token_ids = it->num_token_ids;
                 out->finish_reason = it->finish_reason;
+                out->choice_index = 0;
                 return 1;
             }
         }
