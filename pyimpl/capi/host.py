@@ -10,7 +10,7 @@ from typing import Any, Callable, Protocol
 
 from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array
 from pyimpl.capi.config import parse_config
-from pyimpl.capi.heap import collect_destroyed
+from pyimpl.capi.heap import HeapReclaimer
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, describe, status_of)
@@ -53,6 +53,7 @@ class EmbeddedHost:
         self.streams_of: dict[int, set[int]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.heap = HeapReclaimer()
 
     # ---- loop thread ----
     def ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -95,7 +96,7 @@ class EmbeddedHost:
         try:
             self.sessions[handle] = self.call(RuntimeSession.start(config))
         except BaseException:
-            collect_destroyed()  # what a failed start had loaded
+            self.heap.runtime_destroyed(idle=not self.streams)  # what a failed start had loaded
             raise
         self.streams_of.setdefault(handle, set())
 
@@ -105,7 +106,7 @@ class EmbeddedHost:
         if session is None:
             raise CapiError(ERR_INVALID_HANDLE, "unknown runtime")
         self.call(self._close(handle, session))
-        collect_destroyed()  # the closed runtime's engine and model, frozen at load, are freed here
+        self.heap.runtime_destroyed(idle=not self.streams)  # its engine and model, frozen at load, go then
 
     async def _close(self, handle: int, session: RuntimeSession) -> None:
         tasks = [self.streams[s] for s in self.streams_of.pop(handle, ()) if s in self.streams]
@@ -149,6 +150,7 @@ class EmbeddedHost:
         self.streams_of.get(event.runtime, set()).discard(event.stream)
         if task.cancelled():  # cancelled before it started: _run never reported
             self.sink.finish(event.stream, ERR_CANCELLED, "the stream was cancelled")
+        self.heap.maybe_collect(idle=not self.streams)
 
     async def _run(self, session: RuntimeSession, event: Event) -> None:
         status, message, source = OK, "", None
