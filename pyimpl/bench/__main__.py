@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("runtime", "engine", "capi", "http")
+BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf")
 
 
 def main(argv: list[str]) -> int:
