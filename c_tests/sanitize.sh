@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The C library under sanitizers (CI; a few minutes on 2 cores). Two parts:
+# The C library under sanitizers (CI; about 3 minutes on 2 cores). Three parts:
 #  1. ASan+UBSan: the library and the threaded/lifecycle/handles/bad-input ctest programs built in
 #     $ASAN_BUILD (default build-asan) and run with the embedded interpreter (PYTHONMALLOC=malloc, so
-#     ASan sees Python's allocations too; leaks whose stack is inside CPython/cffi are suppressed:
-#     c_tests/lsan.supp).
-#  2. TSan (and ASan+UBSan) of the stream queue alone: capi/src/streams.c with c_tests/stress_streams.c,
-#     a C driver that plays the Python side from a thread (TSan over an embedded CPython reports
-#     CPython's own lock-free internals, so the queue is checked without it).
+#     ASan sees Python's allocations too; leaks whose stack is inside CPython/cffi/tokenizers are
+#     suppressed: c_tests/lsan.supp).
+#  2. TSan: the same library and threaded cases built in $TSAN_BUILD (default build-tsan), embedded
+#     CPython included (it is quiet under TSan; only torch's OpenMP kernels are suppressed:
+#     c_tests/tsan.supp).
+#  3. TSan, then ASan+UBSan, of the stream queue alone: capi/src/streams.c with c_tests/stress_streams.c,
+#     a C driver that plays the Python side from a thread, so the queue meets far more interleavings
+#     (pushes of every kind, poll/cancel/free races) than the Python-paced cases give it.
 # Usage: c_tests/sanitize.sh [ctest-regex]   (default: the cases below). Needs gcc (libasan, libtsan,
 # libubsan come with Debian's gcc); installs it when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${ASAN_BUILD:-build-asan}
+TSAN_BUILD=${TSAN_BUILD:-build-tsan}
 CMAKE=${CMAKE:-.venv/bin/cmake}
 PYTHON=${PYTHON:-.venv/bin/python}
 [[ $PYTHON = /* ]] || PYTHON=$ROOT/$PYTHON  # not resolved: the venv's own path is what CMake must see
@@ -34,15 +38,24 @@ export LSAN_OPTIONS=suppressions=$ROOT/c_tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYTHONMALLOC=malloc
 
+# sanitized_build DIR "COMPILE FLAGS" "LINK FLAGS": the library and the ctest programs of TARGETS
+sanitized_build() {
+  "$CMAKE" -S . -B "$1" -DCMAKE_BUILD_TYPE=Debug -DPython3_EXECUTABLE="$PYTHON" \
+    -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_C_FLAGS="$2 -O1" -DCMAKE_CXX_FLAGS="$2 -O1" \
+    -DCMAKE_EXE_LINKER_FLAGS="$3" -DCMAKE_SHARED_LINKER_FLAGS="$3" >/dev/null
+  "$CMAKE" --build "$1" -j"$JOBS" --target "${TARGETS[@]}" >/dev/null
+}
+
 echo "== ASan+UBSan build of the library and its threaded ctest programs ($BUILD)"
-"$CMAKE" -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DPython3_EXECUTABLE="$PYTHON" \
-  -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
-  -DCMAKE_C_FLAGS="$SAN -O1" -DCMAKE_CXX_FLAGS="$SAN -O1" \
-  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
-  >/dev/null
-"$CMAKE" --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}" >/dev/null
+sanitized_build "$BUILD" "$SAN" "-fsanitize=address,undefined"
 echo "== ASan+UBSan ctest: $CASES"
 (cd "$BUILD" && ctest -R "$CASES" --output-on-failure -j1)
+
+echo "== TSan build of the library and its threaded ctest programs ($TSAN_BUILD)"
+sanitized_build "$TSAN_BUILD" "-fsanitize=thread" "-fsanitize=thread"
+echo "== TSan ctest: $CASES"
+(cd "$TSAN_BUILD" && env -u ASAN_OPTIONS -u LSAN_OPTIONS -u PYTHONMALLOC \
+   TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/c_tests/tsan.supp" ctest -R "$CASES" --output-on-failure -j1)
 
 echo "== stream queue without Python: TSan, then ASan+UBSan (c_tests/stress_streams.c)"
 QUEUE_SRC=(capi/src/streams.c capi/src/chunk_scan.c capi/src/json_check.c c_tests/python_stub.c c_tests/stress_streams.c)

@@ -110,7 +110,7 @@ static void check_chunk(const dynamo_chunk_t* c, int k) {
         fprintf(stderr, "chunk %d: got %zu bytes \"%.*s\", want \"%s\"\n", k, c->json_len, (int)c->json_len, c->json, want);
         exit(1);
     }
-    CHECK(c->num_token_ids == 1 && c->token_ids[0] == (uint32_t)k);
+    CHECK(c->num_token_ids == 1 && c->token_ids[0] == (uint32_t)k && c->choice_index == 0);
     if (c->text) {
         n = snprintf(want, sizeof want, "t%d", k);
         CHECK(c->text_len == (size_t)n && memcmp(c->text, want, (size_t)n + 1) == 0);

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     dynamo_status_t st;
     while ((st = dynamo_stream_poll(s, 0, &c)) == DYNAMO_OK) {
         FUZZ_CHECK(c.json != NULL && c.json_len > 0 && c.json_len <= size && c.json[c.json_len] == '\0');
-        FUZZ_CHECK(c.text == NULL && (c.num_token_ids == 0) == (c.token_ids == NULL));
+        FUZZ_CHECK(c.text == NULL && (c.num_token_ids == 0) == (c.token_ids == NULL) && c.choice_index == 0);
         uint64_t sum = 0;
         for (size_t i = 0; i < c.num_token_ids; i++) sum += c.token_ids[i]; /* readable (ASan) */
         (void)sum;
