@@ -2,6 +2,7 @@
 transformers reading the same file in the same run and dtype.
 
 python -m pyimpl.bench gguf [--model X.gguf] [--dtype bfloat16|float32] [--new-tokens 32] [--concurrency 8]
+                           [--threads N]  (N=1 gives steadier figures on a shared, busy machine)
 """
 from __future__ import annotations
 
@@ -79,7 +80,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--max-model-len", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     path = args.model or default_model()
     dtype = resolve_dtype(args.dtype, None, torch.device("cpu"))
     name = Path(path).name

@@ -110,3 +110,27 @@ async def test_gemma3_270m_completion_text_equals_transformers(gemma_270m):
         await served.stop()
         await rt.shutdown()
     print(f"\n{PROMPT!r} -> {expected!r}")
+
+
+def test_llama_family_mixed_sliding_and_full_layers_are_honoured_per_layer(tmp_path):
+    """Qwen2 with use_sliding_window and max_window_layers: lower layers full, upper ones windowed (not all full)."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    config = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         use_sliding_window=True, sliding_window=6, max_window_layers=2, bos_token_id=0,
+                         eos_token_id=1)
+    assert config.layer_types == ["full_attention"] * 2 + ["sliding_attention"] * 2
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            p.normal_(0.0, 0.3 if p.ndim == 1 else 0.15)
+    model.save_pretrained(tmp_path)
+    reference = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    engine = Engine.from_pretrained(str(tmp_path), dtype="float32", num_kv_blocks=80, block_size=4)
+    assert engine.runner.model.sliding_windows == [None, None, 6, 6]
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(4, 512, (n,), generator=g).tolist() for n in (5, 19)]
+    outs = engine.generate_batch(prompts, SamplingParams(max_tokens=16, temperature=0.0))
+    assert [o.token_ids for o in outs] == [_hf_greedy(reference, p, 16) for p in prompts]
