@@ -16,9 +16,6 @@
 
 #include "check.h"
 #include "dyn_internal.h"
-#ifndef DYN_CHUNK_META
-#define DYN_CHUNK_META 4 /* ints of metadata per chunk of dyn_stream_push_batch, before choice_index */
-#endif
 
 /* the Python side is stubbed: c_tests/python_stub.c */
 enum { HOSTS = 6, ROUNDS = 300, CHUNKS = 96, MAX_LIVE = 4096 };
@@ -200,8 +197,33 @@ static void* host(void* arg) {
     return NULL;
 }
 
+/* Before the producer runs: an array the poller cannot split ends the stream with
+ * DYNAMO_ERR_INTERNAL after the elements before the bad one, for good, and the runtime is told. */
+static void malformed_array_ends_the_stream(void) {
+    dynamo_stream_t* s = submit();
+    dyn_event_t* ev = dyn_next_event();
+    CHECK(ev && ev->kind == DYN_EV_GENERATE);
+    uint64_t h = ev->stream;
+    dyn_event_release(ev);
+    const char bad[] = "[{\"i\":0,\"token_ids\":[0]}, {\"a\" 1}]";
+    CHECK(dyn_stream_push_json_array(h, bad, sizeof bad - 1) == 0);
+    CHECK(dyn_stream_push_json_array(h, "{}", 2) == -2); /* not an array: refused at once */
+    dynamo_chunk_t c;
+    CHECK_STATUS(dynamo_stream_poll(s, 0, &c), DYNAMO_OK);
+    check_chunk(&c, 0);
+    CHECK_STATUS(dynamo_stream_poll(s, 0, &c), DYNAMO_ERR_INTERNAL);
+    CHECK(strstr(dynamo_last_error(), "malformed") != NULL);
+    CHECK_STATUS(dynamo_stream_poll(s, -1, &c), DYNAMO_ERR_INTERNAL);
+    ev = dyn_next_event();
+    CHECK(ev && ev->kind == DYN_EV_CANCEL && ev->stream == h);
+    dyn_event_release(ev);
+    CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
+    CHECK(dyn_next_event() == NULL); /* the cancel was sent once */
+}
+
 int main(void) {
     CHECK_STATUS(dynamo_runtime_create("{}", &rt), DYNAMO_OK);
+    malformed_array_ends_the_stream();
     pthread_t prod, hosts[HOSTS];
     CHECK(pthread_create(&prod, NULL, producer, NULL) == 0);
     for (int i = 0; i < HOSTS; i++) CHECK(pthread_create(&hosts[i], NULL, host, (void*)(uintptr_t)(i + 1)) == 0);
