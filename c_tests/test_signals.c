@@ -1,8 +1,10 @@
 /* The host's signals stay the host's: a host that left SIGINT at its default is killed by SIGINT
  * after create (the library installs no handler), and signals sent to the process while library
- * threads run land only on host threads (every library thread blocks asynchronous signals). */
+ * threads run land only on host threads (every library thread blocks asynchronous signals, torch's
+ * engine and intra-op threads of the default demo-model runtime included). */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <dirent.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,8 +59,40 @@ static void default_sigint_kills_the_host(void) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
 }
 
+/* Every thread but the host's (main_tid, host_tid) blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGALRM:
+ * read from /proc/self/task/<tid>/status (SigBlk, a hex mask, bit sig-1). Returns the threads seen. */
+static int library_threads_block_signals(pid_t main_tid) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGALRM};
+    DIR* d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    struct dirent* e;
+    int threads = 0;
+    while ((e = readdir(d)) != NULL) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid <= 0) continue;
+        threads++;
+        if (tid == main_tid || tid == host_tid) continue;
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+        FILE* f = fopen(path, "r");
+        if (!f) continue; /* the thread just ended */
+        unsigned long long blocked = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "SigBlk: %llx", &blocked) == 1) break;
+        fclose(f);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+            if (!(blocked & (1ULL << (sigs[i] - 1))))
+                fprintf(stderr, "library thread %d does not block signal %d (SigBlk %llx)\n", (int)tid, sigs[i], blocked);
+            CHECK(blocked & (1ULL << (sigs[i] - 1)));
+        }
+    }
+    closedir(d);
+    return threads;
+}
+
 int main(void) {
     default_sigint_kills_the_host();
+    pid_t main_tid = (pid_t)syscall(SYS_gettid);
 
     dynamo_runtime_t* rt = NULL;
     CHECK_STATUS(dynamo_runtime_create(MOCK_CONFIG, &rt), DYNAMO_OK);
@@ -99,6 +133,20 @@ int main(void) {
     CHECK(elsewhere == 0);
     CHECK_STATUS(dynamo_stream_free(busy), DYNAMO_OK);
     CHECK_STATUS(dynamo_stream_free(slow), DYNAMO_OK);
+
+    /* the default runtime: torch's engine thread and intra-op threads are library threads too */
+    dynamo_runtime_t* demo = NULL;
+    CHECK_STATUS(dynamo_runtime_create("{}", &demo), DYNAMO_OK);
+    dynamo_stream_t* chat = NULL;
+    CHECK_STATUS(dynamo_chat_completion(demo, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+                                              " \"max_tokens\": 4}", &chat), DYNAMO_OK);
+    int chunks;
+    CHECK_STATUS(drain(chat, &chunks), DYNAMO_END);
+    CHECK_STATUS(dynamo_stream_free(chat), DYNAMO_OK);
+    int threads = library_threads_block_signals(main_tid);
+    printf("%d threads, all but the 2 host threads block asynchronous signals\n", threads);
+    CHECK(threads > 3);
+    CHECK_STATUS(dynamo_runtime_destroy(demo), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
     puts("ok");
     return 0;
