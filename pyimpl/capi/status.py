@@ -68,7 +68,7 @@ def status_of(exc: BaseException) -> int:
 
 
 # "RemoteHandlerError: AttributeError: ..." - class names the layers below prefix to a remote error's text
-_CLASS_PREFIX = re.compile(r"(?:[A-Z][A-Za-z0-9_]*(?:Error|Exception|Interrupt|Exit): )+")
+_CLASS_PREFIX = re.compile(r"^(?:[A-Z][A-Za-z0-9_]*(?:Error|Exception|Interrupt|Exit): )+")
 _PLAIN = {ERR_CANCELLED: "The stream was cancelled.", ERR_NOT_FOUND: "Not found.",
           ERR_UNAVAILABLE: "The service is unavailable.", ERR_ENGINE: "The engine failed.",
           ERR_INVALID_ARGUMENT: "Invalid argument.", ERR_SHUTDOWN: "The runtime was shut down."}

@@ -42,6 +42,7 @@ def test_status_values_match_the_header():
     (llm.EngineError("RemoteHandlerError: AttributeError: 'M' object has no attribute 'w'"),
      "'M' object has no attribute 'w'"),
     (asyncio.CancelledError(), "The stream was cancelled."),
+    (llm.InvalidRequestError("'x' must not look like ValueError: y"), "'x' must not look like ValueError: y"),
     (RuntimeError("boom"), "An internal error occurred (RuntimeError: boom); please report it."),
 ])
 def test_messages_are_plain_sentences_without_class_names(exc, message):
