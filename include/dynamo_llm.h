@@ -171,6 +171,10 @@ DYNAMO_API dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo
 
 /* Shut a runtime down and release it. Its live streams end with
  * DYNAMO_ERR_SHUTDOWN (they must still be freed). NULL: no-op, DYNAMO_OK.
+ * Every resource goes back: threads, fds and memory (100 create("{}") /
+ * destroy cycles keep RSS within 10% of the first). The memory of its model
+ * is freed by one full collection of the interpreter (~0.2-0.5 s), run when no
+ * stream of any runtime is live, or at most 30 s later.
  * Blocks until the runtime has stopped. Thread-safe, but no other call may
  * use rt once this one has started. */
 DYNAMO_API dynamo_status_t dynamo_runtime_destroy(dynamo_runtime_t* rt);
