@@ -9,7 +9,7 @@ from test_gguf_files import write_gguf
 
 from pyimpl.llm.engine import Engine, SamplingParams
 from pyimpl.llm.engine import gguf_cache, gguf_reader
-from pyimpl.llm.engine.gguf_reader import TensorEntry, dequantize_tensor
+from pyimpl.llm.engine.gguf_reader import TensorEntry, dequantize_tensor, row_chunks
 
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0)  # both sides stop at eos (id 1)
 
@@ -61,6 +61,18 @@ def test_k_quants_dequantize_to_known_values():
     raw = bytes([0x11] * 128) + bytes(64) + bytes(range(1, 17)) + _f16(0.5)
     out = _dequant(raw, Q.Q6_K, [1, 256])[0]
     assert np.array_equal(out, np.repeat(-31 * 0.5 * np.arange(1, 17), 16))
+
+
+def test_row_chunks_dequantize_like_the_whole_tensor():
+    from gguf.quants import quantize
+
+    raw = quantize(np.random.default_rng(0).standard_normal((10, 64)).astype(np.float32), Q.Q4_0).tobytes()
+    mapped = np.frombuffer(b"pad" + raw, dtype=np.uint8)
+    entry = TensorEntry("t", int(Q.Q4_0), [10, 64], 3, len(raw))
+    pieces = row_chunks(entry, max_elements=192)  # 3 rows per piece
+    assert [(row, p.shape) for row, p in pieces] == [(0, [3, 64]), (3, [3, 64]), (6, [3, 64]), (9, [1, 64])]
+    whole = dequantize_tensor(mapped, entry)
+    assert np.array_equal(np.concatenate([dequantize_tensor(mapped, p) for _, p in pieces]), whole)
 
 
 def _tiny(arch: str):

@@ -60,6 +60,12 @@ def hf_tensor_name(arch: str, gguf_name: str) -> str | None:
     raise ValueError(f"GGUF tensor {gguf_name!r} has no place in the {arch} model")
 
 
+def needs_fix(arch: str, hf_name: str) -> bool:
+    """Whether fix_weight changes this tensor (it then needs the whole tensor at once)."""
+    return (arch in _PERMUTED_QK and hf_name.endswith(("q_proj.weight", "k_proj.weight"))) or \
+        (arch in _PLUS_ONE_NORMS and hf_name.endswith("norm.weight"))
+
+
 def fix_weight(arch: str, hf_name: str, w: np.ndarray, config: dict) -> np.ndarray:
     """Undo llama.cpp's conversion changes on one dequantized tensor (float32)."""
     if arch in _PERMUTED_QK and hf_name.endswith(("q_proj.weight", "k_proj.weight")):

@@ -111,6 +111,19 @@ def dequantize_tensor(mapped: np.ndarray, entry: TensorEntry) -> np.ndarray:
     return out if out.flags.writeable else out.copy()  # F32 tensors are views of the read-only map
 
 
+def row_chunks(entry: TensorEntry, max_elements: int = 1 << 22) -> list[tuple[int, TensorEntry]]:
+    """(first row, sub-entry) pieces of a 2-D tensor of about max_elements each, dequantizable in parallel."""
+    rows = entry.shape[0]
+    per_row = int(np.prod(entry.shape[1:])) if len(entry.shape) > 1 else 0
+    if per_row == 0 or rows * per_row <= max_elements:
+        return [(0, entry)]
+    row_bytes = entry.n_bytes // rows
+    step = max(1, max_elements // per_row)
+    return [(r, TensorEntry(entry.name, entry.ggml_type, [min(step, rows - r), *entry.shape[1:]],
+                            entry.offset + r * row_bytes, min(step, rows - r) * row_bytes))
+            for r in range(0, rows, step)]
+
+
 def map_file(gguf_path: str) -> np.ndarray:
     """The whole file as a read-only uint8 memory map."""
     return np.memmap(gguf_path, dtype=np.uint8, mode="r")

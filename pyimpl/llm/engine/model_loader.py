@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
 from .gemma3 import Gemma3Model
 from .gguf_cache import GgufModel, prepare
-from .gguf_names import fix_weight, hf_tensor_name
-from .gguf_reader import dequantize_tensor, find_gguf, map_file
+from .gguf_names import fix_weight, hf_tensor_name, needs_fix
+from .gguf_reader import dequantize_tensor, find_gguf, map_file, row_chunks
 from .llama import SUPPORTED_ARCHITECTURES, LlamaModel, load_safetensors
 from .model_api import CausalLM
 
@@ -68,20 +69,34 @@ def build_model(info: ModelInfo, path: str, device: torch.device, dtype: torch.d
 
 
 def load_gguf_weights(gguf: GgufModel, config, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Every tensor of the GGUF file, dequantized, renamed to HF names, llama.cpp's changes undone, in `dtype`."""
+    """Every tensor of the GGUF file, dequantized, renamed to HF names, llama.cpp's changes undone, in `dtype`.
+
+    Row chunks of large tensors dequantize on a thread pool (numpy and torch release the GIL) straight into the
+    `dtype` tensors, so no full float32 copy of the model is ever held."""
     header = gguf.header()
     arch = header.architecture
     heads = {"num_attention_heads": config.num_attention_heads, "num_key_value_heads": config.num_key_value_heads}
     mapped = map_file(gguf.gguf_path)
     if mapped.size < max((t.offset + t.n_bytes for t in header.tensors), default=0):
         raise ValueError(f"{gguf.gguf_path} is shorter than its tensor index says (truncated or replaced file?)")
-    weights = {}
+    weights: dict[str, torch.Tensor] = {}
+    jobs = []
     for entry in header.tensors:
         name = hf_tensor_name(arch, entry.name)
         if name is None:
             continue
-        w = fix_weight(arch, name, dequantize_tensor(mapped, entry), heads)
-        weights[name] = torch.from_numpy(w).to(dtype)
+        if needs_fix(arch, name):  # small tensors (q/k projections, norms): whole, then fixed
+            weights[name] = torch.from_numpy(fix_weight(arch, name, dequantize_tensor(mapped, entry), heads)).to(dtype)
+            continue
+        out = weights[name] = torch.empty(entry.shape, dtype=dtype)
+        jobs.extend((out, row, piece) for row, piece in row_chunks(entry))
+
+    def run(job) -> None:
+        out, row, piece = job
+        out[row:row + piece.shape[0]].copy_(torch.from_numpy(dequantize_tensor(mapped, piece)))
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(run, jobs))
     return weights
 
 
