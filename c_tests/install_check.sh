@@ -90,6 +90,21 @@ no_shared_dep wheel_cmake/consumer_static && no_shared_dep wheel_pc_static
 for exe in wheel_cmake/consumer wheel_pc; do  # the venv's own libpython, not another one in ld.so.cache
   clean_env ldd "$exe" | grep -q "libpython.* => $LIBPY_DIR/" || { ldd "$exe"; echo "install_check: FAILED: $exe libpython"; exit 1; }
 done
+# linked without libpython, the loader falls back to ld.so.cache: another 3.X build there (Debian's
+# under a pyenv venv) must be a clear PYTHON_INIT error, not an ImportError deep in the stdlib
+XY=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+SYS_PY=$(ldconfig -p | grep -o "/[^ ]*/libpython$XY.so.1.0" | head -1 || true)
+if [ -n "$SYS_PY" ] && [ "$(cd "$(dirname "$SYS_PY")" && pwd -P)" != "$(cd "$LIBPY_DIR" && pwd -P)" ]; then
+  NATIVE_LIB=$(clean_env "$VENV/bin/python" -m pyimpl.capi --lib-dir)
+  cc -o wheel_bare consumer_src/main.c -I"$(clean_env "$VENV/bin/python" -m pyimpl.capi --include-dir)" \
+    -L"$NATIVE_LIB" -Wl,-rpath,"$NATIVE_LIB" -ldynamo_llm_capi
+  if clean_env timeout 120 ./wheel_bare --mock >"$TMP/out" 2>&1; then
+    echo "   ok: $SYS_PY is the same build as the venv's"
+  else
+    grep -q "is not the one of the Python home" "$TMP/out" || { cat "$TMP/out"; echo "install_check: FAILED: mixed libpython"; exit 1; }
+    echo "   ok: another libpython reported: $(grep -o 'the libpython loaded ([^)]*)' "$TMP/out")"
+  fi
+fi
 run "wheel, find_package, shared, demo model" wheel_cmake/consumer
 run "wheel, pkg-config, shared, demo model" ./wheel_pc
 run "wheel, find_package, static, mock" env DYNAMO_LLM_PYTHONHOME="$VENV" wheel_cmake/consumer_static --mock

@@ -29,7 +29,9 @@
  *   3. the venv or Python prefix that holds the library (pip install dynamo-llm-capi).
  * That environment must be the Python X.Y the library was built for; its
  * libpythonX.Y.so.1.0 is a load-time dependency found by the dynamic loader
- * (LD_LIBRARY_PATH, the library's RUNPATH = the build Python's LIBDIR, ld.so.cache).
+ * (LD_LIBRARY_PATH, the library's RUNPATH = the build Python's LIBDIR, ld.so.cache;
+ * the CMake package and dynamo_llm.pc link consumers to the home's own with an
+ * rpath); a venv whose Python is another build than the loaded libpython fails.
  * A program linked with libdynamo_llm_capi.a has no library file to look beside:
  * it sets DYNAMO_LLM_PYTHONHOME. Other variables read by the library:
  *   PYTHONMALLOC=malloc   let valgrind/ASan see Python's allocations

@@ -4,14 +4,17 @@
  *   2. `home =` in dynamo_llm/python.cfg beside the library (written by cmake, editable);
  *   3. the venv (pyvenv.cfg) or Python prefix (PREFIX/lib/pythonX.Y/...) that holds the library
  *      (a wheel installed with pip).
- * `path =` in python.cfg goes first on sys.path (the Python side installed with the library). */
+ * `path =` in python.cfg goes first on sys.path (the Python side installed with the library).
+ * The libpython the loader picked must be the home's own build (pyvenv.cfg `version`). */
 #define _GNU_SOURCE
 #include "python_home.h"
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h> /* PY_MAJOR_VERSION, PY_MINOR_VERSION of the headers built against; Py_GetVersion */
 
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <patchlevel.h> /* PY_MAJOR_VERSION, PY_MINOR_VERSION of the headers built against */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,25 +58,51 @@ static char* trim(char* s) {
     return s;
 }
 
-/* dynamo_llm/python.cfg beside the library: "home = DIR" and "path = DIR" lines. */
-static void read_cfg(const char* libdir, dyn_python_home_t* out, char* cfg_home, size_t n) {
-    char dir[PATH_MAX], file[PATH_MAX], line[PATH_MAX + 32];
-    if (!path_fmt(dir, sizeof dir, "%s/dynamo_llm", libdir) || !path_fmt(file, sizeof file, "%s/python.cfg", dir))
-        return;
+/* the value of "key = value" in a pyvenv.cfg-style file; 0 if absent */
+static int cfg_value(const char* file, const char* want, char* out, size_t n) {
+    char line[PATH_MAX + 32];
     FILE* f = fopen(file, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
+    int found = 0;
+    if (!f) return 0;
+    while (!found && fgets(line, sizeof line, f)) {
         char* eq = strchr(line, '=');
         char* key = trim(line);
         if (*key == '#' || !eq) continue;
         *eq = '\0';
-        key = trim(key);
         char* value = trim(eq + 1);
-        if (!*value) continue;
-        if (strcmp(key, "home") == 0) join(cfg_home, n, dir, value);
-        else if (strcmp(key, "path") == 0) join(out->path, sizeof out->path, dir, value);
+        found = strcmp(trim(key), want) == 0 && *value && path_fmt(out, n, "%s", value);
     }
     fclose(f);
+    return found;
+}
+
+/* dynamo_llm/python.cfg beside the library: "home = DIR" and "path = DIR", relative to its folder. */
+static void read_cfg(const char* libdir, dyn_python_home_t* out, char* cfg_home, size_t n) {
+    char dir[PATH_MAX], file[PATH_MAX], value[PATH_MAX];
+    if (!path_fmt(dir, sizeof dir, "%s/dynamo_llm", libdir) || !path_fmt(file, sizeof file, "%s/python.cfg", dir))
+        return;
+    if (cfg_value(file, "home", value, sizeof value)) join(cfg_home, n, dir, value);
+    if (cfg_value(file, "path", value, sizeof value)) join(out->path, sizeof out->path, dir, value);
+}
+
+/* A venv home records its Python's version; a libpython of another build of X.Y (Debian's in
+ * ld.so.cache under a pyenv venv) fails later on undefined symbols in the home's extensions. */
+static int libpython_matches(const dyn_python_home_t* home, char* err, size_t errlen) {
+    char cfg[PATH_MAX], want[64], base[PATH_MAX];
+    if (!path_fmt(cfg, sizeof cfg, "%s/pyvenv.cfg", home->home)) return 1;
+    if (!cfg_value(cfg, "version", want, sizeof want) && !cfg_value(cfg, "version_info", want, sizeof want)) return 1;
+    const char* running = Py_GetVersion();
+    size_t len = strcspn(running, " ");
+    size_t want_len = strspn(want, "0123456789.");
+    if (want_len > 0 && want[want_len - 1] == '.') want_len--;
+    if (len == want_len && strncmp(running, want, len) == 0) return 1;
+    Dl_info info;
+    const char* loaded = dladdr((void*)&Py_GetVersion, &info) && info.dli_fname ? info.dli_fname : "?";
+    if (!cfg_value(cfg, "home", base, sizeof base)) snprintf(base, sizeof base, "its base Python's bin");
+    snprintf(err, errlen, "the libpython loaded (%.*s, %s) is not the one of the Python home %s (%.*s, from %s): "
+             "make %s/../lib come first (the rpath that the CMake package DynamoLLM and dynamo_llm.pc add, "
+             "or LD_LIBRARY_PATH)", (int)len, running, loaded, home->home, (int)want_len, want, home->source, base);
+    return 0;
 }
 
 /* the nearest ancestor of libfile that is a venv, or a prefix whose lib/pythonX.Y holds it */
@@ -141,6 +170,7 @@ int dyn_python_home_find(dyn_python_home_t* out, char* err, size_t errlen) {
                  "); this library was built for Python " PY_XY, out->home, out->source);
         return 0;
     }
+    if (!libpython_matches(out, err, errlen)) return 0;
     if (out->path[0] && !is_dir(out->path)) {
         snprintf(err, errlen, "the Python side directory %s named in %s/dynamo_llm/python.cfg is missing",
                  out->path, libdir);
