@@ -23,7 +23,8 @@ from pyimpl.llm.model_card import CARD_PREFIX, ModelCard
 from pyimpl.llm.openai_stream import (ChoicePostprocessor, aggregate_chat, aggregate_completion,
                                       encode_embedding, usage)
 from pyimpl.llm.preprocessor import LARGE_TEXT, PromptTooLongError
-from pyimpl.llm.protocols import GenerationRequest, parse_chat_request, parse_completion_request, to_wire_request
+from pyimpl.llm.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
+                                 parse_embedding_request, to_wire_request, with_usage)
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,13 @@ class ModelManager:
         await asyncio.wait_for(wait(), timeout)
 
     def _resolve(self, body: Any) -> tuple[Any, ServedModelEntry | None]:
-        if isinstance(body, dict):
-            alias = self.aliases.get(body.get("model"))
-            if alias is not None:
-                body = alias.apply(body)
-            return body, self.models.get(body.get("model"))
-        return body, None
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str):  # not a name (e.g. {}): validation names the field
+            return body, None
+        alias = self.aliases.get(model)
+        if alias is not None:
+            body = alias.apply(body)
+        return body, self.models.get(body["model"])
 
     def _entry_for(self, req_model: str, entry: ServedModelEntry | None, kind: str) -> ServedModelEntry:
         if entry is None:
@@ -192,12 +194,12 @@ class ModelManager:
 
     async def chat_completion(self, request: dict) -> dict:
         """A whole (non-streaming) chat.completion."""
-        request = dict(request, stream=True, stream_options={"include_usage": True})
+        request = with_usage(request)
         return aggregate_chat([c async for c in self.chat_completion_stream(request)])
 
     async def completion(self, request: dict) -> dict:
         """A whole (non-streaming) text_completion."""
-        request = dict(request, stream=True, stream_options={"include_usage": True})
+        request = with_usage(request)
         return aggregate_completion([c async for c in self.completion_stream(request)])
 
     async def prepare(self, request: dict, kind: str) -> tuple[GenerationRequest, ServedModelEntry, Any, list[int], int]:
@@ -238,7 +240,7 @@ class ModelManager:
         """Template + tokenize, remembering recent conversations (rendering costs more than the rest of a request)."""
         try:
             key = (model_path, _encode_key(messages), _encode_key(tools))
-        except (TypeError, msgspec.EncodeError):
+        except (TypeError, OverflowError, msgspec.EncodeError):  # e.g. an int beyond 64 bits: no caching
             key = None
         cached = self._prompt_cache.get(key) if key is not None else None
         if cached is not None:
@@ -326,19 +328,8 @@ class ModelManager:
     async def embeddings(self, request: Any) -> dict:
         """The /v1/embeddings body for a request (texts are tokenized by the embedding worker)."""
         body, entry = self._resolve(request)
-        if not isinstance(body, dict):
-            raise InvalidRequestError("request body must be a JSON object", "body")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequestError("'model' is required and must be a string", "model")
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise InvalidRequestError("'input' must be a string or a non-empty list of strings", "input")
-        encoding = body.get("encoding_format") or "float"
-        if encoding not in ("float", "base64"):
-            raise InvalidRequestError("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+        typed = parse_embedding_request(body)
+        model, texts, encoding = typed.model, typed.input, typed.encoding_format or "float"
         entry = self._entry_for(model, entry, "embedding")
         stream = await self._open(entry, {"input": texts})
         result = None

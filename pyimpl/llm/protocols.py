@@ -1,20 +1,22 @@
 """OpenAI request validation and conversion into the worker wire format.
 
-Requests stay plain dicts (no pydantic on the hot path); `parse_chat_request` and
-`parse_completion_request` check every field we use and raise InvalidRequestError
-naming the offending one.
+Bodies are checked against the msgspec request types of `pyimpl.llm.protocol_types` (the same types
+/openapi.json is generated from), then the rules that span fields; every rejection is an
+InvalidRequestError naming the offending field. Messages, tools and formats stay plain dicts downstream.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyimpl.llm.errors import InvalidRequestError
+import msgspec
 
-CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
-MAX_N = 16
-MAX_STOP_STRINGS = 16
-MAX_TOP_LOGPROBS = 20
+from pyimpl.llm.errors import InvalidRequestError
+from pyimpl.llm.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS,  # noqa: F401
+                                       SAMPLING_FIELDS, ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
+
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
 
 @dataclass
@@ -48,174 +50,117 @@ def _fail(message: str, param: str):
     raise InvalidRequestError(message, param)
 
 
-def _number(body: dict, name: str, lo: float, hi: float, integer: bool = False) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        _fail(f"'{name}' must be {'an integer' if integer else 'a number'}", name)
-    if not lo <= value <= hi:
-        _fail(f"'{name}' must be between {lo} and {hi}, got {value}", name)
-    return value
-
-
-def _bool(body: dict, name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        _fail(f"'{name}' must be a boolean", name)
-    return value
-
-
-def _stop(body: dict) -> list[str]:
-    stop = body.get("stop")
-    if stop is None:
-        return []
-    if isinstance(stop, str):
-        stop = [stop]
-    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
-        _fail("'stop' must be a non-empty string or a list of non-empty strings", "stop")
-    if len(stop) > MAX_STOP_STRINGS:
-        _fail(f"'stop' takes at most {MAX_STOP_STRINGS} strings", "stop")
-    return stop
-
-
-def _common(body: Any, kind: str) -> GenerationRequest:
+def decode_body(body: Any, kind: type) -> Any:
+    """`body` (a decoded JSON value) as the request Struct `kind`; a mismatch is a 400 naming the field."""
     if not isinstance(body, dict):
         _fail("request body must be a JSON object", "body")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        _fail("'model' is required and must be a string", "model")
-    req = GenerationRequest(kind=kind, model=model)
-    req.stream = _bool(body, "stream")
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            _fail("'stream_options' must be an object", "stream_options")
-        req.include_usage = bool(options.get("include_usage", False))
-    req.n = _number(body, "n", 1, MAX_N, integer=True) or 1
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None:
-        name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-        req.max_tokens = _number({name: max_tokens}, name, 1, 1 << 31, integer=True)
-    req.min_tokens = _number(body, "min_tokens", 0, 1 << 31, integer=True) or 0
-    req.stop = _stop(body)
-    ids = body.get("stop_token_ids")
-    if ids is not None:
-        if not isinstance(ids, list) or not all(isinstance(i, int) and i >= 0 for i in ids):
-            _fail("'stop_token_ids' must be a list of token ids", "stop_token_ids")
-        req.stop_token_ids = ids
-    req.ignore_eos = _bool(body, "ignore_eos")
-    req.include_stop_str_in_output = _bool(body, "include_stop_str_in_output")
-    req.skip_special_tokens = _bool(body, "skip_special_tokens", True)
-    sampling = {}
-    for name, lo, hi, integer in (("temperature", 0.0, 2.0, False), ("top_p", 0.0, 1.0, False),
-                                  ("min_p", 0.0, 1.0, False), ("presence_penalty", -2.0, 2.0, False),
-                                  ("frequency_penalty", -2.0, 2.0, False),
-                                  ("repetition_penalty", 1e-6, 10.0, False),
-                                  ("top_k", -1, 1 << 31, True), ("seed", -(1 << 63), (1 << 64) - 1, True)):
-        value = _number(body, name, lo, hi, integer)
-        if value is not None:
-            sampling[name] = value
-    if sampling.get("top_p") == 0.0:
-        _fail("'top_p' must be greater than 0", "top_p")
-    req.sampling = sampling
-    return req
+    try:
+        return msgspec.convert(body, kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, _, where = text.partition(" - at `$")
+        param = where.rstrip("`").lstrip(".")
+        missing = _MISSING.match(message)
+        if missing:
+            param = f"{param}.{missing.group(1)}" if param else missing.group(1)
+        param = param or "body"
+        raise InvalidRequestError(f"'{param}': {message}", param) from None
 
 
-def _validate_messages(messages: Any) -> list[dict]:
-    if not isinstance(messages, list) or not messages:
-        _fail("'messages' must be a non-empty list", "messages")
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            _fail(f"'{where}' must be an object", where)
-        role = message.get("role")
-        if role not in CHAT_ROLES:
-            _fail(f"'{where}.role' must be one of {', '.join(CHAT_ROLES)}", f"{where}.role")
-        content = message.get("content")
-        if content is None:
-            if role == "assistant" and message.get("tool_calls"):
-                continue
-            _fail(f"'{where}.content' is required", f"{where}.content")
-        if isinstance(content, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
-                _fail(f"'{where}.content' parts must be text parts", f"{where}.content")
-        elif not isinstance(content, str):
-            _fail(f"'{where}.content' must be a string or a list of text parts", f"{where}.content")
+def _flag(value: bool | None, default: bool = False) -> bool:
+    return default if value is None else value
+
+
+def _common(body: Any, kind: type, req_kind: str) -> tuple[Any, GenerationRequest]:
+    typed = decode_body(body, kind)
+    req = GenerationRequest(kind=req_kind, model=typed.model)
+    req.stream = _flag(typed.stream)
+    if typed.stream_options is not None:
+        req.include_usage = _flag(typed.stream_options.include_usage)
+    req.n = typed.n or 1
+    max_tokens = getattr(typed, "max_completion_tokens", None)
+    req.max_tokens = max_tokens if max_tokens is not None else typed.max_tokens
+    req.min_tokens = typed.min_tokens or 0
+    req.stop = [typed.stop] if isinstance(typed.stop, str) else list(typed.stop or ())
+    req.stop_token_ids = list(typed.stop_token_ids or ())
+    req.ignore_eos = _flag(typed.ignore_eos)
+    req.include_stop_str_in_output = _flag(typed.include_stop_str_in_output)
+    req.skip_special_tokens = _flag(typed.skip_special_tokens, True)
+    req.sampling = {name: value for name in SAMPLING_FIELDS if (value := getattr(typed, name)) is not None}
+    if typed.seed is not None and typed.seed > MAX_SEED:  # msgspec bounds stop at int64; the schema says this
+        _fail(f"'seed' must be at most {MAX_SEED}", "seed")
+    return typed, req
+
+
+def _validate_messages(typed: ChatCompletionRequest, messages: list[dict]) -> list[dict]:
+    """Rules the types leave open: an assistant turn holds content or tool calls."""
+    for i, message in enumerate(typed.messages):
+        if message.content is None and not getattr(message, "tool_calls", None):
+            _fail(f"'messages[{i}].content' is required (or 'tool_calls' on an assistant message)",
+                  f"messages[{i}].content")
     return messages
 
 
-def _validate_tools(body: dict) -> tuple[list[dict] | None, Any]:
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            _fail("'tools' must be a list", "tools")
-        for i, tool in enumerate(tools):
-            function = tool.get("function") if isinstance(tool, dict) else None
-            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict) \
-                    or not isinstance(function.get("name"), str):
-                _fail(f"'tools[{i}]' must be {{'type': 'function', 'function': {{'name': ...}}}}", f"tools[{i}]")
-    choice = body.get("tool_choice")
-    if choice is not None:
-        named = isinstance(choice, dict) and isinstance(choice.get("function"), dict) \
-            and isinstance(choice["function"].get("name"), str)
-        if choice not in ("none", "auto", "required") and not named:
-            _fail("'tool_choice' must be 'none', 'auto', 'required' or a named function", "tool_choice")
-        if choice != "none" and not tools:
+def _validate_tools(typed: ChatCompletionRequest, body: dict) -> tuple[list[dict] | None, Any]:
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if typed.tool_choice is not None:
+        if typed.tool_choice != "none" and not tools:
             _fail("'tool_choice' needs 'tools'", "tool_choice")
         if choice == "none":  # the model sees no tools and nothing is parsed as a call
             return None, choice
-        if named:  # only the named function is offered to the model
-            tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+        if not isinstance(choice, str):  # only the named function is offered to the model
+            name = typed.tool_choice.function.name
+            tools = [t for t in tools if t["function"]["name"] == name]
             if not tools:
-                _fail(f"'tool_choice' names {choice['function']['name']!r}, which is not in 'tools'", "tool_choice")
+                _fail(f"'tool_choice' names {name!r}, which is not in 'tools'", "tool_choice")
     return tools or None, choice
 
 
 def parse_chat_request(body: Any) -> GenerationRequest:
     """Validate an OpenAI chat.completions request body (a decoded JSON dict)."""
-    req = _common(body, "chat")
-    req.messages = _validate_messages(body.get("messages"))
-    req.tools, req.tool_choice = _validate_tools(body)
-    if req.tool_choice == "none":
-        req.tools = None
-    fmt = body.get("response_format")
-    if fmt is not None:
-        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-            _fail("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format")
-        req.response_format = fmt
-    req.logprobs = _bool(body, "logprobs")
-    top = _number(body, "top_logprobs", 0, MAX_TOP_LOGPROBS, integer=True)
-    if top is not None:
-        if not req.logprobs and top > 0:
+    typed, req = _common(body, ChatCompletionRequest, "chat")
+    req.messages = _validate_messages(typed, body["messages"])
+    req.tools, req.tool_choice = _validate_tools(typed, body)
+    if typed.response_format is not None:
+        req.response_format = body["response_format"]
+    req.logprobs = _flag(typed.logprobs)
+    if typed.top_logprobs is not None:
+        if not req.logprobs and typed.top_logprobs > 0:
             _fail("'top_logprobs' needs 'logprobs': true", "top_logprobs")
-        req.top_logprobs = top
+        req.top_logprobs = typed.top_logprobs
     return req
 
 
 def parse_completion_request(body: Any) -> GenerationRequest:
     """Validate an OpenAI completions request body; one prompt (text or token ids)."""
-    req = _common(body, "completion")
-    prompt = body.get("prompt")
+    typed, req = _common(body, CompletionRequest, "completion")
+    prompt = typed.prompt
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
-    if isinstance(prompt, str):
-        if not prompt:
-            _fail("'prompt' must not be empty", "prompt")
-    elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
-                                                      for t in prompt):
-        pass
-    else:
+    if isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt):
         _fail("'prompt' must be a string or a list of token ids (one prompt per request)", "prompt")
     req.prompt = prompt
-    logprobs = _number(body, "logprobs", 0, 5, integer=True)
-    if logprobs is not None:
-        req.logprobs, req.top_logprobs = True, logprobs
-    req.echo = _bool(body, "echo")
+    if typed.logprobs is not None:
+        req.logprobs, req.top_logprobs = True, typed.logprobs
+    req.echo = _flag(typed.echo)
     return req
+
+
+def parse_embedding_request(body: Any) -> EmbeddingRequest:
+    """Validate an OpenAI embeddings request body; `input` always a list of strings."""
+    typed = decode_body(body, EmbeddingRequest)
+    if isinstance(typed.input, str):
+        typed.input = [typed.input]
+    return typed
+
+
+def with_usage(body: Any) -> Any:
+    """`body` asking for the closing usage chunk (token counts for metrics and whole answers); a
+    malformed `stream_options` is left as sent, so validation names it."""
+    options = body.get("stream_options") if isinstance(body, dict) else None
+    if options is None or (isinstance(options, dict) and options.get("include_usage") in (None, True, False)):
+        return dict(body, stream_options={**(options or {}), "include_usage": True})
+    return body
 
 
 def to_wire_request(req: GenerationRequest, token_ids: list[int], max_tokens: int, seed_offset: int = 0) -> dict:

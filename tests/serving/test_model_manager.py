@@ -89,13 +89,13 @@ async def test_model_gone_after_stop(embedded):
 async def test_outputs_follow_the_wire_types(embedded):
     import msgspec
 
-    from pyimpl.llm.http import schemas
+    from pyimpl.llm import protocol_types, response_types
     _, _, manager = embedded
     request = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
                "logprobs": True, "top_logprobs": 1}
-    msgspec.convert(request, schemas.ChatCompletionRequest)
-    msgspec.convert(await manager.chat_completion(request), schemas.ChatCompletion)
+    msgspec.convert(request, protocol_types.ChatCompletionRequest)
+    msgspec.convert(await manager.chat_completion(request), response_types.ChatCompletion)
     async for chunk in manager.chat_completion_stream({**request, "stream_options": {"include_usage": True}}):
-        msgspec.convert(chunk, schemas.ChatCompletionChunk)
-    msgspec.convert(await manager.completion({"model": "tiny", "prompt": "x y", "max_tokens": 2}), schemas.Completion)
-    msgspec.convert(manager.list_models(), schemas.ModelList)
+        msgspec.convert(chunk, response_types.ChatCompletionChunk)
+    msgspec.convert(await manager.completion({"model": "tiny", "prompt": "x y", "max_tokens": 2}), response_types.Completion)
+    msgspec.convert(manager.list_models(), response_types.ModelList)

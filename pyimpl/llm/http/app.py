@@ -19,6 +19,7 @@ from pyimpl.llm.errors import (AuthenticationError, InvalidRequestError, NoWorke
                                ServingError)
 from pyimpl.llm.http.metrics import FrontendMetrics
 from pyimpl.llm.http.openapi import OPENAPI_SPEC
+from pyimpl.llm.protocols import with_usage
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_KEEPALIVE_S = 10.0
@@ -298,7 +299,7 @@ class OpenAIFrontend:
         if streaming:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            body = dict(body, stream_options={"include_usage": True})
+            body = with_usage(body)
             stream = (self.manager.chat_completion_stream(body) if kind == "chat"
                       else self.manager.completion_stream(body))
             try:

@@ -1,55 +1,110 @@
-"""The frontend's OpenAPI document (served at /openapi.json), generated from the msgspec wire types."""
+"""The frontend's OpenAPI 3.2 document (served at /openapi.json), generated from the msgspec types the
+server validates requests with (pyimpl.llm.protocol_types) and answers in (pyimpl.llm.response_types).
+
+Every route is one `Operation` in `OPERATIONS`: adding a route to the document is adding a line there.
+Streamed answers are `text/event-stream` with an `itemSchema` per event: `data` is the chunk as JSON
+(`contentSchema`), then `data: [DONE]`; a failure after the stream began is an `event: error` event.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import msgspec
 
-from pyimpl.llm.http.schemas import SCHEMA_TYPES
+from pyimpl.llm import protocol_types as req
+from pyimpl.llm import response_types as resp
 
 _REF = "#/components/schemas/{name}"
-_ERRORS = {str(code): {"description": text, "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/ErrorResponse"}}}}
-    for code, text in ((400, "Invalid request (param names the field)"), (401, "Missing or wrong API key"),
-                       (404, "Unknown model"), (413, "Body too large"), (503, "No worker for the model"))}
+ERROR_STATUSES = {
+    400: "Invalid request: wrong JSON, a wrong type or value anywhere (`param` names the field), a prompt "
+         "over the model's context, or a model that does not serve this kind of request",
+    401: "Missing or wrong API key (only when the frontend runs with an API key)",
+    404: "No served model or alias has this name",
+    413: "The body exceeds the frontend's limit",
+    500: "The worker or engine failed while generating",
+    503: "No worker is serving the model right now",
+}
+GENERATION_ERRORS = (400, 401, 404, 413, 500, 503)
 
 
-def _json(name: str) -> dict:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+@dataclass(frozen=True)
+class Operation:
+    """One route of the document: its request type, answer type, streamed chunk type and error statuses."""
+
+    path: str
+    method: str
+    summary: str
+    request: type | None = None
+    response: type | None = None
+    stream_chunk: type | None = None
+    errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
 
 
-def _post(summary: str, request: str, response: str, stream: str | None = None) -> dict:
-    content = _json(response)
-    if stream:
-        content["text/event-stream"] = {"schema": {"$ref": f"#/components/schemas/{stream}"},
-                                        "description": "data: {chunk} events, then data: [DONE]"}
-    return {"post": {"summary": summary, "requestBody": {"required": True, "content": _json(request)},
-                     "responses": {"200": {"description": "OK", "content": content}, **_ERRORS}}}
+OPERATIONS = (
+    Operation("/v1/chat/completions", "post", "Chat completion (server-sent events when `stream` is true)",
+              req.ChatCompletionRequest, resp.ChatCompletion, resp.ChatCompletionChunk, GENERATION_ERRORS),
+    Operation("/v1/completions", "post", "Text completion (server-sent events when `stream` is true)",
+              req.CompletionRequest, resp.Completion, resp.Completion, GENERATION_ERRORS),
+    Operation("/v1/embeddings", "post", "Embeddings of one text or a list of texts",
+              req.EmbeddingRequest, resp.EmbeddingList, None, GENERATION_ERRORS),
+    Operation("/v1/models", "get", "Models served by live workers, then their aliases", None, resp.ModelList,
+              errors=(401,)),
+    Operation("/health", "get", "Health: served models and worker instances per model", None, resp.Health),
+    Operation("/live", "get", "Liveness: the process is up", None, resp.Live),
+    Operation("/metrics", "get", "Prometheus metrics (dynamo_frontend_*)", media_type="text/plain"),
+    Operation("/openapi.json", "get", "This document"),
+)
 
 
-def _get(summary: str, response: str | None = None) -> dict:
+def _ref(kind: type) -> dict:
+    return {"$ref": _REF.format(name=kind.__name__)}
+
+
+def _json_data(kind: type) -> dict:
+    """An SSE `data` field that holds `kind` encoded as JSON."""
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref(kind)}
+
+
+def sse_item_schema(chunk: type) -> dict:
+    """One event of a streamed answer: a chunk, the closing `[DONE]`, or an in-band error envelope."""
+    return {"type": "object", "required": ["data"], "anyOf": [
+        {"properties": {"event": {"const": "message"}, "data": {"anyOf": [{"const": "[DONE]"}, _json_data(chunk)]}}},
+        {"properties": {"event": {"const": "error"}, "data": _json_data(resp.ErrorResponse)}},
+    ]}
+
+
+def _operation(op: Operation) -> dict:
     ok: dict = {"description": "OK"}
-    if response:
-        ok["content"] = _json(response)
-    return {"get": {"summary": summary, "responses": {"200": ok}}}
+    if op.media_type == "application/json":
+        ok["content"] = {"application/json": {"schema": _ref(op.response) if op.response else {"type": "object"}}}
+    else:
+        ok["content"] = {op.media_type: {"schema": {"type": "string"}}}
+    if op.stream_chunk is not None:
+        ok["content"]["text/event-stream"] = {"itemSchema": sse_item_schema(op.stream_chunk)}
+    responses = {"200": ok}
+    for status in op.errors:
+        responses[str(status)] = {"description": ERROR_STATUSES[status],
+                                  "content": {"application/json": {"schema": _ref(resp.ErrorResponse)}}}
+    body: dict = {"summary": op.summary, "operationId": op.path.strip("/").replace("/", "_").replace(".", "_"),
+                  "responses": responses}
+    if op.request is not None:
+        body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
+    return body
 
 
 def build_openapi_spec() -> dict:
-    """OpenAPI 3.1 for every route of the frontend."""
-    _, components = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=_REF)
+    """The whole document: every operation, and the component schemas of every type they name."""
+    types = [t for op in OPERATIONS for t in (op.request, op.response, op.stream_chunk) if t is not None]
+    _, components = msgspec.json.schema_components(list(dict.fromkeys([*types, resp.ErrorResponse])),
+                                                   ref_template=_REF)
+    paths: dict = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.2.0",
         "info": {"title": "pyimpl OpenAI-compatible frontend", "version": "0.1.0"},
-        "paths": {
-            "/v1/chat/completions": _post("Chat completion (SSE when stream is true)", "ChatCompletionRequest",
-                                          "ChatCompletion", "ChatCompletionChunk"),
-            "/v1/completions": _post("Text completion (SSE when stream is true)", "CompletionRequest",
-                                     "Completion", "Completion"),
-            "/v1/embeddings": _post("Embeddings", "EmbeddingRequest", "EmbeddingList"),
-            "/v1/models": _get("Models served by live workers, and their aliases", "ModelList"),
-            "/health": _get("Health, served models and worker instances per model"),
-            "/live": _get("Liveness"),
-            "/metrics": _get("Prometheus metrics (dynamo_frontend_*)"),
-            "/openapi.json": _get("This document"),
-        },
+        "paths": paths,
         "components": {"schemas": components},
     }
 

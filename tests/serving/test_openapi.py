@@ -1,0 +1,58 @@
+"""/openapi.json: generated from the types the server validates with, covering every route it serves."""
+from __future__ import annotations
+
+import pytest
+
+from pyimpl.llm.http.app import OpenAIFrontend
+from pyimpl.llm.http.openapi import OPENAPI_SPEC, OPERATIONS
+from pyimpl.llm.protocol_types import CHAT_ROLES
+from pyimpl.llm.protocols import parse_chat_request
+
+SCHEMAS = OPENAPI_SPEC["components"]["schemas"]
+
+
+def test_every_served_route_is_documented():
+    served = {(route.path, method.lower()) for route in OpenAIFrontend().routes() for method in route.methods
+              if method != "HEAD"}
+    documented = {(path, method) for path, item in OPENAPI_SPEC["paths"].items() for method in item}
+    assert served == documented
+    assert len({op.path for op in OPERATIONS}) == len(OPERATIONS)
+
+
+def test_generation_routes_document_every_status_with_the_error_envelope():
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        responses = OPENAPI_SPEC["paths"][path]["post"]["responses"]
+        assert set(responses) == {"200", "400", "401", "404", "413", "500", "503"}
+        for status in ("400", "404", "503"):
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_streamed_events_carry_the_chunk_as_json_data():
+    """Each SSE event's `data` is the chunk (not the event envelope), then [DONE]; errors are `event: error`."""
+    item = OPENAPI_SPEC["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"][
+        "text/event-stream"]["itemSchema"]
+    message, error = item["anyOf"]
+    done, chunk = message["properties"]["data"]["anyOf"]
+    assert done == {"const": "[DONE]"}
+    assert chunk["contentMediaType"] == "application/json"
+    assert chunk["contentSchema"] == {"$ref": "#/components/schemas/ChatCompletionChunk"}
+    assert error["properties"]["event"] == {"const": "error"}
+    assert OPENAPI_SPEC["openapi"].startswith("3.2")
+
+
+def test_request_constraints_are_the_enforced_ones():
+    chat = SCHEMAS["ChatCompletionRequest"]
+    assert "model" in chat["required"] and "messages" in chat["required"]
+    assert chat["properties"]["n"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 16}
+    assert chat["properties"]["top_p"]["anyOf"][0]["exclusiveMinimum"] == 0.0
+    roles = sorted(SCHEMAS["ChatCompletionRequest"]["properties"]["messages"]["items"]["discriminator"]["mapping"])
+    assert roles == sorted(CHAT_ROLES)
+    for role in CHAT_ROLES:  # every documented role is accepted
+        parse_chat_request({"model": "m", "messages": [{"role": role, "content": "x"}]})
+
+
+def test_the_document_loads_in_schemathesis():
+    schemathesis = pytest.importorskip("schemathesis")
+    schema = schemathesis.openapi.from_dict(OPENAPI_SPEC)
+    assert {result.ok().path for result in schema.get_all_operations()} == set(OPENAPI_SPEC["paths"])
