@@ -7,7 +7,7 @@
 #  2. TSan: the same library and threaded cases built in $TSAN_BUILD (default build-tsan), embedded
 #     CPython included (it is quiet under TSan; only torch's OpenMP kernels are suppressed:
 #     c_tests/tsan.supp).
-#  3. TSan, then ASan+UBSan, of the stream queue alone: capi/src/streams.c with c_tests/stress_streams.c,
+#  3. TSan, then ASan+UBSan, of the stream code alone (capi/src/*.c but Python) with c_tests/stress_streams.c,
 #     a C driver that plays the Python side from a thread, so the queue meets far more interleavings
 #     (pushes of every kind, poll/cancel/free races) than the Python-paced cases give it.
 # Usage: c_tests/sanitize.sh [ctest-regex]   (default: the cases below). Needs gcc (libasan, libtsan,
@@ -58,7 +58,7 @@ echo "== TSan ctest: $CASES"
    TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/c_tests/tsan.supp" ctest -R "$CASES" --output-on-failure -j1)
 
 echo "== stream queue without Python: TSan, then ASan+UBSan (c_tests/stress_streams.c)"
-QUEUE_SRC=(capi/src/streams.c capi/src/chunk_scan.c capi/src/json_check.c c_tests/python_stub.c c_tests/stress_streams.c)
+QUEUE_SRC=(capi/src/runtime_api.c capi/src/streams.c capi/src/stream_queue.c capi/src/chunk_scan.c capi/src/json_check.c c_tests/python_stub.c c_tests/stress_streams.c)
 INC=(-Iinclude -Icapi/src -Ic_tests)
 "$CC" -std=gnu11 -O1 -g -fsanitize=thread "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_tsan" -lpthread
 "$CC" -std=gnu11 -O1 -g $SAN "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_asan" -lpthread

@@ -1,8 +1,9 @@
-/* The stream queue (capi/src/streams.c) without Python, from many threads: a producer thread plays
- * the interpreter's loop (drains submissions and cancels, pushes chunks through all three push
- * functions, finishes streams) while host threads poll (timeouts 0, 1 ms and -1, and through the
- * fd), cancel and free, also racing each other on one stream. Built by c_tests/sanitize.sh under
- * TSan and ASan+UBSan, linked with c_tests/python_stub.c; every chunk is checked for order and content. Exit 0 when all held. */
+/* The stream code (capi/src/streams.c, stream_queue.c, runtime_api.c) without Python, from many
+ * threads: a producer thread plays the interpreter's loop (drains submissions and cancels, pushes
+ * chunks through all three push functions, finishes streams) while host threads poll (timeouts 0,
+ * 1 ms and -1, and through the fd), cancel and free, also racing each other on one stream. Built by
+ * c_tests/sanitize.sh under TSan and ASan+UBSan, linked with c_tests/python_stub.c; every chunk is
+ * checked for order and content. Exit 0 when all held. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>

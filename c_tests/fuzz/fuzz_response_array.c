@@ -1,5 +1,5 @@
 /* libFuzzer target: the hand-over of endpoint responses, Python -> C (dyn_stream_push_json_array,
- * then the poller splitting the array in capi/src/chunk_scan.c and streams.c). Any bytes: the push
+ * then the poller splitting the array in capi/src/chunk_scan.c and stream_queue.c). Any bytes: the push
  * refuses what is not an array (-2) or the stream polls chunks until DYNAMO_END, or an
  * INTERNAL error for a malformed element; every chunk's json is NUL-terminated at json_len and lies
  * inside the pushed bytes' copy, its token ids are what the element says. */
