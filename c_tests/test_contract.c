@@ -26,16 +26,23 @@ static void expect_plain_error(dynamo_stream_t* s, dynamo_status_t expected, con
 }
 
 /* n = 3: every chunk belongs to one choice (json's index = choice_index), every choice ends once
- * with its own finish_reason, and no chunk of a choice follows that choice's finish. */
+ * with its own finish_reason, no chunk of a choice follows that choice's finish, and the usage chunk
+ * (no choice) comes last with choice_index -1. */
 static void check_n_choices(dynamo_runtime_t* rt) {
     dynamo_stream_t* s = NULL;
     CHECK_STATUS(dynamo_chat_completion(rt, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
-                                            " \"n\": 3, \"max_tokens\": 6, \"temperature\": 1.0}", &s), DYNAMO_OK);
-    int finished[3] = {0, 0, 0}, chunks[3] = {0, 0, 0};
+                                            " \"n\": 3, \"max_tokens\": 6, \"temperature\": 1.0,"
+                                            " \"stream_options\": {\"include_usage\": true}}", &s), DYNAMO_OK);
+    int finished[3] = {0, 0, 0}, chunks[3] = {0, 0, 0}, usage = 0;
     dynamo_chunk_t c;
     dynamo_status_t st;
     while ((st = dynamo_stream_poll(s, 30000, &c)) == DYNAMO_OK) {
-        if (strstr(c.json, "\"usage\"") && !strstr(c.json, "\"index\"")) continue; /* a usage chunk: no choice */
+        CHECK(!usage); /* the usage chunk is the last */
+        if (c.choice_index == -1) {
+            CHECK(strstr(c.json, "\"usage\"") && c.finish_reason == DYNAMO_FINISH_NONE && !c.text);
+            usage = 1;
+            continue;
+        }
         CHECK(c.choice_index >= 0 && c.choice_index < 3);
         CHECK(!finished[c.choice_index]);
         CHECK(json_int(c.json, "index") == c.choice_index);
@@ -44,6 +51,7 @@ static void check_n_choices(dynamo_runtime_t* rt) {
         if (c.finish_reason != DYNAMO_FINISH_NONE) finished[c.choice_index] = 1;
     }
     CHECK_STATUS(st, DYNAMO_END);
+    CHECK(usage);
     for (int i = 0; i < 3; i++) CHECK(finished[i] && chunks[i] >= 2);
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
 }

@@ -120,8 +120,10 @@ typedef struct dynamo_chunk {
     int32_t         finish_reason; /* DYNAMO_FINISH_* of this chunk's choice */
     int32_t         choice_index;  /* the choice (0..n-1) this chunk belongs to: a chat request with
                                       "n" > 1 interleaves its choices, one choice per chunk, and each
-                                      choice ends with its own finish_reason; 0 for a chunk of no
-                                      choice (the usage chunk) and for dynamo_generate streams */
+                                      choice ends with its own finish_reason and no chunk of it
+                                      follows; -1 for a chunk of no choice (the final usage chunk
+                                      of "stream_options": {"include_usage": true}); 0 for
+                                      dynamo_generate streams */
 } dynamo_chunk_t;
 
 /* ---- library ------------------------------------------------------------- */

@@ -10,6 +10,7 @@ from pyimpl.capi.status import FINISH_NONE, finish_code
 
 _encode = msgspec.json.Encoder().encode
 META = 5  # ints per chunk in ChunkBatch.meta, as dyn_stream_push_batch reads them (capi/src/dyn_internal.h)
+NO_CHOICE = -1  # dynamo_chunk_t.choice_index of a chat chunk that belongs to no choice (the usage chunk)
 
 ChunkFields = tuple  # (json: bytes, text: bytes | None, token_ids: list[int] | None, finish_reason: int, choice: int)
 
@@ -17,10 +18,10 @@ ChunkFields = tuple  # (json: bytes, text: bytes | None, token_ids: list[int] | 
 def chat_chunks(item: dict) -> list[ChunkFields]:
     """The C chunks of an OpenAI chat.completion.chunk: one per choice, each JSON holding that choice
     alone, so a C chunk has one choice_index, that choice's content delta as text and that choice's
-    own finish_reason (n > 1 streams interleave choices). A chunk of no choice (usage) is choice 0."""
+    own finish_reason (n > 1 streams interleave choices). A chunk of no choice (usage) is choice -1."""
     choices = item.get("choices")
     if not choices:
-        return [(_encode(item), None, None, FINISH_NONE, 0)]
+        return [(_encode(item), None, None, FINISH_NONE, NO_CHOICE)]
     if len(choices) == 1:
         return [_choice_fields(item, choices[0])]
     return [_choice_fields({**item, "choices": [choice]}, choice) for choice in choices]

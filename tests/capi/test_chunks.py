@@ -23,7 +23,7 @@ def test_chat_chunk_carries_the_content_delta_and_finish():
     last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
     assert [c[1:] for c in chat_chunks(last)] == [(None, None, FINISH_LENGTH, 0)]
     usage_only = {"choices": [], "usage": {"total_tokens": 3}}
-    assert [c[1:] for c in chat_chunks(usage_only)] == [(None, None, FINISH_NONE, 0)]
+    assert [c[1:] for c in chat_chunks(usage_only)] == [(None, None, FINISH_NONE, -1)]  # no choice
 
 
 def test_n_choices_become_one_chunk_per_choice_with_its_index_and_own_finish():
