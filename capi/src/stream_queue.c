@@ -190,7 +190,7 @@ static int next_chunk_locked(stream_slot* s, dynamo_chunk_t* out, chunk_node** d
 
 /* Under s->mu (a live stream h): what dynamo_stream_poll returns. */
 dynamo_status_t dyn_poll_locked(stream_slot* s, uint64_t h, int32_t timeout_ms, dynamo_chunk_t* out,
-                                   chunk_node** done, int* tell_python) {
+                                chunk_node** done, int* tell_python) {
     struct timespec deadline;
     int have_deadline = 0;
     for (;;) {
