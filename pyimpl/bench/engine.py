@@ -107,7 +107,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--dtype", default=None, help="engine and transformers dtype (default: the engine's)")
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--max-num-batched-tokens", type=int, default=256, help="the engine's per-step token budget")
+    ap.add_argument("--max-num-batched-tokens", type=int, default=None,
+                    help="the engine's per-step token budget (default: the engine's)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--rss-requests", type=int, default=10000, help="long run for the RSS check (0: skip)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, not the figures)")
@@ -121,9 +122,10 @@ def main(argv: list[str]) -> int:
     engine = Engine.from_pretrained(model_dir, device=args.device, dtype=args.dtype, max_num_seqs=64,
                                     max_num_batched_tokens=args.max_num_batched_tokens)
     dtype = engine.runner.model.dtype
+    budget = engine.scheduler.max_num_batched_tokens
     prompts = make_workload(args.requests, (64, 512), engine.vocab_size, args.seed)
     print(f"model {model_dir} dtype {dtype} device {args.device} threads {torch.get_num_threads()} "
-          f"budget {args.max_num_batched_tokens} tokens/step, load average {os.getloadavg()[0]:.2f}")
+          f"budget {budget} tokens/step, load average {os.getloadavg()[0]:.2f}")
 
     run_engine(engine, prompts[:2], 4)  # warm-up
     t_eng = run_engine(engine, prompts, args.new_tokens)

@@ -10,13 +10,14 @@ from engine_helpers import hf_greedy, make_prompts, run_staggered
 FP32 = dict(dtype="float32")
 
 
-@pytest.mark.parametrize("name", ["llama", "mistral-window"])
-def test_chunked_prefill_equals_unchunked(name, llama_dir, extra_model_dirs):
+@pytest.mark.parametrize("name,budget", [("llama", 7), ("mistral-window", 7), ("llama", 3)])
+def test_chunked_prefill_equals_unchunked(name, budget, llama_dir, extra_model_dirs):
+    """Budget 3 also gives one-token prefill chunks batched with decodes of longer sequences."""
     path = llama_dir if name == "llama" else extra_model_dirs[name]
     prompts = make_prompts((1, 9, 40, 77, 130, 3), seed=40)
     params = SamplingParams(temperature=0.0, max_tokens=10, ignore_eos=True)
     whole = Engine.from_pretrained(str(path), block_size=8, max_num_batched_tokens=4096, **FP32)
-    chunked = Engine.from_pretrained(str(path), block_size=8, max_num_batched_tokens=7, **FP32)
+    chunked = Engine.from_pretrained(str(path), block_size=8, max_num_batched_tokens=budget, **FP32)
     want = run_staggered(whole, prompts, params, arrive_every=1)
     got = run_staggered(chunked, prompts, params, arrive_every=1)
     assert got == want

@@ -137,12 +137,12 @@ def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: Attenti
 
 def _sdpa(q, k, v, mask, is_causal: bool, scale: float, softcap: float | None, gqa: bool = False) -> torch.Tensor:
     """SDPA, or explicit math when logits are soft-capped (tanh(s / cap) * cap before the mask)."""
-    if softcap is None:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale,
-                                              enable_gqa=gqa)
-    if gqa and k.shape[-3] != q.shape[-3]:
+    if gqa and k.shape[-3] != q.shape[-3]:  # expanded here: SDPA's enable_gqa takes the slow math path on CPU
         rep = q.shape[-3] // k.shape[-3]
         k, v = k.repeat_interleave(rep, dim=-3), v.repeat_interleave(rep, dim=-3)
+    if softcap is None:  # 4-D inputs: CPU's flash kernel takes nothing else (3-D falls back to the math path)
+        return F.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask, is_causal=is_causal,
+                                              scale=scale)[0]
     s = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
     s = torch.tanh(s / softcap) * softcap
     if is_causal:

@@ -48,13 +48,17 @@ class Engine:
     @classmethod
     def from_pretrained(cls, path: str, device: str = "cpu", dtype=None, block_size: int = 16,
                         num_kv_blocks: int | None = None, kv_cache_bytes: int | None = None,
-                        max_num_seqs: int = 64, max_num_batched_tokens: int = 2048,
+                        max_num_seqs: int = 64, max_num_batched_tokens: int | None = None,
                         enable_prefix_caching: bool = True, max_model_len: int | None = None) -> "Engine":
         """Load a HF model folder; KV pool from num_kv_blocks, else kv_cache_bytes, else a default budget.
 
-        max_num_batched_tokens is the per-step token budget shared by decodes and prefill chunks. A pool that
+        max_num_batched_tokens is the per-step token budget shared by decodes and prefill chunks (None: 2048 on
+        GPUs, 96 on CPUs, where a bigger prefill chunk stalls every running stream: on 2 cores a 2,000-token prompt
+        keeps the p99 inter-token latency of 31 streams within 3x at 96, 4.6x at 256). A pool that
         cannot hold one max_model_len sequence is a ValueError (lower max_model_len to use a small pool)."""
         dev = torch.device(device)
+        if max_num_batched_tokens is None:
+            max_num_batched_tokens = 96 if dev.type == "cpu" else 2048
         info = read_model_info(path)
         if max_model_len is not None:
             info.max_model_len = min(info.max_model_len, max_model_len)

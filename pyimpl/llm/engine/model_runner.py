@@ -42,7 +42,7 @@ class ModelRunner:
     def _prepare(self, batch: list[tuple[Sequence, int]]):
         """Flatten the step: one-token chunks first (by length, in decode groups), then one segment per chunk."""
         bs = self.block_size
-        singles = sorted((i for i, (_, n) in enumerate(batch) if n == 1), key=lambda i: batch[i][0].num_tokens)
+        singles = sorted((i for i, (_, n) in enumerate(batch) if n == 1), key=lambda i: batch[i][0].num_computed_tokens)
         order = singles + [i for i, (_, n) in enumerate(batch) if n != 1]
         ids, pos, slots, last_row, prefills = [], [], [], {}, []
         decode_rows: list[tuple[list[int], int]] = []  # (blocks, keys) per one-token chunk
@@ -79,10 +79,11 @@ class ModelRunner:
                 if len(rows[end][0]) * (end + 1 - start) <= 1.25 * blocks:
                     continue
             part = rows[start:end]
-            width = len(part[-1][0])
+            width = max(len(b) for b, _ in part)
             groups.append(DecodeGroup(
                 row_start=start, rows=len(part), blocks=self._tensor([b + [0] * (width - len(b)) for b, _ in part]),
-                lens=self._tensor([k for _, k in part]), max_len=part[-1][1], min_len=part[0][1]))
+                lens=self._tensor([k for _, k in part]), max_len=max(k for _, k in part),
+                min_len=min(k for _, k in part)))
             start = end
         return groups
 
