@@ -2,14 +2,14 @@
 import importlib
 import sys
 
-BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf")
+BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf", "api-contract")
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHMARKS:
         print(f"usage: python -m pyimpl.bench {{{'|'.join(BENCHMARKS)}}} [options]", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"pyimpl.bench.{argv[0]}")
+    module = importlib.import_module(f"pyimpl.bench.{argv[0].replace('-', '_')}")
     return module.main(argv[1:]) or 0
 
 
