@@ -32,8 +32,9 @@
  * (LD_LIBRARY_PATH, the library's RUNPATH = the build Python's LIBDIR, ld.so.cache;
  * the CMake package and dynamo_llm.pc link consumers to the home's own with an
  * rpath); a venv whose Python is another build than the loaded libpython fails.
- * A program linked with libdynamo_llm_capi.a has no library file to look beside:
- * it sets DYNAMO_LLM_PYTHONHOME. Other variables read by the library:
+ * In a program linked with libdynamo_llm_capi.a the library file is the program
+ * (python.cfg beside the executable), else it sets DYNAMO_LLM_PYTHONHOME.
+ * Other variables read by the library:
  *   PYTHONMALLOC=malloc   let valgrind/ASan see Python's allocations
  * The runtime's own DYN_* variables (see docs) fill in what config_json leaves out.
  * A host that already runs Python (ctypes, cffi) shares its interpreter.
