@@ -159,3 +159,26 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
 
 
 REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
+
+
+# The rules spanning fields (checked in pyimpl.llm.protocols), as JSON Schema merged into the document's
+# component of that name: msgspec types cannot state them. Not expressible, so only in the 400's description:
+# a named tool_choice must name one of `tools`; min_tokens <= max_tokens; prompt + max_tokens within the context.
+_NOT_NULL = {"not": {"type": "null"}}
+CROSS_FIELD_SCHEMA: dict[str, dict] = {
+    "AssistantMessage": {"anyOf": [
+        {"required": ["content"], "properties": {"content": _NOT_NULL}},
+        {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array", "minItems": 1}}}]},
+    "ChatCompletionRequest": {"allOf": [
+        {"if": {"required": ["tool_choice"], "properties": {"tool_choice": {"not": {"enum": ["none", None]}}}},
+         "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}}},
+        {"if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {"type": "integer", "minimum": 1}}},
+         "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}}]},
+    "CompletionRequest": {"properties": {"prompt": {"anyOf": [  # one prompt: text or token ids
+        {"type": "string", "minLength": 1},
+        {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+        {"type": "array", "minItems": 1, "maxItems": 1, "items": {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}]}}]}}},
+}
+

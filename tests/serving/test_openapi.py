@@ -6,7 +6,8 @@ import pytest
 from pyimpl.llm.http.app import OpenAIFrontend
 from pyimpl.llm.http.openapi import OPENAPI_SPEC, OPERATIONS
 from pyimpl.llm.protocol_types import CHAT_ROLES
-from pyimpl.llm.protocols import parse_chat_request
+from pyimpl.llm.errors import InvalidRequestError
+from pyimpl.llm.protocols import parse_chat_request, parse_completion_request
 
 SCHEMAS = OPENAPI_SPEC["components"]["schemas"]
 
@@ -56,3 +57,46 @@ def test_the_document_loads_in_schemathesis():
     schemathesis = pytest.importorskip("schemathesis")
     schema = schemathesis.openapi.from_dict(OPENAPI_SPEC)
     assert {result.ok().path for result in schema.get_all_operations()} == set(OPENAPI_SPEC["paths"])
+
+
+def _accepted_by_document(component: str, body: dict) -> bool:
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # comes with schemathesis
+    root = {"$ref": f"#/components/schemas/{component}", "components": OPENAPI_SPEC["components"]}
+    return jsonschema_rs.Draft202012Validator(root).is_valid(body)
+
+
+def _accepted_by_server(parse, body: dict) -> bool:
+    try:
+        parse(body)
+    except InvalidRequestError:
+        return False
+    return True
+
+
+USER = {"role": "user", "content": "hi"}
+TOOL = {"type": "function", "function": {"name": "f"}}
+
+
+@pytest.mark.parametrize("component,parse,body", [
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [{"role": "assistant"}]}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{}]}]}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "tool_choice": "auto"}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "tool_choice": "none"}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "tool_choice": "auto",
+                                                   "tools": [TOOL]}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "top_logprobs": 2}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "top_logprobs": 0}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "top_logprobs": 2,
+                                                   "logprobs": True}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "seed": 1 << 64}),
+    ("ChatCompletionRequest", parse_chat_request, {"model": "m", "messages": [USER], "top_p": 0}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": ["a", "b"]}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": [[1], [2]]}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": [[1, 2]]}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": ["a"]}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": [1, "a"]}),
+    ("CompletionRequest", parse_completion_request, {"model": "m", "prompt": [3, 4]}),
+])
+def test_the_document_accepts_exactly_what_the_server_accepts(component, parse, body):
+    """The rules spanning fields are stated in the document too (no 'schema validation mismatch')."""
+    assert _accepted_by_document(component, body) == _accepted_by_server(parse, body)

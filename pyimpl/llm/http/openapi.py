@@ -98,6 +98,10 @@ def build_openapi_spec() -> dict:
     types = [t for op in OPERATIONS for t in (op.request, op.response, op.stream_chunk) if t is not None]
     _, components = msgspec.json.schema_components(list(dict.fromkeys([*types, resp.ErrorResponse])),
                                                    ref_template=_REF)
+    for name, rules in req.CROSS_FIELD_SCHEMA.items():
+        component = components[name]
+        for key, value in rules.items():
+            component[key] = {**component.get(key, {}), **value} if key == "properties" else value
     paths: dict = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
