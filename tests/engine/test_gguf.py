@@ -76,13 +76,18 @@ def test_row_chunks_dequantize_like_the_whole_tensor():
 
 
 def _tiny(arch: str):
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config, Qwen3Config
 
     shape = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
                  head_dim=32, max_position_embeddings=256, bos_token_id=2, eos_token_id=1, pad_token_id=0)
     if arch == "gemma3":
         config = Gemma3TextConfig(**shape, num_hidden_layers=6, sliding_window=8, query_pre_attn_scalar=32,
                                   rope_theta=1e6, rope_local_base_freq=10000.0, rms_norm_eps=1e-6)
+    elif arch == "qwen2":  # q/k/v biases
+        config = Qwen2Config(**{k: v for k, v in shape.items() if k != "head_dim"}, num_hidden_layers=2,
+                             rope_theta=10000.0, tie_word_embeddings=True)
+    elif arch == "qwen3":  # q/k norms
+        config = Qwen3Config(**shape, num_hidden_layers=2, rope_theta=10000.0, tie_word_embeddings=False)
     else:
         config = LlamaConfig(**shape, num_hidden_layers=2, rope_theta=10000.0, rms_norm_eps=1e-5,
                              tie_word_embeddings=False)
@@ -107,7 +112,12 @@ def tiny_files(tmp_path_factory):
                {"attention.sliding_window": 8, "rope.freq_base": 1e6})
     (root / "folder").mkdir()
     write_gguf(root / "folder" / "llama.gguf", "llama", llama, LLAMA_TYPES, {"rope.freq_base": 10000.0})
-    return {"gemma3": (root / "gemma.gguf", gemma), "llama": (root / "folder", llama)}
+    files = {"gemma3": (root / "gemma.gguf", gemma), "llama": (root / "folder", llama)}
+    for arch in ("qwen2", "qwen3"):
+        model = _tiny(arch)
+        write_gguf(root / f"{arch}.gguf", arch, model, LLAMA_TYPES, {"rope.freq_base": 10000.0})
+        files[arch] = (root / f"{arch}.gguf", model)
+    return files
 
 
 def _hf_greedy(model, prompt: list[int], n: int) -> list[int]:
@@ -117,7 +127,7 @@ def _hf_greedy(model, prompt: list[int], n: int) -> list[int]:
     return out[0, len(prompt):].tolist()
 
 
-@pytest.mark.parametrize("arch", ["gemma3", "llama"])
+@pytest.mark.parametrize("arch", ["gemma3", "llama", "qwen2", "qwen3"])
 def test_quantized_gguf_greedy_equals_transformers_on_the_dequantized_weights(tiny_files, arch):
     path, reference = tiny_files[arch]
     engine = Engine.from_pretrained(str(path), dtype="float32", num_kv_blocks=80, block_size=4)

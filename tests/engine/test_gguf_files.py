@@ -45,6 +45,7 @@ def write_gguf(path: Path, arch: str, model, types: dict[str, int], extra: dict 
     from gguf.quants import dequantize, quantize
 
     cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_uint32(f"{arch}.context_length", cfg.max_position_embeddings)
     writer.add_uint32(f"{arch}.embedding_length", cfg.hidden_size)
@@ -52,8 +53,8 @@ def write_gguf(path: Path, arch: str, model, types: dict[str, int], extra: dict 
     writer.add_uint32(f"{arch}.feed_forward_length", cfg.intermediate_size)
     writer.add_uint32(f"{arch}.attention.head_count", cfg.num_attention_heads)
     writer.add_uint32(f"{arch}.attention.head_count_kv", cfg.num_key_value_heads)
-    writer.add_uint32(f"{arch}.attention.key_length", cfg.head_dim)
-    writer.add_uint32(f"{arch}.attention.value_length", cfg.head_dim)
+    writer.add_uint32(f"{arch}.attention.key_length", head_dim)
+    writer.add_uint32(f"{arch}.attention.value_length", head_dim)
     writer.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", cfg.rms_norm_eps)
     for key, value in (extra or {}).items():
         (writer.add_float32 if isinstance(value, float) else writer.add_uint32)(f"{arch}.{key}", value)
