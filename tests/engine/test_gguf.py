@@ -163,8 +163,6 @@ def test_preprocessor_reads_a_gguf_path_and_gets_a_default_chat_template(tiny_fi
 
 
 def test_bad_paths_and_architectures_are_clear_errors(tmp_path):
-    import gguf
-
     with pytest.raises(FileNotFoundError, match="GGUF file not found"):
         Engine.from_pretrained(str(tmp_path / "missing.gguf"))
     (tmp_path / "two").mkdir()
@@ -175,11 +173,44 @@ def test_bad_paths_and_architectures_are_clear_errors(tmp_path):
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf at all")
     with pytest.raises(ValueError, match="not a readable GGUF file"):
         Engine.from_pretrained(str(tmp_path / "junk.gguf"))
-    writer = gguf.GGUFWriter(str(tmp_path / "rwkv.gguf"), "rwkv6")
+    with pytest.raises(ValueError, match="architecture 'rwkv6' is not supported"):
+        Engine.from_pretrained(_bare_gguf(tmp_path / "rwkv.gguf", "rwkv6"))
+    assert gguf_reader.find_gguf(tmp_path / "none") is None
+
+
+def test_c_config_model_path_accepts_gguf_files_and_folders(tiny_files, tmp_path):
+    from pyimpl.capi.config import check_model_path
+    from pyimpl.capi.status import CapiError
+
+    check_model_path(str(tiny_files["gemma3"][0]))
+    check_model_path(str(tiny_files["llama"][0]))  # a folder holding one .gguf
+    for missing in (tmp_path / "none", tmp_path / "none.gguf"):
+        with pytest.raises(CapiError, match="GGUF file"):
+            check_model_path(str(missing))
+
+
+def _bare_gguf(path, arch: str, keys=(), tensors=None) -> str:
+    """A GGUF with the given uint32 metadata keys (value 64) and float32 tensors, nothing else."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    for key in keys:
+        writer.add_uint32(f"{arch}.{key}", 64)
+    for name, value in (tensors or {}).items():
+        writer.add_tensor(name, value)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(ValueError, match="architecture 'rwkv6' is not supported"):
-        Engine.from_pretrained(str(tmp_path / "rwkv.gguf"))
-    assert gguf_reader.find_gguf(tmp_path / "none") is None
+    return str(path)
+
+
+def test_a_gguf_missing_metadata_or_tensors_is_a_clear_error(tmp_path):
+    keys = ("context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count")
+    with pytest.raises(ValueError, match="lacks llama.attention.head_count"):
+        Engine.from_pretrained(_bare_gguf(tmp_path / "headless.gguf", "llama"))
+    with pytest.raises(ValueError, match="no token_embd.weight"):
+        Engine.from_pretrained(_bare_gguf(tmp_path / "bare.gguf", "llama", keys))
+    embed = {"token_embd.weight": np.zeros((8, 64), dtype=np.float32)}
+    with pytest.raises(ValueError, match="no tokenizer could be built from its metadata"):
+        Engine.from_pretrained(_bare_gguf(tmp_path / "untokenized.gguf", "llama", keys, embed))

@@ -100,8 +100,11 @@ def _convert(gguf_path: str, out: Path) -> None:
     header = read_header(gguf_path)
     config = hf_config(header.metadata, {t.name: t.shape for t in header.tensors})
     AutoConfig.for_model(**config).save_pretrained(out)
-    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path),
-                                              local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path),
+                                                  local_files_only=True)
+    except Exception as e:  # transformers raises KeyError/ValueError/... on missing or unknown tokenizer metadata
+        raise ValueError(f"{gguf_path}: no tokenizer could be built from its metadata ({type(e).__name__}: {e})") from e
     eos = [config["eos_token_id"]] if "eos_token_id" in config else []
     eot = header.metadata.get("tokenizer.ggml.eot_token_id")
     if eot is not None:

@@ -91,8 +91,13 @@ def hf_config(metadata: dict, tensor_shapes: dict[str, list[int]]) -> dict:
     def get(key, default=None):
         return metadata.get(f"{arch}.{key}", default)
 
-    heads = int(get("attention.head_count"))
-    hidden = int(get("embedding_length"))
+    def need(key):
+        if get(key) is None:
+            raise ValueError(f"GGUF metadata lacks {arch}.{key}")
+        return get(key)
+
+    heads = int(need("attention.head_count"))
+    hidden = int(need("embedding_length"))
     kv_heads = get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):  # per-layer counts (not used by these architectures): they must agree
         if len(set(kv_heads)) != 1:
@@ -100,11 +105,13 @@ def hf_config(metadata: dict, tensor_shapes: dict[str, list[int]]) -> dict:
         kv_heads = kv_heads[0]
     vocab = get("vocab_size") or metadata.get("tokenizer.ggml.tokens.count")
     if not vocab:
+        if "token_embd.weight" not in tensor_shapes:
+            raise ValueError("GGUF has no token_embd.weight tensor (and no vocabulary size)")
         vocab = tensor_shapes["token_embd.weight"][0]
     config = {
         "model_type": model_type, "architectures": [class_name],
-        "hidden_size": hidden, "num_hidden_layers": int(get("block_count")),
-        "intermediate_size": int(get("feed_forward_length")),
+        "hidden_size": hidden, "num_hidden_layers": int(need("block_count")),
+        "intermediate_size": int(need("feed_forward_length")),
         "num_attention_heads": heads, "num_key_value_heads": int(kv_heads),
         "head_dim": int(get("attention.key_length", hidden // heads)),
         "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
