@@ -128,4 +128,8 @@ run "prefix, find_package, shared, demo model, DYNAMO_LLM_PYTHONHOME" \
   env DYNAMO_LLM_PYTHONHOME="$VENV" prefix_cmake/consumer
 sed -i "s|^home = .*|home = $VENV|" "$PREFIX/lib/dynamo_llm/python.cfg"
 run "prefix, pkg-config, shared, demo model, python.cfg edited" ./prefix_pc
+mkdir -p prefix_cmake/dynamo_llm  # a static program: python.cfg beside it, its path made absolute
+sed "s|^path = .*|path = $PREFIX/lib/dynamo_llm/python|" "$PREFIX/lib/dynamo_llm/python.cfg" \
+  >prefix_cmake/dynamo_llm/python.cfg
+run "prefix, find_package, static, mock, python.cfg beside the program" prefix_cmake/consumer_static --mock
 step "install_check: ok"
