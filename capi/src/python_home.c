@@ -92,7 +92,7 @@ static int libpython_matches(const dyn_python_home_t* home, char* err, size_t er
     if (!path_fmt(cfg, sizeof cfg, "%s/pyvenv.cfg", home->home)) return 1;
     if (!cfg_value(cfg, "version", want, sizeof want) && !cfg_value(cfg, "version_info", want, sizeof want)) return 1;
     const char* running = Py_GetVersion();
-    size_t len = strcspn(running, " ");
+    size_t len = strspn(running, "0123456789."); /* "3.11.7" of "3.11.7+ (main, ...)" */
     size_t want_len = strspn(want, "0123456789.");
     if (want_len > 0 && want[want_len - 1] == '.') want_len--;
     if (len == want_len && strncmp(running, want, len) == 0) return 1;
