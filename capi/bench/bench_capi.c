@@ -117,21 +117,36 @@ static void latency(double* p50_us, double* p99_us, long* samples) {
     *samples = n;
 }
 
+/* (2): chunks/s of one n_chunks stream; *got is its chunk count */
+static double stream_rate(long* got) {
+    char request[64];
+    snprintf(request, sizeof request, "{\"n\": %ld}", n_chunks);
+    dynamo_stream_t* s = open_stream(request);
+    double t0 = now_s();
+    *got = consume(s);
+    double rate = *got / (now_s() - t0);
+    dynamo_stream_free(s);
+    return rate;
+}
+
+/* bench_capi [N [stream]]: every figure, or with "stream" only (2) (one more round of it) */
 int main(int argc, char** argv) {
     if (argc > 1) n_chunks = atol(argv[1]);
     dynamo_status_t st = dynamo_runtime_create("{\"serve_model\": false, \"mock_endpoint\": \"" ENDPOINT "\"}", &rt);
     if (st != DYNAMO_OK) die("dynamo_runtime_create", st);
     consume(open_stream("{\"n\": 1000}")); /* warm up */
+    long got;
+    if (argc > 2 && strcmp(argv[2], "stream") == 0) {
+        double rate = stream_rate(&got);
+        printf("{\"c_chunks_per_s\": %.0f, \"c_chunks\": %ld}\n", rate, got);
+        dynamo_runtime_destroy(rt);
+        return 0;
+    }
 
     double poll_ns = poll_queued_ns();
-
+    double single = stream_rate(&got);
     char request[64];
-    snprintf(request, sizeof request, "{\"n\": %ld}", n_chunks);
-    dynamo_stream_t* s = open_stream(request);
-    double t0 = now_s();
-    long got = consume(s);
-    double single = got / (now_s() - t0);
-    dynamo_stream_free(s);
+    double t0;
 
     enum { THREADS = 8 };
     pthread_t threads[THREADS];

@@ -1,7 +1,8 @@
 """`python -m pyimpl.bench capi`: the C ABI's figures, measured by a C program compiled here.
 
 (1) one dynamo_stream_poll of a queued chunk (ns, median), (2) chunks/s of a 100,000-chunk mock
-stream consumed from C against the same stream consumed directly in Python (ratio), (3) chunks/s
+stream consumed from C against the same stream consumed directly in Python (ratio: the median of
+--rounds alternating C/Python measurements, default 3), (3) chunks/s
 with 8 host threads, (4) p50/p99 produce->receive delay while Python is kept CPU-busy,
 (5) how long a submission takes meanwhile (it is queued in C, never waits for the GIL),
 (6) RSS after the first and the last of N dynamo_runtime_create/destroy cycles (--cycles, default 1,000;
@@ -15,6 +16,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -83,15 +85,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyimpl.bench capi", description=__doc__)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--build-dir", type=Path, default=REPO / "build")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="(2) is measured this many times, C and Python alternating; its ratio is the median")
     parser.add_argument("--cycles", type=int, default=1000, help="create/destroy cycles of (6); 0 skips (6)")
     parser.add_argument("--cycle-config", default="{}", help="config_json of each cycle of (6)")
     parser.add_argument("--no-big", action="store_true", help="skip (7), the 8 MiB request")
     parser.add_argument("--json", action="store_true", help="print only the JSON figures")
     args = parser.parse_args(argv)
     build_library(args.build_dir)
-    figures = run_json(compile_bench(args.build_dir), str(args.chunks))
-    figures["python_chunks_per_s"] = round(asyncio.run(python_chunks_per_s(args.chunks)))
-    figures["c_over_python_ratio"] = round(figures["c_chunks_per_s"] / figures["python_chunks_per_s"], 3)
+    exe = compile_bench(args.build_dir)
+    figures = run_json(exe, str(args.chunks))
+    c_rates, py_rates = [figures["c_chunks_per_s"]], [asyncio.run(python_chunks_per_s(args.chunks))]
+    for _ in range(args.rounds - 1):  # alternate, so a load change on a shared machine hits both sides
+        c_rates.append(run_json(exe, str(args.chunks), "stream")["c_chunks_per_s"])
+        py_rates.append(asyncio.run(python_chunks_per_s(args.chunks)))
+    ratios = [c / p for c, p in zip(c_rates, py_rates)]
+    figures["c_chunks_per_s"] = round(statistics.median(c_rates))
+    figures["python_chunks_per_s"] = round(statistics.median(py_rates))
+    figures["c_over_python_ratio"] = round(statistics.median(ratios), 3)
+    figures["c_over_python_ratios"] = [round(r, 3) for r in ratios]
     if args.cycles > 0:
         cycles = run_json(compile_bench(args.build_dir, "bench_capi_cycles"), str(args.cycles), args.cycle_config)
         figures.update({f"cycles_{k}" if k != "cycles" else k: v for k, v in cycles.items()})
@@ -103,7 +115,8 @@ def main(argv: list[str]) -> int:
     print(f"(1) poll of a queued chunk: {figures['poll_queued_ns_median']:.0f} ns median   "
           f"[{verdict('poll_queued_ns_median', figures['poll_queued_ns_median'])}]")
     print(f"(2) {args.chunks} chunks: C {figures['c_chunks_per_s']:,.0f}/s, Python {figures['python_chunks_per_s']:,.0f}/s,"
-          f" ratio {figures['c_over_python_ratio']:.2f}x   [{verdict('c_over_python_ratio', figures['c_over_python_ratio'])}]")
+          f" ratio {figures['c_over_python_ratio']:.2f}x (median of {len(ratios)} rounds:"
+          f" {', '.join(f'{r:.2f}' for r in ratios)})   [{verdict('c_over_python_ratio', figures['c_over_python_ratio'])}]")
     print(f"(3) 8 host threads: {figures['c_8_threads_chunks_per_s']:,.0f} chunks/s")
     print(f"(4) delay while Python is CPU-busy: p50 {figures['busy_delay_p50_us']:.0f} us, "
           f"p99 {figures['busy_delay_p99_us']:.0f} us over {figures['busy_delay_samples']} chunks   "
