@@ -37,7 +37,9 @@ int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const c
 int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
                            const int32_t* meta, const uint32_t* token_ids);
 /* the elements of a compact JSON array, one chunk each (token ids and finish reason read in C,
- * see chunk_scan.c); -1 if the stream is gone or ended, -2 if the array is malformed. */
+ * see chunk_scan.c): copied once here, split by the poller; -1 if the stream is gone or ended,
+ * -2 if the blob is not an array. A malformed element ends the stream, when a poll reaches it,
+ * with DYNAMO_ERR_INTERNAL (after the elements before it) and cancels the request. */
 int  dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);         /* this thread's dynamo_last_error */
