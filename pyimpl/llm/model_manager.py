@@ -57,6 +57,7 @@ class ModelManager:
         self._preprocessors: dict[str, Any] = {}
         self._preprocessor_locks: dict[str, asyncio.Lock] = {}
         self._token_texts: dict[str, dict[int, str]] = {}
+        self._vocab_sizes: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._watch_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -224,6 +225,11 @@ class ModelManager:
         else:
             # a text prompt gets the tokenizer's special tokens (BOS), as transformers and vLLM add them
             prompt_ids = pre.tokenize(req.prompt, True) if isinstance(req.prompt, str) else list(req.prompt)
+            if not isinstance(req.prompt, str):
+                vocab = self._vocab_sizes.get(card.model_path)
+                if vocab is None:  # len() of a tokenizer can build its whole vocabulary: once per model
+                    vocab = self._vocab_sizes[card.model_path] = len(pre.tokenizer)
+                _check_vocabulary(prompt_ids, vocab)
         room = card.context_length - len(prompt_ids)
         if room <= 0:
             raise InvalidRequestError(f"the prompt has {len(prompt_ids)} tokens, the model's context is "
@@ -342,6 +348,13 @@ class ModelManager:
         tokens = int(result.get("prompt_tokens", 0))
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _check_vocabulary(token_ids: list[int], vocab_size: int) -> None:
+    """Token-id prompts must be the model's tokens (an id past the vocabulary broke decoding: a 500)."""
+    bad = next((t for t in token_ids if t >= vocab_size), None)
+    if bad is not None:
+        raise InvalidRequestError(f"'prompt': token id {bad} is outside the vocabulary [0, {vocab_size})", "prompt")
 
 
 def _format_hint(response_format: dict | None) -> str | None:
