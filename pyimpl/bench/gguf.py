@@ -40,7 +40,8 @@ def engine_load(path: str, dtype: torch.dtype, max_len: int) -> Engine:
 
 
 def engine_decode_rate(engine: Engine, prompt: list[int], n: int) -> float:
-    """Batch-1 decode tok/s: the steps after the prefill step of one greedy request."""
+    """Batch-1 decode tok/s: the steps after the prefill step of one greedy request (after a warm-up request)."""
+    engine.generate_batch([prompt], SamplingParams(max_tokens=4, temperature=0.0, ignore_eos=True))
     engine.add_request("b1", prompt, SamplingParams(max_tokens=n, temperature=0.0, ignore_eos=True))
     engine.step()  # prefill + first token
     start = time.perf_counter()
