@@ -26,9 +26,10 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conf
           "content_type_conformance")
 FIXED_SEED = 1515
 CHAT_MODEL, EMBEDDING_MODEL = "contract-chat", "contract-embed"
-# `st` with room to recurse: generating the nested chat request (message union, free-form JSON objects) runs
-# deep enough that hypothesis' ast.parse fails at Python's default limit ("AST constructor recursion depth mismatch")
-ST_MAIN = ("import sys, threading; sys.setrecursionlimit(8000); threading.stack_size(512 << 20); "
+# `st`, with hypothesis' lambda descriptions (repr only) made cheap: building them ast.parse()s whole source
+# files deep inside strategy validation, which on CPython 3.11 fails at random on the nested chat request
+# ("SystemError: AST constructor recursion depth mismatch") and stops the coverage phase as a tool error.
+ST_MAIN = ("import sys, hypothesis.internal.lambda_sources as ls; ls.lambda_description = lambda f: 'lambda'; "
            "from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())")
 
 

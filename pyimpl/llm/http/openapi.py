@@ -16,8 +16,9 @@ from pyimpl.llm import response_types as resp
 
 _REF = "#/components/schemas/{name}"
 ERROR_STATUSES = {
-    400: "Invalid request: wrong JSON, a wrong type or value anywhere (`param` names the field), a prompt "
-         "over the model's context, or a model that does not serve this kind of request",
+    400: "Invalid request: wrong JSON, a wrong type or value anywhere (`param` names the field), or what "
+         "depends on the model: a prompt plus max_tokens over its context, token ids outside its vocabulary, "
+         "a model that does not serve this kind of request",
     401: "Missing or wrong API key (only when the frontend runs with an API key)",
     404: "No served model or alias has this name",
     413: "The body exceeds the frontend's limit",
