@@ -18,6 +18,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reasoning-parser", default=None)
     p.add_argument("--model-type", choices=("chat", "completions", "embedding"), default=None)
     p.add_argument("--mock-step-delay-s", type=float, default=0.0, help="mock engine: seconds per token")
+    p.add_argument("--max-model-len", type=int, default=None,
+                   help="torch engine: cap the context (e.g. a 32k-context GGUF on a small KV pool)")
+    p.add_argument("--dtype", default=None, help="torch engine: bfloat16 | float32 | ... (default: the engine's)")
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -31,7 +34,8 @@ async def run(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     rt = await DistributedRuntime.create()
-    kwargs = {"step_delay_s": args.mock_step_delay_s} if args.engine == "mock" else {}
+    kwargs = {"step_delay_s": args.mock_step_delay_s} if args.engine == "mock" else {
+        k: v for k, v in (("max_model_len", args.max_model_len), ("dtype", args.dtype)) if v is not None}
     served = await serve_model(rt, args.model, model_name=args.model_name, endpoint=args.endpoint,
                                engine=args.engine, tool_call_parser=args.tool_call_parser,
                                reasoning_parser=args.reasoning_parser, model_type=args.model_type, **kwargs)
