@@ -88,7 +88,8 @@ def main(argv: list[str]) -> int:
     path = args.model or default_model()
     dtype = resolve_dtype(args.dtype, None, torch.device("cpu"))
     name = Path(path).name
-    print(f"model {name}, dtype {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads")
+    print(f"model {name}, dtype {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.2f}")
 
     with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the first load converts
         old = os.environ.get(CACHE_ENV)
@@ -118,4 +119,5 @@ def main(argv: list[str]) -> int:
     theirs = len(prompts) * n / hf_generate(model, prompts, n)
     print(f"{len(prompts)} concurrent: {ours:.1f} tok/s vs transformers static batch {theirs:.1f} tok/s "
           f"({ours / theirs:.2f}x)")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
