@@ -1,6 +1,8 @@
 """Admission and KV pool limits: nothing gets stuck, every pool-size refusal is clear, prefix hits are counted once."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pyimpl.llm.engine import Engine, SamplingParams
@@ -26,6 +28,22 @@ def test_pool_smaller_than_one_context_is_refused(llama_dir):
         Engine.from_pretrained(str(llama_dir), num_kv_blocks=4, block_size=16, **FP32)
     with pytest.raises(ValueError, match="kv_cache_bytes"):
         Engine.from_pretrained(str(llama_dir), kv_cache_bytes=4096, block_size=16, **FP32)
+
+
+def test_default_pool_smaller_than_the_context_clamps_max_model_len(llama_dir, monkeypatch, caplog):
+    """A long-context model (Gemma's 32k in fp32) loads with default arguments: the context is cut to the pool."""
+    import pyimpl.llm.engine.engine as engine_module
+
+    cfg = json.loads((llama_dir / "config.json").read_text())
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    per_block = cfg["num_hidden_layers"] * 2 * 16 * cfg["num_key_value_heads"] * head_dim * 4
+    monkeypatch.setattr(engine_module, "DEFAULT_CPU_KV_BYTES", 4 * per_block)  # 64 tokens: under the model's context
+    engine = Engine.from_pretrained(str(llama_dir), block_size=16, **FP32)
+    assert engine.max_model_len == 64
+    assert "clamped" in caplog.text
+    prompt = make_prompts((engine.max_model_len - 1,), seed=3)[0]
+    engine.add_request("r", prompt, SamplingParams(temperature=0.0, max_tokens=5, ignore_eos=True))
+    assert len(_drain(engine)["r"]) == 1
 
 
 def test_request_over_the_pool_ends_and_the_queued_one_completes(llama_dir):

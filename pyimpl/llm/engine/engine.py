@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from typing import Callable, Sequence as Seq
 
@@ -18,6 +19,7 @@ from .scheduler import Scheduler
 from .sequence import Sequence
 
 DEFAULT_CPU_KV_BYTES = 1 << 30
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -55,7 +57,9 @@ class Engine:
         max_num_batched_tokens is the per-step token budget shared by decodes and prefill chunks (None: 2048 on
         GPUs, 96 on CPUs, where a bigger prefill chunk stalls every running stream: on 2 cores a 2,000-token prompt
         keeps the p99 inter-token latency of 31 streams within 3x at 96, 4.6x at 256). A pool that
-        cannot hold one max_model_len sequence is a ValueError (lower max_model_len to use a small pool)."""
+        cannot hold one max_model_len sequence is a ValueError (lower max_model_len to use a small pool), except the
+        default pool (no num_kv_blocks, kv_cache_bytes or max_model_len given): it clamps max_model_len to what it
+        holds, with a warning, so a 32k-context model loads with default arguments on any CPU."""
         dev = torch.device(device)
         if max_num_batched_tokens is None:
             max_num_batched_tokens = 96 if dev.type == "cpu" else 2048
@@ -66,6 +70,7 @@ class Engine:
         blocks_for_all = max_num_seqs * -(-info.max_model_len // block_size)
         if info.has_own_implementation:
             model = build_model(info, path, dev, torch_dtype, info.max_model_len)
+            default_pool = num_kv_blocks is None and kv_cache_bytes is None
             if num_kv_blocks is None:
                 per_block = ModelRunner.kv_bytes_per_block(model, block_size)
                 if kv_cache_bytes is None:
@@ -74,6 +79,11 @@ class Engine:
                     else:
                         kv_cache_bytes = DEFAULT_CPU_KV_BYTES
                 num_kv_blocks = min(kv_cache_bytes // per_block, blocks_for_all)
+                if default_pool and max_model_len is None and num_kv_blocks * block_size < info.max_model_len:
+                    log.warning("the default KV pool holds %d tokens, less than the model's context of %d: "
+                                "max_model_len clamped to %d (pass kv_cache_bytes or max_model_len to choose)",
+                                num_kv_blocks * block_size, info.max_model_len, num_kv_blocks * block_size)
+                    info.max_model_len = num_kv_blocks * block_size
             runner = ModelRunner(model, num_kv_blocks, block_size)
         else:
             runner = HFModelRunner(path, dev, torch_dtype)
