@@ -113,6 +113,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rss-requests", type=int, default=10000, help="long run for the RSS check (0: skip)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, not the figures)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-gguf", action="store_true", help="skip the Gemma 3 270M GGUF lines (python -m pyimpl.bench gguf)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,6 +157,11 @@ def main(argv: list[str]) -> int:
         start, warm, end = rss_run(engine, args.rss_requests, 32)
         print(f"RSS over {args.rss_requests} requests: start {start:.0f} MiB, after 10% {warm:.0f} MiB, "
               f"end {end:.0f} MiB (end - after 10%: {end - warm:+.0f} MiB)")
+    del engine
+    if not args.no_gguf and args.model is None:  # the Gemma 3 lines, against transformers on the same file
+        from . import gguf
+
+        gguf.main(["--threads", str(args.threads)] if args.threads else [])
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
