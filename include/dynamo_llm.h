@@ -114,7 +114,9 @@ typedef struct dynamo_stream  dynamo_stream_t;  /* opaque, never dereferenced */
 typedef struct dynamo_chunk {
     const char*     json;          /* the whole chunk as JSON, NUL-terminated */
     size_t          json_len;
-    const char*     text;          /* text delta of a chat/completion stream, else NULL (NUL-terminated) */
+    const char*     text;          /* text delta of a chat/completion stream, else NULL (NUL-terminated;
+                                      a model may generate U+0000, so the text can hold NUL bytes:
+                                      text_len, not strlen, is its length) */
     size_t          text_len;
     const uint32_t* token_ids;     /* token ids carried by this chunk, else NULL */
     size_t          num_token_ids;
