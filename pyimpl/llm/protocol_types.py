@@ -17,9 +17,10 @@ MAX_TOP_LOGPROBS = 20
 MAX_COMPLETION_LOGPROBS = 5
 MAX_TOKENS_LIMIT = 1 << 31
 MAX_SEED = (1 << 64) - 1
+MAX_TOKEN_ID = (1 << 31) - 1
 
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
-TokenId = Annotated[int, Meta(ge=0)]
+TokenId = Annotated[int, Meta(ge=0, le=MAX_TOKEN_ID)]  # the model may allow fewer (a 400 at the model)
 MaxTokens = Annotated[int, Meta(ge=1, le=MAX_TOKENS_LIMIT)]
 
 

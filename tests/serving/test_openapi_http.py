@@ -35,7 +35,9 @@ def stack(serving_env, tiny_model):
     ("/v1/chat/completions", {**CHAT, "tool_choice": {"function": []}}, "tool_choice.function"),
     ("/v1/completions", {"model": "tiny", "prompt": [[1], "a"]}, "prompt"),
     ("/v1/completions", {"model": "tiny", "prompt": "x", "stop": {}}, "stop"),
-    ("/v1/completions", {"model": "tiny", "prompt": [2580578457702, 7654]}, "prompt"),  # 500 OverflowError once
+    ("/v1/completions", {"model": "tiny", "prompt": [2580578457702, 7654]}, "prompt[0]"),  # 500 OverflowError once
+    ("/v1/completions", {"model": "tiny", "prompt": [2_000_000_000, 7]}, "prompt"),  # past the model's vocabulary
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "stop_token_ids": [1 << 70]}, "stop_token_ids[0]"),  # 500 too
     ("/v1/embeddings", {"model": "tiny", "input": [1]}, "input[0]"),
     ("/v1/embeddings", {"model": "tiny", "input": "x", "encoding_format": "hex"}, "encoding_format"),
 ])
