@@ -173,6 +173,12 @@ class Live(msgspec.Struct):
     status: Literal["live"]
 
 
+class Version(msgspec.Struct):
+    """GET /version: the frontend's package version."""
+
+    version: str
+
+
 class ErrorDetail(msgspec.Struct):
     message: str
     type: str

@@ -68,3 +68,27 @@ def test_answers_conform_to_the_document(stack, path, body):
     case = schema[path]["POST"].Case(body=body, media_type="application/json")
     response = case.call(base_url=stack)
     case.validate_response(response)  # status documented, body or every SSE event conforms, content type
+
+
+def test_one_model_by_id_and_the_version_conform_to_the_document(stack):
+    schemathesis = pytest.importorskip("schemathesis")
+    schema = schemathesis.openapi.from_url(f"{stack}/openapi.json")
+    for name, status in (("tiny", 200), ("nope", 404)):
+        case = schema["/v1/models/{model}"]["GET"].Case(path_parameters={"model": name})
+        response = case.call(base_url=stack)
+        assert response.status_code == status, response.text
+        case.validate_response(response)
+    assert httpx.get(f"{stack}/v1/models/tiny", timeout=30).json()["id"] == "tiny"
+    assert httpx.get(f"{stack}/v1/models/nope", timeout=30).json()["error"]["code"] == "model_not_found"
+    case = schema["/version"]["GET"].Case()
+    response = case.call(base_url=stack)
+    case.validate_response(response)
+    assert response.json()["version"]
+
+
+def test_any_model_name_and_unknown_routes_answer_the_error_envelope(stack):
+    """A model name holding a newline fell through to Starlette's text/plain 404 (schemathesis, seed 658741098)."""
+    for url in (f"{stack}/v1/models/%C2%A5%0A%C3%B4", f"{stack}/v1/nothing-here"):
+        r = httpx.get(url, timeout=30)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", r.text
+        assert r.json()["error"]["type"] == "invalid_request_error"

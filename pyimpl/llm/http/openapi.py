@@ -40,6 +40,7 @@ class Operation:
     stream_chunk: type | None = None
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
+    path_params: tuple[str, ...] = ()  # names of `{name}` segments of `path`, each a required string
 
 
 OPERATIONS = (
@@ -51,6 +52,9 @@ OPERATIONS = (
               req.EmbeddingRequest, resp.EmbeddingList, None, GENERATION_ERRORS),
     Operation("/v1/models", "get", "Models served by live workers, then their aliases", None, resp.ModelList,
               errors=(401,)),
+    Operation("/v1/models/{model}", "get", "One served model or alias", None, resp.Model, errors=(401, 404),
+              path_params=("model",)),
+    Operation("/version", "get", "The frontend's version", None, resp.Version),
     Operation("/health", "get", "Health: served models and worker instances per model", None, resp.Health),
     Operation("/live", "get", "Liveness: the process is up", None, resp.Live),
     Operation("/metrics", "get", "Prometheus metrics (dynamo_frontend_*)", media_type="text/plain"),
@@ -87,8 +91,11 @@ def _operation(op: Operation) -> dict:
     for status in op.errors:
         responses[str(status)] = {"description": ERROR_STATUSES[status],
                                   "content": {"application/json": {"schema": _ref(resp.ErrorResponse)}}}
-    body: dict = {"summary": op.summary, "operationId": op.path.strip("/").replace("/", "_").replace(".", "_"),
-                  "responses": responses}
+    op_id = op.path.strip("/").replace("/", "_").replace(".", "_").replace("{", "").replace("}", "")
+    body: dict = {"summary": op.summary, "operationId": op_id, "responses": responses}
+    if op.path_params:
+        body["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                              for name in op.path_params]
     if op.request is not None:
         body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
     return body
