@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
     budget = engine.scheduler.max_num_batched_tokens
     prompts = make_workload(args.requests, (64, 512), engine.vocab_size, args.seed)
     print(f"model {model_dir} dtype {dtype} device {args.device} threads {torch.get_num_threads()} "
-          f"budget {budget} tokens/step, load average {os.getloadavg()[0]:.2f}")
+          f"budget {budget} tokens/step ({engine.scheduler.idle_num_batched_tokens} while none decodes), load average {os.getloadavg()[0]:.2f}")
 
     run_engine(engine, prompts[:2], 4)  # warm-up
     t_eng = run_engine(engine, prompts, args.new_tokens)

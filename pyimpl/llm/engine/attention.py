@@ -20,7 +20,7 @@ class PrefillSegment:
     q_start: int
     q_len: int
     k_len: int  # keys visible to the chunk's last token (= its position + 1)
-    slots: torch.Tensor | None  # [k_len] cache slots of the keys (None when `slot_start` gives a contiguous range)
+    blocks: torch.Tensor | None  # [ceil(k_len / block_size)] cache blocks of the keys (None when contiguous)
     slot_start: int | None = None  # first slot when the sequence's blocks are contiguous (keys read as a view)
 
 
@@ -45,7 +45,7 @@ class AttentionMetadata:
     block_size: int = 16
     decodes: list[DecodeGroup] = field(default_factory=list)
     prefills: list[PrefillSegment] = field(default_factory=list)
-    _masks: dict = field(default_factory=dict, repr=False)  # (kind, index, window) -> mask, reused by every layer
+    _masks: dict = field(default_factory=dict, repr=False)  # (kind, index, ...) -> mask or buffer, reused by every layer
 
 
 def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -83,10 +83,14 @@ def _decode(q, k_cache, v_cache, group: DecodeGroup, index: int, meta: Attention
     nb = group.blocks.shape[1]
     bs = meta.block_size
     flat = group.blocks.reshape(-1)
-    keys = k_cache.view(KVH, -1, bs, D).index_select(1, flat).view(KVH, B, nb * bs, D)
-    values = v_cache.view(KVH, -1, bs, D).index_select(1, flat).view(KVH, B, nb * bs, D)
-    queries = q.view(B, KVH, H // KVH, D).transpose(0, 1)  # [KVH, B, G, D]
-    scores = torch.matmul(queries, keys.transpose(-1, -2)).float() * scale  # [KVH, B, G, K]
+    buffers = meta._masks.get(("gather", index))  # one pair per group, refilled by every layer (no allocation)
+    if buffers is None or buffers[0].dtype != k_cache.dtype:
+        buffers = meta._masks[("gather", index)] = (k_cache.new_empty(KVH, B * nb, bs, D),
+                                                    v_cache.new_empty(KVH, B * nb, bs, D))
+    keys = torch.index_select(k_cache.view(KVH, -1, bs, D), 1, flat, out=buffers[0]).view(KVH, B, nb * bs, D)
+    values = torch.index_select(v_cache.view(KVH, -1, bs, D), 1, flat, out=buffers[1]).view(KVH, B, nb * bs, D)
+    queries = (q * scale).view(B, KVH, H // KVH, D).transpose(0, 1)  # [KVH, B, G, D], scaled here (fewer elements)
+    scores = torch.matmul(queries, keys.transpose(-1, -2)).float()  # [KVH, B, G, K]
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     if group.min_len != nb * bs or (window and group.max_len > window):
@@ -116,11 +120,15 @@ def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: Attenti
         keys = k_cache[:, seg.slot_start + first_key:seg.slot_start + seg.k_len]
         values = v_cache[:, seg.slot_start + first_key:seg.slot_start + seg.k_len]
     else:
-        slots = seg.slots[first_key:]
-        keys, values = k_cache.index_select(1, slots), v_cache.index_select(1, slots)
+        KVH, bs = k_cache.shape[0], meta.block_size  # whole blocks gathered (runs of bs x D), then trimmed
+        keys = k_cache.view(KVH, -1, bs, D).index_select(1, seg.blocks).view(KVH, -1, D)[:, first_key:]
+        values = v_cache.view(KVH, -1, bs, D).index_select(1, seg.blocks).view(KVH, -1, D)[:, first_key:]
     K = seg.k_len - first_key
     causal_aligned = K == L and not (window and L > window)
     mask = None
+    if L * K * H <= GROUPED_PREFILL_SCORES:  # gathered keys keep their last block's tail (masked): no strided copy
+        return _grouped_prefill(q, keys, values, seg, index, meta, first_key, scale, window, softcap)
+    keys, values = keys[:, :K], values[:, :K]
     if not causal_aligned:
         key = ("prefill", index, window)
         mask = meta._masks.get(key)
@@ -133,6 +141,33 @@ def _prefill(q, k_cache, v_cache, seg: PrefillSegment, index: int, meta: Attenti
             mask = meta._masks[key] = allowed
     o = _sdpa(q.transpose(0, 1), keys, values, mask, causal_aligned, scale, softcap, gqa=True)
     return o.transpose(0, 1).reshape(L, H * D)
+
+
+GROUPED_PREFILL_SCORES = 1 << 22  # chunks with at most this many scores use grouped matmuls (16 MiB of fp32 scores)
+
+
+def _grouped_prefill(q, keys, values, seg: PrefillSegment, index: int, meta: AttentionMetadata, first_key: int,
+                     scale, window, softcap) -> torch.Tensor:
+    """A small chunk as two batched matmuls per KV head, its G query heads stacked as rows (keys never expanded),
+    with a float32 softmax under an additive mask: on CPU about 1.7x faster than SDPA for 64-300 query chunks."""
+    L, H, D = q.shape
+    KVH, K = keys.shape[0], keys.shape[1]
+    G = H // KVH
+    key = ("prefill-bias", index, window)
+    bias = meta._masks.get(key)
+    if bias is None:
+        kpos = torch.arange(first_key, first_key + K, device=q.device)[None, :]  # K may pass k_len (masked)
+        qpos = torch.arange(seg.k_len - L, seg.k_len, device=q.device)[:, None]
+        allowed = kpos <= qpos
+        if window:
+            allowed &= kpos > qpos - window
+        bias = meta._masks[key] = torch.zeros(L, K, device=q.device).masked_fill(~allowed, float("-inf"))
+    queries = (q * scale).transpose(0, 1).reshape(KVH, G * L, D)  # head h = kvh * G + g -> rows g * L + l
+    scores = torch.matmul(queries, keys.transpose(-1, -2)).float().view(KVH, G, L, K)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    probs = (scores + bias).softmax(-1).to(values.dtype).view(KVH, G * L, K)
+    return torch.matmul(probs, values).view(H, L, D).transpose(0, 1).reshape(L, H * D)
 
 
 def _sdpa(q, k, v, mask, is_causal: bool, scale: float, softcap: float | None, gqa: bool = False) -> torch.Tensor:

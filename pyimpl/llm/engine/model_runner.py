@@ -64,7 +64,7 @@ class ModelRunner:
             contiguous = all(b - a == 1 for a, b in zip(used, used[1:]))
             prefills.append(PrefillSegment(
                 q_start=row, q_len=n, k_len=end,
-                slots=None if contiguous else self._tensor([used[p // bs] * bs + p % bs for p in range(end)]),
+                blocks=None if contiguous else self._tensor(used),
                 slot_start=used[0] * bs if contiguous else None))
         meta = AttentionMetadata(positions=self._tensor(pos), slot_mapping=self._tensor(slots), block_size=bs,
                                  decodes=self._decode_groups(decode_rows), prefills=prefills)

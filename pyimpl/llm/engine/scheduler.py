@@ -18,12 +18,16 @@ class Scheduler:
     prefilled in chunks across steps. When blocks run out the youngest running request is preempted; since
     requests keep their arrival rank, the oldest one always progresses and no victim is picked forever."""
 
-    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int) -> None:
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
+                 idle_num_batched_tokens: int | None = None) -> None:
+        """idle_num_batched_tokens: the budget of a step when no running request is decoding (nobody's inter-token
+        latency to protect: prefill in big chunks); None: max_num_batched_tokens always."""
         if max_num_batched_tokens < 1:
             raise ValueError(f"max_num_batched_tokens must be >= 1, got {max_num_batched_tokens}")
         self.block_manager = block_manager
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
+        self.idle_num_batched_tokens = max(idle_num_batched_tokens or 0, max_num_batched_tokens)
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # sorted by Sequence.rank (oldest first)
         self.num_preemptions = 0
@@ -39,6 +43,8 @@ class Scheduler:
         """Pick this step's work: (sequence, tokens) pairs whose total is at most the token budget."""
         bm = self.block_manager
         budget = self.max_num_batched_tokens
+        if not any(s.num_computed_tokens >= s.num_prompt_tokens for s in self.running):
+            budget = self.idle_num_batched_tokens
         batch: ScheduledBatch = []
         preempted = False
         for seq in list(self.running):
