@@ -6,7 +6,8 @@ import pytest
 from pyimpl.llm.aliases import parse_aliases
 from pyimpl.llm.errors import InvalidRequestError, ModelNotFoundError, NoWorkerError
 from pyimpl.llm.model_card import ModelCard, card_key
-from pyimpl.llm.model_manager import JSON_OBJECT_HINT, ModelManager
+from pyimpl.llm.model_manager import ModelManager
+from pyimpl.llm.prompt_input import JSON_OBJECT_HINT
 from pyimpl.llm.worker import serve_model
 from pyimpl.runtime import DistributedRuntime
 

@@ -1,0 +1,79 @@
+"""Worker response streams as the frontend reads them: chunk data out of runtime items, runtime errors
+mapped once to the serving layer's typed errors, n streams merged in arrival order, closing that cancels."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+from pyimpl.llm.errors import EngineError, NoWorkerError
+
+
+def chunk_data(item: Any) -> Any:
+    """A runtime item's data (a worker's typed error chunk raised as EngineError)."""
+    if isinstance(item, dict):
+        return item
+    if item.is_error():
+        raise EngineError(str(item.data()))
+    return item.data()
+
+
+def runtime_error(exc: Exception) -> Exception:
+    """A runtime failure as the serving layer's typed error (no instances: 503; other runtime errors: 500)."""
+    from pyimpl.runtime.errors import DynamoError, NoInstancesError
+    if isinstance(exc, NoInstancesError):
+        return NoWorkerError(str(exc))
+    if isinstance(exc, DynamoError):
+        return EngineError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+async def single_stream(stream: Any) -> AsyncIterator[tuple[int, dict]]:
+    """One worker stream as (0, data) pairs; closing it cancels the request on the worker."""
+    try:
+        async for item in stream:
+            yield 0, chunk_data(item)
+    except Exception as exc:
+        mapped = runtime_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    finally:
+        await close_stream(stream)
+
+
+async def close_stream(stream: Any) -> None:
+    """Close a runtime response stream; a stream still running is cancelled on the worker. Idempotent."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def merge_streams(streams: list[Any]) -> AsyncIterator[tuple[int, dict]]:
+    """Several worker streams interleaved as (index, data) pairs, in arrival order."""
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def pump(index: int, stream: Any) -> None:
+        try:
+            async for pair in single_stream(stream):
+                await queue.put((index, pair[1]))
+            await queue.put((index, done))
+        except BaseException as exc:
+            await queue.put((index, exc))
+            raise
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            index, item = await queue.get()
+            if item is done:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
