@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pyimpl.models import demo_model_path
-from pyimpl.models.train_demo import CITIES, QA, WEATHER_TOOL, generate_answer
+from pyimpl.models.demo_corpus import CITIES, QA, WEATHER_TOOL
+from pyimpl.models.train_demo import generate_answer
 
 HELLO = "I am the dynamo-llm-capi demo model, a tiny LLM served from C through an embedded Python runtime."
 
