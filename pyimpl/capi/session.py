@@ -49,13 +49,13 @@ class RuntimeSession:
             endpoint = self.runtime.endpoint(config.mock_endpoint)
             self.tasks.append(asyncio.create_task(endpoint.serve_endpoint(mock_stream)))
         if config.serve_model:
-            from pyimpl.llm.worker import serve_model
+            from pyimpl.llm.backend.model_server import serve_model
             from pyimpl.models import demo_model_path
             path = config.model or str(demo_model_path())
             check_model_path(path)
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem":
-            from pyimpl.llm.model_manager import ModelManager
+            from pyimpl.llm.frontend.model_manager import ModelManager
             self.models = ModelManager(self.runtime)
             await self.models.start()
             if self.served is not None:

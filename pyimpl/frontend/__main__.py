@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from pyimpl.llm.http.app import DEFAULT_KEEPALIVE_S, DEFAULT_MAX_BODY_BYTES, OpenAIFrontend
+from pyimpl.llm.frontend.http.app import DEFAULT_KEEPALIVE_S, DEFAULT_MAX_BODY_BYTES, OpenAIFrontend
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -26,8 +26,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def build_app(args: argparse.Namespace):
     """The Starlette app whose lifespan owns the runtime and the ModelManager."""
-    from pyimpl.llm.aliases import load_aliases
-    from pyimpl.llm.model_manager import ModelManager
+    from pyimpl.llm.frontend.aliases import load_aliases
+    from pyimpl.llm.frontend.model_manager import ModelManager
     from pyimpl.runtime import DistributedRuntime
 
     aliases = load_aliases(args.model_aliases) if args.model_aliases else {}

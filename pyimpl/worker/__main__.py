@@ -26,7 +26,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
-    from pyimpl.llm.worker import serve_model
+    from pyimpl.llm.backend.model_server import serve_model
     from pyimpl.runtime import DistributedRuntime
 
     try:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pyimpl.llm.preprocessor import Preprocessor, PromptTooLongError
+from pyimpl.llm.text.preprocessor import Preprocessor, PromptTooLongError
 from pyimpl.models import tiny_model_path
 
 WORDS = "lorem ipsum dolor sit amet, consectetur adipiscing elit "

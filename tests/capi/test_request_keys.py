@@ -3,7 +3,7 @@ import pytest
 
 from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, CapiError
-from pyimpl.llm.protocols import parse_chat_request
+from pyimpl.llm.frontend.protocols import parse_chat_request
 
 
 def test_unknown_keys_are_invalid_argument_naming_them():

@@ -84,8 +84,8 @@ def test_gemma3_270m_greedy_equals_transformers(gemma_270m):
 
 async def test_gemma3_270m_completion_text_equals_transformers(gemma_270m):
     """tokenizer -> engine -> detokenizer through serve_model and the model manager (the C ABI's path)."""
-    from pyimpl.llm.model_manager import ModelManager
-    from pyimpl.llm.worker import serve_model
+    from pyimpl.llm.frontend.model_manager import ModelManager
+    from pyimpl.llm.backend.model_server import serve_model
     from pyimpl.runtime import DistributedRuntime
 
     path, tokenizer, model = gemma_270m

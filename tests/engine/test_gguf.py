@@ -151,7 +151,7 @@ def test_second_load_reads_the_cache_not_the_header(tiny_files, cache_dir, monke
 
 
 def test_preprocessor_reads_a_gguf_path_and_gets_a_default_chat_template(tiny_files):
-    from pyimpl.llm.preprocessor import Preprocessor
+    from pyimpl.llm.text.preprocessor import Preprocessor
 
     path, _ = tiny_files["gemma3"]
     pre = Preprocessor.from_model_dir(path)

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from pyimpl.llm.guided_json import (MAX_CONSECUTIVE_WHITESPACE, JsonObjectLogitsProcessor, JsonPrefixState,
+from pyimpl.llm.backend.guided_json import (MAX_CONSECUTIVE_WHITESPACE, JsonObjectLogitsProcessor, JsonPrefixState,
                                     is_json_object_prefix, token_texts)
-from pyimpl.llm.model_manager import ModelManager
-from pyimpl.llm.protocols import parse_chat_request, to_wire_request
-from pyimpl.llm.worker import serve_model
+from pyimpl.llm.frontend.model_manager import ModelManager
+from pyimpl.llm.frontend.protocols import parse_chat_request, to_wire_request
+from pyimpl.llm.backend.model_server import serve_model
 from pyimpl.runtime import DistributedRuntime
 
 VALID_PREFIXES = [

@@ -69,7 +69,7 @@ def test_chat_n_and_logprobs(client):
 
 
 def test_completion_stop_string_across_tokens(client, tiny_model):
-    from pyimpl.llm.preprocessor import Preprocessor
+    from pyimpl.llm.text.preprocessor import Preprocessor
     pre = Preprocessor.from_model_dir(tiny_model)
     prompt, stop = "The quick brown fox jumps over the lazy dog", "x jum"
     pieces = [pre.decode([t]) for t in pre.tokenize(prompt)]

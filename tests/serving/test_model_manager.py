@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from pyimpl.llm.aliases import parse_aliases
+from pyimpl.llm.frontend.aliases import parse_aliases
 from pyimpl.llm.errors import InvalidRequestError, ModelNotFoundError, NoWorkerError
 from pyimpl.llm.model_card import ModelCard, card_key
-from pyimpl.llm.model_manager import ModelManager
-from pyimpl.llm.prompt_input import JSON_OBJECT_HINT
-from pyimpl.llm.worker import serve_model
+from pyimpl.llm.frontend.model_manager import ModelManager
+from pyimpl.llm.frontend.prompt_input import JSON_OBJECT_HINT
+from pyimpl.llm.backend.model_server import serve_model
 from pyimpl.runtime import DistributedRuntime
 
 
@@ -90,7 +90,7 @@ async def test_model_gone_after_stop(embedded):
 async def test_outputs_follow_the_wire_types(embedded):
     import msgspec
 
-    from pyimpl.llm import protocol_types, response_types
+    from pyimpl.llm.frontend import protocol_types, response_types
     _, _, manager = embedded
     request = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
                "logprobs": True, "top_logprobs": 1}

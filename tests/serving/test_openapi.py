@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from pyimpl.llm.http.app import OpenAIFrontend
-from pyimpl.llm.http.openapi import OPENAPI_SPEC, OPERATIONS
-from pyimpl.llm.protocol_types import CHAT_ROLES
+from pyimpl.llm.frontend.http.app import OpenAIFrontend
+from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC, OPERATIONS
+from pyimpl.llm.frontend.protocol_types import CHAT_ROLES
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.protocols import parse_chat_request, parse_completion_request
+from pyimpl.llm.frontend.protocols import parse_chat_request, parse_completion_request
 
 SCHEMAS = OPENAPI_SPEC["components"]["schemas"]
 

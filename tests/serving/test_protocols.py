@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyimpl.llm.aliases import parse_aliases
+from pyimpl.llm.frontend.aliases import parse_aliases
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.protocols import parse_chat_request, parse_completion_request, to_wire_request
+from pyimpl.llm.frontend.protocols import parse_chat_request, parse_completion_request, to_wire_request
 
 MSG = [{"role": "user", "content": "hi"}]
 

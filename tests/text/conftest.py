@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pyimpl.llm.preprocessor import Preprocessor
+from pyimpl.llm.text.preprocessor import Preprocessor
 from pyimpl.models import tiny_model_path
 
 

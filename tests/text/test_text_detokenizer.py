@@ -64,7 +64,7 @@ class CountingBackend:
 def test_each_token_decodes_a_bounded_window(pre):
     from types import SimpleNamespace
 
-    from pyimpl.llm.detokenizer import IncrementalDetokenizer
+    from pyimpl.llm.text.detokenizer import IncrementalDetokenizer
 
     counting = CountingBackend(pre.tokenizer.backend_tokenizer)
     ids = pre.tokenize(" ".join(MULTIBYTE) * 50)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pyimpl.llm.parsers import get_reasoning_parser, get_tool_call_parser
+from pyimpl.llm.text.parsers import get_reasoning_parser, get_tool_call_parser
 
 
 def run_tool_parser(name: str, chunks: list[str]) -> tuple[str, list[tuple[str, dict]], list[str]]:

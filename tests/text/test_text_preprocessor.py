@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyimpl.llm.preprocessor import Preprocessor
+from pyimpl.llm.text.preprocessor import Preprocessor
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",

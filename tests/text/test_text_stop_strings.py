@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyimpl.llm.stop_strings import StopStringMatcher
+from pyimpl.llm.text.stop_strings import StopStringMatcher
 
 
 def run(stops, chunks, include=False):

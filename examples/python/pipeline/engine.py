@@ -9,7 +9,7 @@ import argparse
 import asyncio
 
 from pyimpl.llm.engine import AsyncEngine, SamplingParams
-from pyimpl.llm.worker import GenerateHandler
+from pyimpl.llm.backend.model_server import GenerateHandler
 from pyimpl.runtime import DistributedRuntime, dynamo_worker
 
 

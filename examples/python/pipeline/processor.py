@@ -8,7 +8,7 @@ Restart it at will: the frontend and the engine find it again through discovery.
 import argparse
 import asyncio
 
-from pyimpl.llm.preprocessor import Preprocessor
+from pyimpl.llm.text.preprocessor import Preprocessor
 from pyimpl.runtime import DistributedRuntime, dynamo_worker
 
 

@@ -49,14 +49,14 @@ class GuidedDecoding:
             return None
         if self._tokenizer is None:
             self._tokenizer = await asyncio.to_thread(_load_tokenizer, self.model_path)
-        from pyimpl.llm.guided_json import json_object_processor
+        from pyimpl.llm.backend.guided_json import json_object_processor
         return [json_object_processor(self._tokenizer, self.eos_token_ids)]
 
 
 def _load_tokenizer(model_path: str) -> Any:
     from transformers import AutoTokenizer
     from pyimpl.llm.engine.gguf_cache import resolve_model_dir
-    from pyimpl.llm.guided_json import token_texts
+    from pyimpl.llm.backend.guided_json import token_texts
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_path), local_files_only=True)
     token_texts(tokenizer)  # warm the per-tokenizer cache off the event loop
     return tokenizer
@@ -137,10 +137,10 @@ class ServedModel:
 def build_engine(model_path: str, engine: str, config: dict, model_type: str, **engine_kwargs) -> tuple[Any, type]:
     """The engine object and its SamplingParams class for `engine` in {"torch", "mock"}."""
     if model_type == "embedding":
-        from pyimpl.llm.embedding_engine import EmbeddingEngine
+        from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
         return EmbeddingEngine(model_path), dict
     if engine == "mock":
-        from pyimpl.llm.mock_engine import MockEngine, MockSamplingParams
+        from pyimpl.llm.backend.mock_engine import MockEngine, MockSamplingParams
         return MockEngine(eos_token_ids=config["eos_token_ids"], max_model_len=config["context_length"],
                           vocab_size=config["vocab_size"], **engine_kwargs), MockSamplingParams
     if engine == "torch":

@@ -7,9 +7,9 @@ from typing import Any, AsyncIterator
 
 from pyimpl.llm.errors import NoWorkerError
 from pyimpl.llm.model_card import ModelCard
-from pyimpl.llm.openai_stream import ChoicePostprocessor, usage
-from pyimpl.llm.protocols import GenerationRequest
-from pyimpl.llm.worker_streams import merge_streams, single_stream
+from pyimpl.llm.frontend.openai_stream import ChoicePostprocessor, usage
+from pyimpl.llm.frontend.protocols import GenerationRequest
+from pyimpl.llm.frontend.worker_streams import merge_streams, single_stream
 
 
 async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Any, prompt_ids: list[int],

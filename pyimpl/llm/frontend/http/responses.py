@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pyimpl.llm.errors import NoWorkerError, ServingError
-from pyimpl.llm.http.metrics import FrontendMetrics
+from pyimpl.llm.frontend.http.metrics import FrontendMetrics
 
 _encode = msgspec.json.Encoder().encode
 decode_json = msgspec.json.Decoder().decode

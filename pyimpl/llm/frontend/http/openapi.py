@@ -1,5 +1,5 @@
 """The frontend's OpenAPI 3.2 document (served at /openapi.json), generated from the msgspec types the
-server validates requests with (pyimpl.llm.protocol_types) and answers in (pyimpl.llm.response_types).
+server validates requests with (pyimpl.llm.frontend.protocol_types) and answers in (pyimpl.llm.frontend.response_types).
 
 Every route is one `Operation` in `OPERATIONS`: adding a route to the document is adding a line there.
 Streamed answers are `text/event-stream` with an `itemSchema` per event: `data` is the chunk as JSON
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from pyimpl.llm import protocol_types as req
-from pyimpl.llm import response_types as resp
+from pyimpl.llm.frontend import protocol_types as req
+from pyimpl.llm.frontend import response_types as resp
 
 _REF = "#/components/schemas/{name}"
 ERROR_STATUSES = {

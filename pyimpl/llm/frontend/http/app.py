@@ -17,11 +17,11 @@ from starlette.routing import Route
 from pyimpl import __version__
 from pyimpl.llm.errors import (AuthenticationError, InvalidRequestError, ModelNotFoundError, PayloadTooLargeError,
                                ServingError)
-from pyimpl.llm.http.metrics import FrontendMetrics
-from pyimpl.llm.http.openapi import OPENAPI_SPEC
-from pyimpl.llm.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error, decode_json,
+from pyimpl.llm.frontend.http.metrics import FrontendMetrics
+from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
+from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error, decode_json,
                                        error_response, http_error_response, json_response)
-from pyimpl.llm.protocols import with_usage
+from pyimpl.llm.frontend.protocols import with_usage
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_KEEPALIVE_S = 10.0

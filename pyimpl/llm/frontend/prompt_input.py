@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.preprocessor import PromptTooLongError
+from pyimpl.llm.text.preprocessor import PromptTooLongError
 
 PROMPT_CACHE_SIZE = 512
 JSON_OBJECT_HINT = "Respond only with a single valid JSON object."
@@ -95,5 +95,5 @@ def check_vocabulary(token_ids: list[int], vocab_size: int) -> None:
 
 def load_preprocessor(model_path: str) -> Any:
     """Import (transformers is slow to import) and load in a worker thread, off the event loop."""
-    from pyimpl.llm.preprocessor import Preprocessor
+    from pyimpl.llm.text.preprocessor import Preprocessor
     return Preprocessor.from_model_dir(model_path)

@@ -1,6 +1,6 @@
 """OpenAI request validation and conversion into the worker wire format.
 
-Bodies are checked against the msgspec request types of `pyimpl.llm.protocol_types` (the same types
+Bodies are checked against the msgspec request types of `pyimpl.llm.frontend.protocol_types` (the same types
 /openapi.json is generated from), then the rules that span fields; every rejection is an
 InvalidRequestError naming the offending field. Messages, tools and formats stay plain dicts downstream.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS,  # noqa: F401
+from pyimpl.llm.frontend.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS,  # noqa: F401
                                        SAMPLING_FIELDS, ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")

@@ -9,7 +9,7 @@ import base64
 from typing import Any
 
 from pyimpl.llm.errors import EngineError
-from pyimpl.llm.protocols import GenerationRequest
+from pyimpl.llm.frontend.protocols import GenerationRequest
 
 SPECIAL_TAG_PARSERS = ("mistral", "llama3_json")
 
@@ -34,14 +34,14 @@ class ChoicePostprocessor:
         self.eos_token_ids = frozenset(eos_token_ids)
         self.stopper = None
         if req.stop:
-            from pyimpl.llm.stop_strings import StopStringMatcher
+            from pyimpl.llm.text.stop_strings import StopStringMatcher
             self.stopper = StopStringMatcher(req.stop, include_stop_str_in_output=req.include_stop_str_in_output)
         self.reasoning = self.tools = None
         if reasoning_parser and req.kind == "chat":
-            from pyimpl.llm.parsers import get_reasoning_parser
+            from pyimpl.llm.text.parsers import get_reasoning_parser
             self.reasoning = get_reasoning_parser(reasoning_parser)()
         if tools_active:
-            from pyimpl.llm.parsers import get_tool_call_parser
+            from pyimpl.llm.text.parsers import get_tool_call_parser
             self.tools = get_tool_call_parser(tool_call_parser)()
         self.chat = req.kind == "chat"
         self.want_logprobs = req.logprobs

@@ -12,17 +12,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from pyimpl.llm.aliases import ModelAlias
+from pyimpl.llm.frontend.aliases import ModelAlias
 from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
 from pyimpl.llm.model_card import CARD_PREFIX, ModelCard
-from pyimpl.llm.openai_chunks import openai_chunks
-from pyimpl.llm.openai_stream import aggregate_chat, aggregate_completion, encode_embedding
-from pyimpl.llm.preprocessor import LARGE_TEXT
-from pyimpl.llm.prompt_input import (ChatPromptCache, check_vocabulary, format_hint, load_preprocessor, text_size,
+from pyimpl.llm.frontend.openai_chunks import openai_chunks
+from pyimpl.llm.frontend.openai_stream import aggregate_chat, aggregate_completion, encode_embedding
+from pyimpl.llm.text.preprocessor import LARGE_TEXT
+from pyimpl.llm.frontend.prompt_input import (ChatPromptCache, check_vocabulary, format_hint, load_preprocessor, text_size,
                                      tokenize_off_loop, tool_choice_hint)
-from pyimpl.llm.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
+from pyimpl.llm.frontend.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
                                  parse_embedding_request, to_wire_request, with_usage)
-from pyimpl.llm.worker_streams import chunk_data, close_stream
+from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
 
 log = logging.getLogger(__name__)
 

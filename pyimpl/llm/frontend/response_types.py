@@ -1,6 +1,6 @@
 """The OpenAI response types as msgspec Structs: the documented shape of every answer the frontend sends.
 
-The hot path builds plain dicts (pyimpl.llm.openai_stream, model_manager) and encodes them with
+The hot path builds plain dicts (pyimpl.llm.frontend.openai_stream, model_manager) and encodes them with
 msgspec; these types are the contract those dicts follow (tests convert real answers into them),
 and /openapi.json is generated from them.
 """

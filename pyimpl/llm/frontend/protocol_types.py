@@ -1,6 +1,6 @@
 """The OpenAI request types as msgspec Structs: the one definition of what a request may hold.
 
-`pyimpl.llm.protocols` validates every body with them (types, ranges, enums, required fields) and
+`pyimpl.llm.frontend.protocols` validates every body with them (types, ranges, enums, required fields) and
 /openapi.json is generated from them, so the document cannot drift from what the server accepts.
 Unknown top-level fields are ignored, as OpenAI does. Adding a route's request: a Struct here.
 """
@@ -162,7 +162,7 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
 REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
 
 
-# The rules spanning fields (checked in pyimpl.llm.protocols), as JSON Schema merged into the document's
+# The rules spanning fields (checked in pyimpl.llm.frontend.protocols), as JSON Schema merged into the document's
 # component of that name: msgspec types cannot state them. Not expressible, so only in the 400's description:
 # a named tool_choice must name one of `tools`; min_tokens <= max_tokens; prompt + max_tokens within the context.
 _NOT_NULL = {"not": {"type": "null"}}
