@@ -34,11 +34,12 @@ static int push_some(live_stream* ls, unsigned* seed) {
     uint32_t ids[8];
     int rc;
     switch (rand_r(seed) % 3) {
-    case 0: { /* one chunk */
+    case 0: { /* a batch of one chunk */
         int jl = snprintf(json, 64, "{\"i\":%d,\"token_ids\":[%d]}", k, k);
         int tl = snprintf(text, 32, "t%d", k);
         ids[0] = (uint32_t)k;
-        rc = dyn_stream_push(ls->stream, json, (size_t)jl, text, (size_t)tl, ids, 1, DYNAMO_FINISH_NONE);
+        int32_t meta[DYN_CHUNK_META] = {jl, tl, 1, DYNAMO_FINISH_NONE, 0};
+        rc = dyn_stream_push_batch(ls->stream, 1, json, text, meta, ids);
         count = 1;
         break;
     }

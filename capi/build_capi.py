@@ -6,40 +6,46 @@ OUT_DIR/dyn_build_paths.h (libpython's soname only: no path of the build machine
 is compiled in; the library finds its Python at run time, see capi/src/python_home.c).
 """
 import os
+import re
 import sys
 import sysconfig
 
 import cffi
 
-# What the hand-written C offers the Python side, and the Python functions C calls.
-CDEF = """
-typedef struct dyn_event {
-    int32_t  kind;
-    uint64_t runtime;
-    uint64_t stream;
-    char*    endpoint;
-    char*    request;
-    size_t   request_len;
-    ...;
-} dyn_event_t;
+HERE = os.path.dirname(os.path.abspath(__file__))
+INTERNAL_HEADER = os.path.join(HERE, "src", "dyn_internal.h")
+PUBLIC_HEADER = os.path.join(HERE, "..", "include", "dynamo_llm.h")
 
-int  dyn_wake_fd(void);
-dyn_event_t* dyn_next_event(void);
-void dyn_event_release(dyn_event_t* ev);
-int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
-                     const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
-int  dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
-                           const int32_t* meta, const uint32_t* token_ids);
-int  dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len);
-void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
-void dyn_set_error(const char* message);
-void dyn_set_result(const char* text);
 
-extern "Python+C" int dyn_py_ready(void);
-extern "Python+C" int dyn_py_runtime_create(uint64_t runtime, const char* config_json);
-extern "Python+C" int dyn_py_runtime_destroy(uint64_t runtime);
-extern "Python+C" int dyn_py_runtime_stats(uint64_t runtime);
-"""
+def between(text: str, begin: str, end: str) -> str:
+    """The text between two marker comments (the markers' own lines excluded)."""
+    start = text.index(begin)
+    start = text.index("\n", text.index("*/", start)) + 1
+    return text[start:text.index(end, start)].rsplit("\n", 1)[0]
+
+
+def python_callbacks(decls: str) -> str:
+    """Each declaration as cffi's `extern "Python+C"`: C calls it, Python implements it."""
+    decls = re.sub(r"/\*.*?\*/", "", decls, flags=re.S)
+    return "\n".join(f'extern "Python+C" {d.strip()};' for d in decls.split(";") if d.strip())
+
+
+def status_codes(public: str) -> str:
+    """dynamo_status_t and the DYNAMO_FINISH_* values of the public header, so Python reads them from lib."""
+    enum = re.search(r"typedef enum dynamo_status \{.*?\} dynamo_status_t;", public, flags=re.S).group(0)
+    finish = re.findall(r"^#define (DYNAMO_FINISH_[A-Z_]+)\s+(\d+)", public, flags=re.M)
+    return enum + "\n" + "\n".join(f"#define {name} {value}" for name, value in finish)
+
+
+def make_cdef(internal_path: str = INTERNAL_HEADER, public_path: str = PUBLIC_HEADER) -> str:
+    """cffi's cdef from the headers (they are the only copy of these declarations)."""
+    internal, public = open(internal_path).read(), open(public_path).read()
+    return "\n".join([
+        status_codes(public),
+        between(internal, "/* cffi:begin", "/* cffi:end */"),
+        python_callbacks(between(internal, "/* cffi:python-begin", "/* cffi:python-end */")),
+    ])
+
 
 INIT_CODE = """
 import sys
@@ -79,7 +85,7 @@ def main(argv: list[str]) -> int:
     os.makedirs(out_dir, exist_ok=True)
     ffibuilder = cffi.FFI()
     ffibuilder.embedding_api("")
-    ffibuilder.cdef(CDEF)
+    ffibuilder.cdef(make_cdef())
     ffibuilder.set_source("_dynamo_llm_capi", '#include "dyn_internal.h"\n')
     ffibuilder.embedding_init_code(INIT_CODE)
     c_path = os.path.join(out_dir, "_dynamo_llm_capi.c")

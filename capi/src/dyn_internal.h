@@ -14,6 +14,9 @@
 /* Events the loop thread drains (C -> Python, never waiting on the GIL). */
 enum { DYN_EV_CHAT = 1, DYN_EV_GENERATE = 2, DYN_EV_CANCEL = 3 };
 
+/* cffi:begin  Between the cffi markers: what the Python side calls, copied into the cffi cdef at build time
+ * by capi/build_capi.py (this file is the only copy; keep the markers and one declaration per statement). */
+
 typedef struct dyn_event {
     int32_t  kind;
     uint64_t runtime;     /* runtime handle value */
@@ -24,12 +27,10 @@ typedef struct dyn_event {
     struct dyn_event* next;
 } dyn_event_t;
 
-/* ---- called by the Python side (declared in the cffi cdef) ---- */
+/* ---- called by the Python side ---- */
 int  dyn_wake_fd(void);
 dyn_event_t* dyn_next_event(void);               /* NULL when empty; release with dyn_event_release */
 void dyn_event_release(dyn_event_t* ev);
-int  dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
-                     const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason);
 /* count chunks at once: meta holds DYN_CHUNK_META int32 per chunk (json_len, text_len or -1,
  * num_token_ids, finish_reason, choice_index); the blobs and token_ids hold their bytes/ids back to
  * back (pyimpl/capi/chunks.py's ChunkBatch fills them). */
@@ -44,12 +45,15 @@ int  dyn_stream_push_json_array(uint64_t stream, const char* blob, size_t len);
 void dyn_stream_finish(uint64_t stream, int32_t status, const char* message);
 void dyn_set_error(const char* message);         /* this thread's dynamo_last_error */
 void dyn_set_result(const char* text);           /* this thread's borrowed result string */
+/* cffi:end */
 
 /* ---- Python side, reached through cffi extern "Python+C" trampolines ---- */
+/* cffi:python-begin (each declaration becomes `extern "Python+C"` in the cdef) */
 int dyn_py_ready(void);                          /* 1 once pyimpl.capi.bridge is installed */
 int dyn_py_runtime_create(uint64_t runtime, const char* config_json);
 int dyn_py_runtime_destroy(uint64_t runtime);
 int dyn_py_runtime_stats(uint64_t runtime);
+/* cffi:python-end */
 
 /* ---- C helpers ---- */
 dynamo_status_t dyn_python_start(void);          /* idempotent; sets last error on failure */

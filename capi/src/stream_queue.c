@@ -82,13 +82,6 @@ static int append_chunks(uint64_t stream, chunk_node* first, chunk_node* last) {
     return 0;
 }
 
-int dyn_stream_push(uint64_t stream, const char* json, size_t json_len, const char* text, size_t text_len,
-                    const uint32_t* token_ids, size_t num_token_ids, int32_t finish_reason) {
-    chunk_node* n = make_chunk(json, json_len, text, text_len, token_ids, num_token_ids, finish_reason);
-    if (!n) return -1;
-    return append_chunks(stream, n, n);
-}
-
 int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, const char* text_blob,
                           const int32_t* meta, const uint32_t* token_ids) {
     chunk_node *first = NULL, *last = NULL;

@@ -9,7 +9,7 @@ import msgspec
 
 from pyimpl.capi.chunks import ChunkBatch
 from pyimpl.capi.host import EmbeddedHost, Event
-from pyimpl.capi.status import ERR_INTERNAL, OK, describe, status_of
+from pyimpl.capi.status import ERR_INTERNAL, OK, describe, status_of, verify_codes
 
 host: EmbeddedHost | None = None
 # How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms): the
@@ -72,6 +72,7 @@ class CffiSink:
 def install(ffi, lib) -> None:
     """Create the host and define the functions C calls into Python."""
     global host
+    verify_codes(lib)
     host = EmbeddedHost(CffiSink(ffi, lib))
     if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:  # never coarser than a Python host chose
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

@@ -31,6 +31,14 @@ class CapiError(Exception):
         self.status = status
 
 
+def verify_codes(lib: object) -> None:
+    """Fail at library start if these values drifted from include/dynamo_llm.h (cffi reads them from it)."""
+    names = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}
+    drift = [n for n, v in names.items() if getattr(lib, f"DYNAMO_{n}") != v]
+    if drift:
+        raise RuntimeError(f"pyimpl.capi.status disagrees with dynamo_llm.h on {drift}")
+
+
 def finish_code(reason: object) -> int:
     """DYNAMO_FINISH_* for an OpenAI/wire finish_reason string."""
     return FINISH_REASONS.get(reason, FINISH_ERROR if reason else FINISH_NONE)  # type: ignore[arg-type]
