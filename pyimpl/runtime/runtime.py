@@ -12,6 +12,7 @@ from .discovery.base import Discovery, WatchEvent
 from .dispatcher import Dispatcher, Handler, MetricsLabels
 from .endpoint import Component, Endpoint, Namespace
 from .errors import ConfigurationError, ConnectError
+from .events import EventPlane, open_event_plane
 from .planes import PlaneClient, PlaneServer, Transport
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class DistributedRuntime:
             logging.basicConfig(level=self.config.log_level.upper())
         self.instance_id = secrets.randbits(63) or 1
         self.discovery = RuntimeDiscovery(self)
+        # the event plane (DYN_EVENT_PLANE): connects on first use, closed by shutdown
+        self.events: EventPlane = open_event_plane(self.config, self._events_nats, self.discovery)
         self.dispatcher: Dispatcher = Dispatcher()
         self._backend: Optional[Discovery] = None
         self._nats: Optional["NATS"] = None
@@ -111,6 +114,11 @@ class DistributedRuntime:
                 self._nats_connecting = None
                 raise
         return self._nats
+
+    async def _events_nats(self) -> "NATS":
+        """The NATS connection of a started runtime (so shutdown closes what the event plane opened)."""
+        await self.start()
+        return await self._nats_connection()
 
     async def _connect_nats(self) -> None:
         from .nats_connection import connect_nats
@@ -190,6 +198,7 @@ class DistributedRuntime:
             if self._server is not None:
                 await self.dispatcher.drain(self.config.grace_period if self._graceful else 0.0)
                 await self._server.close()
+            await self.events.close()
             for client in self._clients:
                 await client.close()
             for plane in self._plane_clients.values():
