@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
+from pyimpl.runtime.config import ENV_NAMES, env_setting
 
 DISCOVERY = ("mem", "file", "nats")
 REQUEST_PLANES = ("inproc", "tcp", "nats")
@@ -27,6 +28,7 @@ class EmbeddedConfig:
 
 
 _KIND = {str: "a string", bool: "true or false"}
+_FROM_ENV = {"discovery": "discovery_backend", "request_plane": "request_plane"}  # key -> RuntimeConfig field
 _TYPES = {"discovery": str, "request_plane": str, "nats_url": str, "file_kv_dir": str, "model": str,
           "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str}
 
@@ -50,14 +52,22 @@ def parse_config(text: str | None) -> EmbeddedConfig:
     for key, value in raw.items():
         if not isinstance(value, _TYPES[key]):
             raise _bad(f'key "{key}" must be {_KIND[_TYPES[key]]}')
+    source = {key: f'key "{key}"' for key in raw}
+    for key, field in _FROM_ENV.items():  # what the JSON leaves out, the runtime's environment fills in
+        value = env_setting(field)
+        if key not in raw and value is not None:
+            raw[key], source[key] = value.lower(), ENV_NAMES[field]
     distributed = raw.get("discovery", "mem") != "mem"
     raw.setdefault("serve_model", not distributed or "model" in raw)
     raw.setdefault("request_plane", "nats" if raw.get("discovery") == "nats" else "tcp" if distributed else "inproc")
     config = EmbeddedConfig(**raw)
     if config.discovery not in DISCOVERY:
-        raise _bad(f'key "discovery" must be one of {", ".join(DISCOVERY)}')
+        raise _bad(f'{source["discovery"]} must be one of {", ".join(DISCOVERY)}')
     if config.request_plane not in REQUEST_PLANES:
-        raise _bad(f'key "request_plane" must be one of {", ".join(REQUEST_PLANES)}')
+        raise _bad(f'{source["request_plane"]} must be one of {", ".join(REQUEST_PLANES)}')
+    if config.request_plane == "inproc" and config.discovery != "mem":
+        raise _bad(f'{source["request_plane"]} "inproc" only works with discovery "mem" (one process), not '
+                   f'{source["discovery"]} "{config.discovery}"; use "tcp" or "nats"')
     if config.engine not in ENGINES:
         raise _bad(f'key "engine" must be one of {", ".join(ENGINES)}')
     if config.mock_endpoint is not None and len(config.mock_endpoint.split(".")) != 3:
