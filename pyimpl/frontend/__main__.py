@@ -21,7 +21,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--migration-limit", type=_non_negative_int, default=None,
+                   help="times a request moves to another worker when its worker is lost mid-request, continuing "
+                        "after the tokens already sent (0: off). Default: DYN_MIGRATION_LIMIT, else 3: a request "
+                        "survives a crash or rolling restart of its worker for the cost of a re-prefill, while a "
+                        "request that itself crashes workers takes down at most 4 before it fails")
     return p.parse_args(argv)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def build_app(args: argparse.Namespace):
@@ -37,7 +49,8 @@ def build_app(args: argparse.Namespace):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         rt = await DistributedRuntime.create()
-        manager = ModelManager(rt, aliases)
+        manager = ModelManager(rt, aliases, migration_limit=args.migration_limit,
+                               on_migration=frontend.metrics.count_migration)
         await manager.start()
         frontend.manager = manager
         try:

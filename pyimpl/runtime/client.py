@@ -7,7 +7,7 @@ import inspect
 import itertools
 import logging
 import random as _random
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Optional, Sequence, Union
 
 from .context import Context, cancellation_pending
 from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
@@ -129,6 +129,39 @@ class Client:
         if instance_id not in self._instances:
             raise NoInstancesError(f"instance {instance_id:x} of {self.endpoint.path!r} is not known")
         return await self._open(instance_id, request, context, annotated)
+
+    async def open_stream(self, request: Any, context: Optional[Context] = None, annotated: bool = True,
+                          exclude: Collection[int] = (), timeout: Optional[float] = None) -> tuple[int, ResponseStream]:
+        """Open on an instance chosen by the client's policy (routing hook, else round robin) among those not in
+        `exclude` (e.g. where this request already failed), moving on from one that cannot be reached; returns the
+        instance id with its stream, so a retry can exclude it. Waits up to `timeout` (default: the client's) for an
+        eligible instance, then raises NoInstancesError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
+        skipped, failure = set(exclude), ""
+        while True:
+            ids = [i for i in self._ids if i not in skipped]
+            if not ids:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise NoInstancesError(f"no instance of {self.endpoint.path!r} is left to try{failure}")
+                changed = self._changed
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if self.router is None:
+                chosen = ids[next(self._rr) % len(ids)]
+            else:
+                chosen = self.router(ids, request)
+                if inspect.isawaitable(chosen):
+                    chosen = await chosen
+            try:
+                return chosen, await self._open(chosen, request, context, annotated)
+            except (DisconnectedError, NoInstancesError) as exc:   # refused, or gone: nothing was sent
+                skipped.add(chosen)
+                failure = f" (last: {exc})"
 
     async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context],
                         annotated: bool = True) -> ResponseStream:

@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from pyimpl.llm.frontend.aliases import ModelAlias
 from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
@@ -22,6 +22,7 @@ from pyimpl.llm.frontend.prompt_input import (ChatPromptCache, check_vocabulary,
                                      tokenize_off_loop, tool_choice_hint)
 from pyimpl.llm.frontend.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
                                  parse_embedding_request, to_wire_request, with_usage)
+from pyimpl.llm.frontend.migration import migration_limit_from_env, open_migrating
 from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,16 @@ class ServedModelEntry:
 class ModelManager:
     """Watches `models/` cards in discovery and serves chat, completion and embedding requests."""
 
-    def __init__(self, rt: Any, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0):
+    def __init__(self, rt: Any, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0,
+                 migration_limit: int | None = None, on_migration: Callable[[str, str], None] | None = None):
+        """migration_limit: times a request may move to another worker when its worker is lost (None:
+        DYN_MIGRATION_LIMIT, else 3; 0 turns migration off); on_migration(model, migration_type) counts them."""
         self.rt = rt
         self.no_worker_wait_s = no_worker_wait_s
+        self.migration_limit = migration_limit_from_env() if migration_limit is None else migration_limit
+        if self.migration_limit < 0:
+            raise ValueError(f"migration_limit must be >= 0, got {self.migration_limit}")
+        self.on_migration = on_migration
         self.aliases = dict(aliases or {})
         self.models: dict[str, ServedModelEntry] = {}
         self._preprocessors: dict[str, Any] = {}
@@ -236,13 +244,17 @@ class ModelManager:
             raise InvalidRequestError("'min_tokens' must not exceed 'max_tokens'", "min_tokens")
         return req, entry, pre, prompt_ids, max_tokens
 
-    async def _open(self, entry: ServedModelEntry, wire: dict) -> Any:
+    async def _open(self, entry: ServedModelEntry, wire: dict, exclude: frozenset = frozenset()) -> tuple[int, Any]:
+        """(instance id, response stream) on an instance of `entry` not in `exclude`; runtime errors as raised."""
+        return await entry.client.open_stream(wire, annotated=False, exclude=exclude, timeout=self.no_worker_wait_s)
+
+    async def _open_migrating(self, entry: ServedModelEntry, wire: dict) -> Any:
+        """A worker stream for `wire` that moves to another instance when its own is lost (migration)."""
         from pyimpl.runtime.errors import NoInstancesError
-        client = entry.client
+        listener = self.on_migration
         try:
-            if not client.instance_ids() and not await client.wait_for_instances(self.no_worker_wait_s):
-                raise NoInstancesError(entry.name)
-            return await client.generate(wire, annotated=False)
+            return await open_migrating(lambda w, exclude: self._open(entry, w, exclude), wire, self.migration_limit,
+                                        None if listener is None else lambda kind: listener(entry.name, kind))
         except NoInstancesError as exc:
             raise NoWorkerError(f"no worker is serving '{entry.name}' right now") from exc
 
@@ -251,7 +263,8 @@ class ModelManager:
         streams: list[Any] = []
         try:  # however the consumer leaves, every worker stream is closed (which cancels it remotely)
             for i in range(req.n):
-                streams.append(await self._open(entry, to_wire_request(req, prompt_ids, max_tokens, seed_offset=i)))
+                streams.append(await self._open_migrating(entry, to_wire_request(req, prompt_ids, max_tokens,
+                                                                                  seed_offset=i)))
             async for chunk in openai_chunks(req, entry.card, pre, prompt_ids, streams,
                                            self._token_texts.setdefault(entry.card.model_path, {})):
                 yield chunk
@@ -267,7 +280,7 @@ class ModelManager:
         typed = parse_embedding_request(body)
         model, texts, encoding = typed.model, typed.input, typed.encoding_format or "float"
         entry = self._entry_for(model, entry, "embedding")
-        stream = await self._open(entry, {"input": texts})
+        stream = await self._open_migrating(entry, {"input": texts})
         result = None
         async for item in stream:
             result = chunk_data(item)

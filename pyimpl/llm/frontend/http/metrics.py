@@ -30,6 +30,14 @@ class FrontendMetrics:
         self.output_tokens = Histogram(f"{PREFIX}_output_sequence_tokens", "Generated tokens", labels,
                                        buckets=TOKEN_BUCKETS, registry=r)
 
+        self.migrations = Counter(f"{PREFIX}_model_migration", "Requests moved to another worker after theirs was "
+                                  "lost (migration_type: new_request before the first token, ongoing_request after)",
+                                  ("model", "migration_type"), registry=r)
+
+    def count_migration(self, model: str, migration_type: str) -> None:
+        """One request migration (the ModelManager's on_migration hook)."""
+        self.migrations.labels(model, migration_type).inc()
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
