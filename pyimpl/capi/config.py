@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
+from pyimpl.llm.frontend.migration import DEFAULT_MIGRATION_LIMIT, migration_limit_from_env
 from pyimpl.runtime.config import ENV_NAMES, env_setting
 
 DISCOVERY = ("mem", "file", "nats")
@@ -25,12 +26,14 @@ class EmbeddedConfig:
     engine: str = "torch"
     serve_model: bool = True
     mock_endpoint: str | None = None
+    migration_limit: int = DEFAULT_MIGRATION_LIMIT  # re-sends of a request whose worker is lost (0: off)
 
 
-_KIND = {str: "a string", bool: "true or false"}
+_KIND = {str: "a string", bool: "true or false", int: "a whole number >= 0"}
 _FROM_ENV = {"discovery": "discovery_backend", "request_plane": "request_plane"}  # key -> RuntimeConfig field
 _TYPES = {"discovery": str, "request_plane": str, "nats_url": str, "file_kv_dir": str, "model": str,
-          "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str}
+          "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str,
+          "migration_limit": int}
 
 
 def _bad(message: str) -> CapiError:
@@ -50,13 +53,18 @@ def parse_config(text: str | None) -> EmbeddedConfig:
         names = ", ".join(f'"{key}"' for key in unknown)
         raise _bad(f"has unknown key{'s' if len(unknown) > 1 else ''} {names} (known keys: {', '.join(sorted(_TYPES))})")
     for key, value in raw.items():
-        if not isinstance(value, _TYPES[key]):
+        if not isinstance(value, _TYPES[key]) or (_TYPES[key] is int and (type(value) is bool or value < 0)):
             raise _bad(f'key "{key}" must be {_KIND[_TYPES[key]]}')
     source = {key: f'key "{key}"' for key in raw}
     for key, field in _FROM_ENV.items():  # what the JSON leaves out, the runtime's environment fills in
         value = env_setting(field)
         if key not in raw and value is not None:
             raw[key], source[key] = value.lower(), ENV_NAMES[field]
+    if "migration_limit" not in raw:
+        try:
+            raw["migration_limit"] = migration_limit_from_env()
+        except ValueError as exc:
+            raise _bad(f"leaves migration_limit to the environment, but {exc}") from None
     distributed = raw.get("discovery", "mem") != "mem"
     raw.setdefault("serve_model", not distributed or "model" in raw)
     raw.setdefault("request_plane", "nats" if raw.get("discovery") == "nats" else "tcp" if distributed else "inproc")

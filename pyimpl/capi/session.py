@@ -56,7 +56,7 @@ class RuntimeSession:
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem":
             from pyimpl.llm.frontend.model_manager import ModelManager
-            self.models = ModelManager(self.runtime)
+            self.models = ModelManager(self.runtime, migration_limit=config.migration_limit)
             await self.models.start()
             if self.served is not None:
                 await self.models.wait_for_model(self.served.card.name, timeout=MODEL_WAIT_S)
@@ -71,7 +71,8 @@ class RuntimeSession:
             names = self.models.model_names()
             if len(names) == 1:  # a single model served: "model" may be omitted
                 request = {**request, "model": names[0]}
-        return self.models.chat_completion_stream(request)
+        # the C chunk's token ids, and FINISH_CANCELLED on the last chunk of each choice a worker aborted
+        return self.models.chat_completion_stream(request, token_ids=True, cancelled_finish=True)
 
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
         """The runtime's response stream of endpoint `path` for `request`: the handler's items without

@@ -43,7 +43,7 @@ def test_config_messages_name_the_key_in_a_sentence():
 @pytest.fixture
 def deployment_env(monkeypatch):
     """A clean deployment environment; tests set the DYN_* variables they need."""
-    for name in ("DYN_DISCOVERY_BACKEND", "DYN_REQUEST_PLANE", "NATS_SERVER", "DYN_FILE_KV"):
+    for name in ("DYN_DISCOVERY_BACKEND", "DYN_REQUEST_PLANE", "NATS_SERVER", "DYN_FILE_KV", "DYN_MIGRATION_LIMIT"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -75,3 +75,27 @@ def test_bad_dyn_variables_are_named(deployment_env, env, word):
     with pytest.raises(CapiError) as info:
         parse_config("{}")
     assert info.value.status == ERR_INVALID_ARGUMENT and word in str(info.value)
+
+
+def test_migration_limit_from_the_json_else_dyn_migration_limit_else_3(deployment_env):
+    assert parse_config("{}").migration_limit == 3
+    assert parse_config('{"migration_limit": 0}').migration_limit == 0
+    deployment_env.setenv("DYN_MIGRATION_LIMIT", "5")
+    assert parse_config("{}").migration_limit == 5
+    assert parse_config('{"migration_limit": 1}').migration_limit == 1
+
+
+@pytest.mark.parametrize("text", ['{"migration_limit": -1}', '{"migration_limit": true}', '{"migration_limit": 1.5}',
+                                  '{"migration_limit": "2"}'])
+def test_bad_migration_limits_are_refused(deployment_env, text):
+    with pytest.raises(CapiError) as info:
+        parse_config(text)
+    assert info.value.status == ERR_INVALID_ARGUMENT
+    assert 'key "migration_limit" must be a whole number >= 0' in str(info.value)
+
+
+def test_a_bad_dyn_migration_limit_is_named(deployment_env):
+    deployment_env.setenv("DYN_MIGRATION_LIMIT", "lots")
+    with pytest.raises(CapiError) as info:
+        parse_config("{}")
+    assert info.value.status == ERR_INVALID_ARGUMENT and "DYN_MIGRATION_LIMIT" in str(info.value)

@@ -187,9 +187,11 @@ class ModelManager:
 
     # ---- generation ------------------------------------------------------------------------
 
-    def chat_completion_stream(self, request: dict) -> AsyncIterator[dict]:
-        """OpenAI chat.completion.chunk dicts for a chat request (validation errors on first iteration)."""
-        return self._stream(request, "chat")
+    def chat_completion_stream(self, request: dict, *, token_ids: bool = False,
+                               cancelled_finish: bool = False) -> AsyncIterator[dict]:
+        """OpenAI chat.completion.chunk dicts for a chat request (validation errors on first iteration);
+        token_ids / cancelled_finish: the embedding host's extra fields (see openai_chunks)."""
+        return self._stream(request, "chat", token_ids=token_ids, cancelled_finish=cancelled_finish)
 
     def completion_stream(self, request: dict) -> AsyncIterator[dict]:
         """OpenAI text_completion chunk dicts for a completions request."""
@@ -258,7 +260,7 @@ class ModelManager:
         except NoInstancesError as exc:
             raise NoWorkerError(f"no worker is serving '{entry.name}' right now") from exc
 
-    async def _stream(self, request: dict, kind: str) -> AsyncIterator[dict]:
+    async def _stream(self, request: dict, kind: str, **host_fields: bool) -> AsyncIterator[dict]:
         req, entry, pre, prompt_ids, max_tokens = await self.prepare(request, kind)
         streams: list[Any] = []
         try:  # however the consumer leaves, every worker stream is closed (which cancels it remotely)
@@ -266,7 +268,7 @@ class ModelManager:
                 streams.append(await self._open_migrating(entry, to_wire_request(req, prompt_ids, max_tokens,
                                                                                   seed_offset=i)))
             async for chunk in openai_chunks(req, entry.card, pre, prompt_ids, streams,
-                                           self._token_texts.setdefault(entry.card.model_path, {})):
+                                           self._token_texts.setdefault(entry.card.model_path, {}), **host_fields):
                 yield chunk
         finally:
             for stream in streams:

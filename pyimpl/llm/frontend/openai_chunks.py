@@ -13,9 +13,13 @@ from pyimpl.llm.frontend.worker_streams import merge_streams, single_stream
 
 
 async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Any, prompt_ids: list[int],
-                        streams: list[Any], texts: dict[int, str]) -> AsyncIterator[dict]:
+                        streams: list[Any], texts: dict[int, str], *, token_ids: bool = False,
+                        cancelled_finish: bool = False) -> AsyncIterator[dict]:
     """OpenAI chunks (chat.completion.chunk or text_completion) of a request's n worker streams: the role and echo
-    chunks, one chunk per choice delta, each choice's own finish, the usage chunk; an abort is never a normal end."""
+    chunks, one chunk per choice delta, each choice's own finish, the usage chunk; an abort is never a normal end.
+    For an embedding host (the C ABI): token_ids puts in each choice the ids its delta came from (ids whose text
+    is held back go with the next chunk of that choice, none is lost); cancelled_finish ends every unfinished
+    choice with finish_reason "cancelled" when the serving side aborts the request, before the error."""
     posts = [ChoicePostprocessor(pre, req, card.tool_call_parser, card.reasoning_parser, texts,
                                  prompt_ids, card.eos_token_ids) for _ in range(req.n)]
     chat = req.kind == "chat"
@@ -31,29 +35,48 @@ async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Any, promp
                                    for i in range(req.n)]}
     items = merge_streams(streams) if req.n > 1 else single_stream(streams[0])
     unfinished = set(range(req.n))
+    pending: list[list[int]] = [[] for _ in range(req.n)]   # token ids not yet handed out, per choice
     try:
         async for index, data in items:
             if index not in unfinished:
                 continue
-            if data.get("finish_reason") == "abort":  # cut short by the serving side (worker shutdown):
+            aborted = data.get("finish_reason") == "abort"  # cut short by the serving side (worker shutdown)
+            if aborted:
+                data = dict(data, finish_reason=None)   # its last tokens still count
+            if token_ids:
+                pending[index].extend(data.get("token_ids") or ())
+            delta, logprobs, reason = posts[index].on_chunk(data)
+            if delta is not None or reason is not None or logprobs is not None:
+                if chat:
+                    choice = {"index": index, "delta": delta or {},
+                              "logprobs": {"content": logprobs} if logprobs is not None else None,
+                              "finish_reason": reason}
+                else:
+                    choice = {"index": index, "text": (delta or {}).get("text", ""), "logprobs": logprobs,
+                              "finish_reason": reason}
+                if token_ids:
+                    choice["token_ids"], pending[index] = pending[index], []
+                yield {**base, "choices": [choice]}
+                if reason is not None:
+                    unfinished.discard(index)
+            if not unfinished:
+                break
+            if aborted:
+                if cancelled_finish:
+                    for i in sorted(unfinished):
+                        yield {**base, "choices": [_cancelled_choice(chat, i, pending[i] if token_ids else None)]}
                 raise NoWorkerError(f"the worker serving '{req.model}' stopped before the response "
                                     f"was complete")  # never a normal-looking end
-            delta, logprobs, reason = posts[index].on_chunk(data)
-            if delta is None and reason is None and logprobs is None:
-                continue
-            if chat:
-                choice = {"index": index, "delta": delta or {},
-                          "logprobs": {"content": logprobs} if logprobs is not None else None,
-                          "finish_reason": reason}
-            else:
-                choice = {"index": index, "text": (delta or {}).get("text", ""), "logprobs": logprobs,
-                          "finish_reason": reason}
-            yield {**base, "choices": [choice]}
-            if reason is not None:
-                unfinished.discard(index)
-                if not unfinished:
-                    break
     finally:
         await items.aclose()
     if req.include_usage:
         yield {**base, "choices": [], "usage": usage(len(prompt_ids), sum(p.num_tokens for p in posts))}
+
+
+def _cancelled_choice(chat: bool, index: int, token_ids: list[int] | None) -> dict:
+    """The last chunk's choice of a choice the serving side aborted."""
+    choice: dict = ({"index": index, "delta": {}, "logprobs": None, "finish_reason": "cancelled"} if chat
+                    else {"index": index, "text": "", "logprobs": None, "finish_reason": "cancelled"})
+    if token_ids is not None:
+        choice["token_ids"] = token_ids
+    return choice
