@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -94,9 +93,7 @@ class RuntimeSession:
         """Figures for dynamo_runtime_stats_json (engine part None when no model is served here)."""
         engine = None
         if self.served is not None:
-            stats = self.served.engine.stats()
-            engine = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
-            engine["abort_count"] = getattr(self.served.engine, "abort_count", 0)
+            engine = self.served.stats()
         models = self.models.model_names() if self.models is not None else []
         return {"models": models, "engine": engine}
 

@@ -27,6 +27,12 @@ class InvalidRequestError(ServingError):
     error_type = "invalid_request_error"
 
 
+class EngineRequestError(InvalidRequestError, ValueError):
+    """An engine refused a request's parameters (an unknown sampling field, a value out of range) (HTTP 400).
+
+    A ValueError too, so callers of the engine that catch ValueError keep working."""
+
+
 class AuthenticationError(ServingError):
     """Missing or wrong API key (HTTP 401)."""
 

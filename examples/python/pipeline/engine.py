@@ -8,7 +8,7 @@ environment: DYN_DISCOVERY_BACKEND=nats DYN_REQUEST_PLANE=nats NATS_SERVER=nats:
 import argparse
 import asyncio
 
-from pyimpl.llm.engine import AsyncEngine, SamplingParams
+from pyimpl.llm.engine import AsyncEngine
 from pyimpl.llm.backend.model_server import GenerateHandler
 from pyimpl.runtime import DistributedRuntime, dynamo_worker
 
@@ -30,7 +30,7 @@ async def worker(runtime: DistributedRuntime, model_path: str) -> None:
     print(f"engine ready: {model_path}", flush=True)
     try:
         # Request: {"token_ids", "sampling_options", "stop_conditions"}; yields {"token_ids", "finish_reason"}.
-        await endpoint.serve_endpoint(GenerateHandler(engine, SamplingParams))
+        await endpoint.serve_endpoint(GenerateHandler(engine))
     finally:
         await engine.shutdown()
 

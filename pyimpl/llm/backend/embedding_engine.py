@@ -2,33 +2,31 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-
-@dataclass
-class EmbeddingStats:
-    """What the stats endpoint reports for an embedding worker."""
-
-    num_running: int = 0
-    num_requests: int = 0
+from pyimpl.llm.engine.outputs import EngineStats
+from pyimpl.llm.model_facts import ModelFacts, read_model_facts
 
 
 class EmbeddingEngine:
-    """A BERT-style encoder (e.g. all-MiniLM-L6-v2) loaded with transformers; runs off the event loop."""
+    """A BERT-style encoder (e.g. all-MiniLM-L6-v2) loaded with transformers; runs off the event loop.
 
-    def __init__(self, model_path: str, max_length: int = 256):
+    Implements engine_api.EmbedEngine: no KV cache (block_size 0), nothing to abort."""
+
+    block_size = 0
+    abort_count = 0
+
+    def __init__(self, model_path: str, max_length: int = 256, facts: ModelFacts | None = None):
         import torch
         from transformers import AutoModel, AutoTokenizer
+        facts = facts or read_model_facts(model_path)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModel.from_pretrained(model_path).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(facts.folder)
+        self.model = AutoModel.from_pretrained(facts.folder).eval()
         self.max_length = max_length
-        self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 512))
-        self.block_size = 0
-        self.eos_token_ids: list[int] = []
-        self.abort_count = 0
-        self._stats = EmbeddingStats()
+        self.max_model_len = facts.context_length
+        self.eos_token_ids = list(facts.eos_token_ids)
+        self.num_running = self.num_requests = 0
         self._lock = asyncio.Lock()
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
@@ -44,17 +42,19 @@ class EmbeddingEngine:
 
     async def handler(self, request: dict, context: Any = None) -> AsyncIterator[dict]:
         """Worker wire handler: `{"input": [texts]}` -> one `{"embeddings", "prompt_tokens"}` chunk."""
-        self._stats.num_requests += 1
-        self._stats.num_running += 1
+        self.num_requests += 1
+        self.num_running += 1
         try:
             async with self._lock:
                 vectors, tokens = await asyncio.to_thread(self.embed, list(request["input"]))
         finally:
-            self._stats.num_running -= 1
+            self.num_running -= 1
         yield {"embeddings": vectors, "prompt_tokens": tokens}
 
-    def stats(self) -> EmbeddingStats:
-        return self._stats
+    def stats(self) -> EngineStats:
+        """Requests being embedded (and the count so far, in `extra`); no KV blocks."""
+        return EngineStats(num_running=self.num_running, num_waiting=0, kv_blocks_used=0, kv_blocks_total=0,
+                           prefix_cache_hit_rate=0.0, extra={"num_requests": self.num_requests})
 
     async def shutdown(self) -> None:
         """Nothing to release beyond the Python objects."""

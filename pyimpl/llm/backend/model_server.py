@@ -1,6 +1,7 @@
 """Serve a model over the runtime: the engine behind the worker wire format, plus its model card.
 
-`serve_model` is what `python -m pyimpl.worker` and the C ABI's embedded mode call.
+`serve_model` is what `python -m pyimpl.worker` and the C ABI's embedded mode call. Engines are reached only
+through engine_api's Protocols; the model folder's facts come from model_facts (one reader for all).
 """
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from pyimpl.llm.model_card import ModelCard, card_key, read_model_config
+from pyimpl.llm.backend.engine_api import EmbedEngine, GenerateEngine, Handler, ServingEngine, WireContext
+from pyimpl.llm.errors import EngineRequestError
+from pyimpl.llm.model_card import ModelCard, card_key
+from pyimpl.llm.model_facts import ModelFacts, read_model_facts
+
+if TYPE_CHECKING:
+    from pyimpl.runtime import DistributedRuntime
 
 log = logging.getLogger(__name__)
+ENGINES = ("torch", "mock")
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str, str]:
@@ -23,17 +31,6 @@ def _split_endpoint(endpoint: str) -> tuple[str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"endpoint must be 'namespace.component.endpoint', got {endpoint!r}")
     return parts[0], parts[1], parts[2]
-
-
-def sampling_params_from_wire(request: dict, params_cls: type) -> Any:
-    """Build the engine's SamplingParams from a wire request, dropping fields it does not know."""
-    known = {f.name for f in dataclasses.fields(params_cls)}
-    merged = dict(request.get("sampling_options") or {})
-    merged.update(request.get("stop_conditions") or {})
-    top = (request.get("output_options") or {}).get("logprobs")
-    if top is not None:
-        merged["logprobs"] = top
-    return params_cls(**{k: v for k, v in merged.items() if k in known and v is not None})
 
 
 class GuidedDecoding:
@@ -63,21 +60,29 @@ def _load_tokenizer(model_path: str) -> Any:
 
 
 class GenerateHandler:
-    """The runtime handler: wire request in, wire response chunks out, one per engine step."""
+    """The runtime handler: wire request in, wire response chunks out, one per engine step.
 
-    def __init__(self, engine: Any, params_cls: type, guided: GuidedDecoding | None = None):
-        self.engine, self.params_cls, self.guided = engine, params_cls, guided
+    `make_params` defaults to the engine's own; `guided` (the torch engine only: it has the logits-processor
+    hook) enforces `guided_decoding`, other engines ignore it."""
 
-    async def __call__(self, request: dict, context: Any = None) -> AsyncIterator[dict]:
-        params = sampling_params_from_wire(request, self.params_cls)
-        if self.guided is not None and hasattr(params, "logits_processors"):  # the mock engine ignores it
+    def __init__(self, engine: GenerateEngine, make_params: Callable[[dict], Any] | None = None,
+                 guided: GuidedDecoding | None = None):
+        self.engine, self.guided = engine, guided
+        self.make_params = make_params or engine.make_params
+
+    async def __call__(self, request: dict, context: WireContext | None = None) -> AsyncIterator[dict]:
+        token_ids = request.get("token_ids")
+        if not isinstance(token_ids, list):
+            raise EngineRequestError("token_ids must be a list of token ids", "token_ids")
+        params = self.make_params(request)
+        if self.guided is not None:
             params.logits_processors = await self.guided.processors(request)
         request_id = context.id() if context is not None else f"req-{random.getrandbits(48):x}"
-        stream = self.engine.generate(request["token_ids"], params, request_id)
+        stream = self.engine.generate(token_ids, params, request_id)
         try:
             async for out in stream:
-                chunk = {"token_ids": out.new_token_ids,
-                         "finish_reason": out.finish_reason if out.finished else None}
+                chunk: dict[str, Any] = {"token_ids": out.new_token_ids,
+                                         "finish_reason": out.finish_reason if out.finished else None}
                 if out.logprobs is not None:
                     chunk["log_probs"] = out.logprobs
                     chunk["top_logprobs"] = [[[t, lp] for t, lp in top.items()] for top in out.top_logprobs or ()]
@@ -85,34 +90,76 @@ class GenerateHandler:
                 if context is not None and context.is_stopped():
                     break
         finally:
-            await stream.aclose()  # an early exit aborts the request in the engine
+            await stream.aclose()  # type: ignore[attr-defined]  # an early exit aborts the request in the engine
+
+
+def engine_figures(engine: ServingEngine) -> dict:
+    """An engine's stats as one dict, `abort_count` included (the `stats` endpoint and the C ABI's stats)."""
+    figures = dataclasses.asdict(engine.stats())  # type: ignore[call-overload]
+    figures["abort_count"] = engine.abort_count
+    return figures
 
 
 class StatsHandler:
-    """Answers one dict of engine figures (abort_count included) on the worker's `stats` endpoint."""
+    """Answers engine_figures on the worker's `stats` endpoint."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: ServingEngine):
         self.engine = engine
 
-    async def __call__(self, request: Any, context: Any = None) -> AsyncIterator[dict]:
-        stats = self.engine.stats()
-        figures = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
-        figures["abort_count"] = getattr(self.engine, "abort_count", figures.get("num_aborted", 0))
-        yield figures
+    async def __call__(self, request: Any, context: WireContext | None = None) -> AsyncIterator[dict]:
+        yield engine_figures(self.engine)
+
+
+@dataclass(frozen=True)
+class BuiltEngine:
+    """What build_engine made: the engine and the handler serving it on the generate endpoint."""
+
+    engine: ServingEngine
+    handler: Handler
+
+
+def _mock_params(wire: dict) -> Any:
+    """MockSamplingParams from a wire request, until mock_engine has make_params (engine_api.GenerateEngine)."""
+    from pyimpl.llm.backend.mock_engine import MockSamplingParams
+    from pyimpl.llm.engine.async_engine import wire_fields
+    known = {f.name for f in dataclasses.fields(MockSamplingParams)}
+    return MockSamplingParams(**{k: v for k, v in wire_fields(wire).items() if k in known})
+
+
+def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: str, **engine_kwargs) -> BuiltEngine:
+    """The engine for `engine` in ENGINES (or the embedding engine for an embedding model) and its handler."""
+    if model_type == "embedding":
+        from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
+        embedder: EmbedEngine = EmbeddingEngine(model_path, facts=facts)
+        return BuiltEngine(embedder, embedder.handler)
+    if engine == "mock":
+        from pyimpl.llm.backend.mock_engine import MockEngine
+        mock = MockEngine(eos_token_ids=facts.eos_token_ids, max_model_len=facts.context_length,
+                          vocab_size=facts.vocab_size, **engine_kwargs)
+        return BuiltEngine(mock, GenerateHandler(mock, _mock_params))  # type: ignore[arg-type]
+    if engine == "torch":
+        from pyimpl.llm.engine import AsyncEngine
+        torch_engine = AsyncEngine.from_pretrained(model_path, **engine_kwargs)
+        guided = GuidedDecoding(model_path, torch_engine.eos_token_ids)
+        return BuiltEngine(torch_engine, GenerateHandler(torch_engine, guided=guided))
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
 @dataclass
 class ServedModel:
     """A model being served: its card, engine and serving tasks; `await stop()` withdraws it."""
 
-    runtime: Any
+    runtime: DistributedRuntime
     card: ModelCard
-    engine: Any
+    engine: ServingEngine
     card_key: str
     instance_keys: list[str] = field(default_factory=list)
     stopped: bool = False
-
     withdrawn: bool = False
+
+    def stats(self) -> dict:
+        """The engine's figures (engine_figures)."""
+        return engine_figures(self.engine)
 
     async def withdraw(self) -> None:
         """Remove the card and the endpoint instances from discovery: no new requests arrive. Idempotent."""
@@ -134,43 +181,26 @@ class ServedModel:
         await self.engine.shutdown()
 
 
-def build_engine(model_path: str, engine: str, config: dict, model_type: str, **engine_kwargs) -> tuple[Any, type]:
-    """The engine object and its SamplingParams class for `engine` in {"torch", "mock"}."""
-    if model_type == "embedding":
-        from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
-        return EmbeddingEngine(model_path), dict
-    if engine == "mock":
-        from pyimpl.llm.backend.mock_engine import MockEngine, MockSamplingParams
-        return MockEngine(eos_token_ids=config["eos_token_ids"], max_model_len=config["context_length"],
-                          vocab_size=config["vocab_size"], **engine_kwargs), MockSamplingParams
-    if engine == "torch":
-        from pyimpl.llm.engine import AsyncEngine, SamplingParams
-        return AsyncEngine.from_pretrained(model_path, **engine_kwargs), SamplingParams
-    raise ValueError(f"engine must be 'torch' or 'mock', got {engine!r}")
-
-
-async def serve_model(rt: Any, model_path: str | Path, model_name: str | None = None,
+async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name: str | None = None,
                       endpoint: str = "dynamo.backend.generate", engine: str = "torch",
                       tool_call_parser: str | None = None, reasoning_parser: str | None = None,
                       model_type: str | None = None, **engine_kwargs) -> ServedModel:
     """Build the engine (or mock), serve it on `endpoint`, publish its card; returns a ServedModel."""
     model_path = str(Path(model_path).resolve())
     namespace, component, _ = _split_endpoint(endpoint)
-    config = read_model_config(model_path)
-    model_type = model_type or config["model_type"]
-    core, params_cls = build_engine(model_path, engine, config, model_type, **engine_kwargs)
+    facts = read_model_facts(model_path)
+    model_type = model_type or facts.model_type
+    built = build_engine(model_path, engine, facts, model_type, **engine_kwargs)
+    core = built.engine
     gc.collect()
     gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams
     card = ModelCard(
         name=model_name or Path(model_path).name.removesuffix(".gguf"), model_path=model_path, endpoint=endpoint,
-        model_type=model_type, context_length=getattr(core, "max_model_len", config["context_length"]),
-        kv_block_size=getattr(core, "block_size", 16), tool_call_parser=tool_call_parser,
-        reasoning_parser=reasoning_parser,
-        eos_token_ids=list(getattr(core, "eos_token_ids", None) or config["eos_token_ids"]))
-    guided = GuidedDecoding(model_path, card.eos_token_ids)
-    handler = core.handler if model_type == "embedding" else GenerateHandler(core, params_cls, guided)
+        model_type=model_type, context_length=core.max_model_len, kv_block_size=core.block_size,
+        tool_call_parser=tool_call_parser, reasoning_parser=reasoning_parser,
+        eos_token_ids=list(core.eos_token_ids))
     endpoints = [rt.endpoint(endpoint), rt.endpoint(f"{namespace}.{component}.stats")]
-    await endpoints[0].register(handler)
+    await endpoints[0].register(built.handler)
     await endpoints[1].register(StatsHandler(core))
     served = ServedModel(rt, card, core, card_key(card.name, rt.instance_id),
                          [ep.discovery_key(rt.instance_id) for ep in endpoints])

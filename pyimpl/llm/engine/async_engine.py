@@ -6,12 +6,52 @@ import queue
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
+
+from pyimpl.llm.errors import EngineRequestError
 
 from .engine import Engine
 from .kv_events import KvEvent
 from .outputs import EngineStats, RequestOutput
 from .sampling_params import SamplingParams
+
+
+# The worker wire format's parameter sections (docs/INTERFACES.md) and the fields each may carry. No `n` (the
+# frontend opens one worker stream per choice) and no logits processors (built in the worker, never sent).
+WIRE_FIELDS: dict[str, frozenset[str]] = {
+    "sampling_options": frozenset({"temperature", "top_p", "top_k", "min_p", "seed", "repetition_penalty",
+                                   "presence_penalty", "frequency_penalty", "logit_bias"}),
+    "stop_conditions": frozenset({"max_tokens", "min_tokens", "stop_token_ids", "ignore_eos"}),
+    "output_options": frozenset({"logprobs"}),
+}
+
+
+def wire_fields(wire: dict) -> dict[str, Any]:
+    """The parameter fields of a wire request, flattened (None values left out: the default applies);
+    an unknown field or a section that is not an object raises EngineRequestError naming it."""
+    fields: dict[str, Any] = {}
+    for section, known in WIRE_FIELDS.items():
+        options = wire.get(section)
+        if options is None:
+            continue
+        if not isinstance(options, dict):
+            raise EngineRequestError(f"{section} must be an object, got {type(options).__name__}", section)
+        for name, value in options.items():
+            if name not in known:
+                raise EngineRequestError(f"unknown field {name!r} in {section} (known: {', '.join(sorted(known))})",
+                                         f"{section}.{name}")
+            if value is not None:
+                fields[name] = value
+    return fields
+
+
+def params_from_wire(wire: dict) -> SamplingParams:
+    """SamplingParams from a wire request; unknown fields and invalid values raise EngineRequestError."""
+    fields = wire_fields(wire)
+    try:
+        return SamplingParams(**fields)
+    except (TypeError, ValueError) as e:
+        raise EngineRequestError(str(e)) from None
 
 
 @dataclass
@@ -65,6 +105,10 @@ class AsyncEngine:
     def subscribe_kv_events(self, callback: Callable[[KvEvent], None]) -> Callable[[], None]:
         """`callback` runs on the engine thread; hop to your loop with call_soon_threadsafe if needed."""
         return self.engine.subscribe_kv_events(callback)
+
+    def make_params(self, wire: dict) -> SamplingParams:
+        """This engine's parameters for a worker wire request (engine_api.GenerateEngine)."""
+        return params_from_wire(wire)
 
     # ---- requests
     async def generate(self, prompt_token_ids: list[int], params: SamplingParams | dict | None = None,

@@ -1,7 +1,6 @@
 """Reads a model's config (HF folder, .gguf file or a folder holding one) and builds the engine's model for it."""
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,28 +32,21 @@ class ModelInfo:
 
 
 def read_model_info(path: str) -> ModelInfo:
-    """Config facts the engine needs; eos ids merge config.json and generation_config.json.
+    """Config facts the engine needs: the transformers config (to build the model) and the folder's facts
+    (EOS ids, context length, vocabulary) read by pyimpl.llm.model_facts, the rule the card and preprocessor share.
 
     A .gguf file (or a folder holding one) is converted once into a cached HF-style folder (gguf_cache)."""
     from transformers import AutoConfig
 
+    from pyimpl.llm.model_facts import read_model_facts
+
     gguf_path = find_gguf(path)
     gguf = prepare(gguf_path) if gguf_path else None
-    model_dir = gguf.folder if gguf else path
-    config = AutoConfig.from_pretrained(model_dir)
-    arch = (getattr(config, "architectures", None) or ["?"])[0]
-    eos: list[int] = []
-    sources = [getattr(config, "eos_token_id", None)]
-    gen_path = os.path.join(model_dir, "generation_config.json")
-    if os.path.exists(gen_path):
-        with open(gen_path) as f:
-            sources.append(json.load(f).get("eos_token_id"))
-    for value in sources:
-        for t in (value if isinstance(value, list) else [value]):
-            if isinstance(t, int) and t not in eos:
-                eos.append(t)
-    max_len = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
-    return ModelInfo(config, arch, eos, int(max_len), int(config.vocab_size), gguf)
+    facts = read_model_facts(gguf.folder if gguf else path)
+    config = AutoConfig.from_pretrained(facts.folder)
+    arch = facts.architecture or (getattr(config, "architectures", None) or ["?"])[0]
+    vocab = facts.vocab_size or int(config.vocab_size)
+    return ModelInfo(config, arch, list(facts.eos_token_ids), facts.context_length, vocab, gguf)
 
 
 def build_model(info: ModelInfo, path: str, device: torch.device, dtype: torch.dtype,

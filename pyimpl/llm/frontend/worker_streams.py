@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator
 
-from pyimpl.llm.errors import EngineError, NoWorkerError
+from pyimpl.llm.errors import EngineError, EngineRequestError, NoWorkerError
 
 
 def chunk_data(item: Any) -> Any:
@@ -18,10 +18,14 @@ def chunk_data(item: Any) -> Any:
 
 
 def runtime_error(exc: Exception) -> Exception:
-    """A runtime failure as the serving layer's typed error (no instances: 503; other runtime errors: 500)."""
-    from pyimpl.runtime.errors import DynamoError, NoInstancesError
+    """A runtime failure as the serving layer's typed error (no instances: 503; the worker's engine refusing the
+    request's parameters, which cross the wire as "EngineRequestError: ...": 400; other runtime errors: 500)."""
+    from pyimpl.runtime.errors import DynamoError, NoInstancesError, RemoteHandlerError
     if isinstance(exc, NoInstancesError):
         return NoWorkerError(str(exc))
+    refused = f"{EngineRequestError.__name__}: "
+    if isinstance(exc, RemoteHandlerError) and str(exc).startswith(refused):
+        return EngineRequestError(str(exc).removeprefix(refused))
     if isinstance(exc, DynamoError):
         return EngineError(f"{type(exc).__name__}: {exc}")
     return exc

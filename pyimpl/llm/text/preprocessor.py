@@ -44,19 +44,17 @@ class Preprocessor:
         """Load the tokenizer and chat template found in `path` (no network access).
 
         `path` may also be a .gguf file or a folder holding one: its converted folder is used (gguf_cache)."""
-        from pyimpl.llm.engine.gguf_cache import resolve_model_dir
+        from pyimpl.llm.model_facts import read_model_facts
 
-        if not Path(path).exists():
+        facts = read_model_facts(path)  # ValueError when the path does not exist
+        if not Path(facts.folder).is_dir():
             raise ValueError(f"model folder not found: {path}")
-        path = Path(resolve_model_dir(path))
-        if not path.is_dir():
-            raise ValueError(f"model folder not found: {path}")
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        return cls(tokenizer, _eos_token_ids(path, tokenizer), str(path))
+        tokenizer = AutoTokenizer.from_pretrained(facts.folder, local_files_only=True)
+        return cls(tokenizer, facts.eos_token_ids, facts.folder)
 
     @property
     def eos_token_ids(self) -> list[int]:
-        """Token ids that end generation: generation_config.json, then config.json, then the tokenizer."""
+        """Token ids that end generation (model_facts' rule: generation_config.json, config.json, the tokenizer)."""
         return list(self._eos_token_ids)
 
     @property
@@ -193,15 +191,3 @@ def _normalize_tool_call(where: str, call: Any) -> dict:
         except ValueError:
             raise ValueError(f"{where}.function.arguments is not valid JSON") from None
     return {**call, "type": call.get("type", "function"), "function": {**function, "arguments": arguments}}
-
-
-def _eos_token_ids(path: Path, tokenizer: Any) -> list[int]:
-    ids: list[int] = []
-    for name in ("generation_config.json", "config.json"):
-        file = path / name
-        if file.is_file():
-            value = json.loads(file.read_text()).get("eos_token_id")
-            ids.extend(value if isinstance(value, list) else [] if value is None else [value])
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    return list(dict.fromkeys(int(i) for i in ids))

@@ -1,0 +1,81 @@
+"""The worker's engine seam: engines implement engine_api's Protocols, and a wire request's sampling fields are
+checked once (an unknown one is a 400 naming it, not a silent drop)."""
+from __future__ import annotations
+
+import pytest
+
+from pyimpl.llm.backend.engine_api import GenerateEngine, ServingEngine
+from pyimpl.llm.backend.model_server import serve_model
+from pyimpl.llm.engine import SamplingParams
+from pyimpl.llm.engine.async_engine import params_from_wire
+from pyimpl.llm.errors import EngineRequestError
+from pyimpl.llm.frontend.worker_streams import single_stream
+from pyimpl.runtime import DistributedRuntime
+
+WIRE = {"token_ids": [5, 6, 7], "sampling_options": {"temperature": 0, "top_k": 5, "seed": 8},
+        "stop_conditions": {"max_tokens": 3, "min_tokens": 0, "stop_token_ids": [9], "ignore_eos": True},
+        "output_options": {"logprobs": 2}}
+
+
+def test_params_from_wire_reads_every_section():
+    params = params_from_wire(WIRE)
+    assert params == SamplingParams(temperature=0.0, top_k=5, seed=8, max_tokens=3, stop_token_ids=[9],
+                                    ignore_eos=True, logprobs=2)
+    assert params_from_wire({"token_ids": [1], "output_options": {"logprobs": None}}) == SamplingParams()
+
+
+@pytest.mark.parametrize("wire, param", [
+    ({"sampling_options": {"temprature": 0.5}}, "sampling_options.temprature"),
+    ({"sampling_options": {"n": 2}}, "sampling_options.n"),   # the wire format carries one choice
+    ({"stop_conditions": {"stop": ["x"]}}, "stop_conditions.stop"),
+    ({"output_options": {"echo": True}}, "output_options.echo"),
+    ({"sampling_options": [1]}, "sampling_options"),
+])
+def test_unknown_wire_fields_are_refused_by_name(wire, param):
+    with pytest.raises(EngineRequestError) as info:
+        params_from_wire({"token_ids": [1], **wire})
+    assert info.value.param == param and info.value.status == 400 and param.split(".")[-1] in info.value.message
+
+
+def test_invalid_values_are_engine_request_errors():
+    with pytest.raises(EngineRequestError, match="temperature"):
+        params_from_wire({"token_ids": [1], "sampling_options": {"temperature": -1}})
+    with pytest.raises(ValueError):  # still a ValueError for callers of the engine
+        params_from_wire({"token_ids": [1], "stop_conditions": {"max_tokens": 0}})
+
+
+@pytest.fixture(params=["mock", "torch"])
+async def served(request, tiny_model):
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    served = await serve_model(rt, tiny_model, engine=request.param, endpoint="seam.backend.generate")
+    client = await rt.endpoint("seam.backend.generate").client()
+    await client.wait_for_instances(timeout=10)
+    try:
+        yield served, client, request.param
+    finally:
+        await served.stop()
+        await rt.shutdown()
+
+
+async def test_engines_implement_the_protocol(served):
+    model, _, engine = served
+    assert isinstance(model.engine, ServingEngine)
+    if engine == "torch":  # the mock joins when mock_engine has make_params
+        assert isinstance(model.engine, GenerateEngine)
+    figures = model.stats()
+    assert figures["abort_count"] == 0 and figures["num_running"] == 0
+
+
+async def test_worker_generates_from_wire(served):
+    _, client, _ = served
+    chunks = [data async for _, data in single_stream(await client.generate(WIRE))]
+    assert sum(len(c["token_ids"]) for c in chunks) == 3 and chunks[-1]["finish_reason"] == "length"
+    assert all(len(c["log_probs"]) == len(c["token_ids"]) for c in chunks)
+
+
+async def test_unknown_sampling_field_is_a_400_naming_it(served):
+    _, client, _ = served
+    stream = await client.generate({**WIRE, "sampling_options": {"temprature": 0.5}})
+    with pytest.raises(EngineRequestError, match="temprature") as info:
+        [data async for _, data in single_stream(stream)]
+    assert info.value.status == 400
