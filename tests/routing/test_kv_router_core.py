@@ -1,0 +1,144 @@
+"""The KV router's core, without transport: index, cost, approximate mode."""
+import random
+
+import pytest
+
+from pyimpl.llm.engine.block_hash import local_block_hash, sequence_block_hashes
+from pyimpl.llm.kv_router.hashing import tokens_hashes
+from pyimpl.llm.kv_router.protocol import KvEventBatch, WireBlock, WireKvEvent
+from pyimpl.llm.kv_router.router import KvRouter, KvRouterConfig
+
+B = 4
+WORKERS = [11, 22, 33, 44]
+
+
+def prompt(seed: int, length: int = 40) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(1, 30000) for _ in range(length)]
+
+
+def stored(worker: int, tokens: list[int], event_id: int = 1) -> KvEventBatch:
+    """The stored event a worker's engine publishes after prefilling `tokens` (engine hashes)."""
+    seq = sequence_block_hashes(tokens, B)
+    local = [local_block_hash(tokens[i * B:(i + 1) * B]) for i in range(len(seq))]
+    return KvEventBatch(worker, B, [WireKvEvent("stored", event_id, None, [WireBlock(s, t) for s, t in zip(seq, local)])])
+
+
+def test_router_hashes_match_the_engines():
+    tokens = prompt(1, 37)
+    assert tokens_hashes(tokens, B) == [local_block_hash(tokens[i * B:(i + 1) * B]) for i in range(9)]
+
+
+def test_repeated_prefix_goes_to_the_worker_that_cached_it():
+    router = KvRouter(KvRouterConfig(block_size=B), rng=random.Random(0))
+    system = prompt(1, 32)
+    router.apply_events(stored(33, system + prompt(2, 8)))
+    assert router.find_matches(system + prompt(3, 8)) == {33: 8}
+    for i in range(5):
+        decision = router.route(f"r{i}", system + prompt(10 + i, 8), WORKERS)
+        assert decision.worker_id == 33 and decision.overlap_blocks == 8 and decision.cached_tokens == 32
+        router.finished(f"r{i}")
+
+
+def test_load_spreads_distinct_prefixes():
+    router = KvRouter(KvRouterConfig(block_size=B), rng=random.Random(0))
+    chosen = [router.route(f"r{i}", prompt(100 + i), WORKERS).worker_id for i in range(8)]
+    assert sorted(chosen[:4]) == sorted(WORKERS) and sorted(chosen[4:]) == sorted(WORKERS)
+    for i in range(8):
+        router.finished(f"r{i}")
+    assert len(router.active) == 0
+
+
+def test_a_prefix_in_flight_attracts_its_group_before_any_event():
+    """Two requests sharing a long prefix, routed before the first one's KV events arrive, meet on one worker."""
+    router = KvRouter(KvRouterConfig(block_size=B), rng=random.Random(0))
+    system = prompt(5, 64)
+    first = router.route("a", system + prompt(6, 4), WORKERS).worker_id
+    router.prefill_done("a")
+    assert router.route("b", system + prompt(7, 4), WORKERS).worker_id == first
+
+
+def test_busy_worker_loses_to_an_idle_one_when_overlap_is_small():
+    router = KvRouter(KvRouterConfig(block_size=B), rng=random.Random(0))
+    tokens = prompt(8, 40)
+    router.apply_events(stored(11, tokens[:4]))             # one block cached on 11
+    for i in range(6):                                       # ... which is busy with other work
+        router.route(f"busy{i}", prompt(200 + i, 64), [11])
+    assert router.route("x", tokens, WORKERS).worker_id != 11
+
+
+def test_overlap_weight_zero_ignores_the_cache():
+    router = KvRouter(KvRouterConfig(block_size=B, overlap_score_weight=0.0), rng=random.Random(0))
+    tokens = prompt(9, 40)
+    router.apply_events(stored(11, tokens))
+    router.route("busy", prompt(300, 8), [11])
+    assert router.route("x", tokens, WORKERS).worker_id != 11
+
+
+def test_temperature_samples_mostly_the_cheapest():
+    router = KvRouter(KvRouterConfig(block_size=B, router_temperature=0.5), rng=random.Random(1))
+    tokens = prompt(12, 64)
+    router.apply_events(stored(22, tokens))
+    picks = [router.route(f"r{i}", tokens, WORKERS).worker_id for i in range(200) if not router.finished(f"r{i}")]
+    assert 110 < picks.count(22) < 190 and len(set(picks)) == 4   # softmax: p(22) = 1 / (1 + 3 e^-2) = 0.71
+
+
+def test_removed_cleared_and_departed_workers_leave_the_index():
+    router = KvRouter(KvRouterConfig(block_size=B))
+    tokens = prompt(13, 40)
+    router.apply_events(stored(11, tokens))
+    router.apply_events(stored(22, tokens))
+    seq = sequence_block_hashes(tokens, B)
+    router.apply_events(KvEventBatch(11, B, [WireKvEvent("removed", 2, block_hashes=seq[5:])]))
+    assert router.find_matches(tokens) == {11: 5, 22: 10}
+    router.apply_events(KvEventBatch(11, B, [WireKvEvent("removed", 3, block_hashes=seq[:1])]))
+    assert router.find_matches(tokens) == {22: 10}            # a gap at the start: nothing usable
+    router.apply_events(KvEventBatch(22, B, [WireKvEvent("cleared", 4)]))
+    assert router.find_matches(tokens) == {}
+    router.apply_events(stored(22, tokens, 5))
+    router.retain([11])
+    assert router.find_matches(tokens) == {} and router.indexer.num_blocks(22) == 0
+
+
+def test_a_stored_event_after_a_missed_one_is_reported():
+    router = KvRouter(KvRouterConfig(block_size=B))
+    orphan = WireKvEvent("stored", 9, parent_hash=12345, blocks=[WireBlock(1, 2)])
+    assert router.apply_events(KvEventBatch(11, B, [orphan])) is False
+    assert router.indexer.num_blocks(11) == 0
+
+
+def test_a_batch_of_another_block_size_is_refused():
+    router = KvRouter(KvRouterConfig(block_size=B))
+    with pytest.raises(ValueError, match="kv-cache-block-size"):
+        router.apply_events(KvEventBatch(11, 16, []))
+
+
+def test_approximate_mode_predicts_from_its_own_decisions_until_the_ttl():
+    now = [0.0]
+    router = KvRouter(KvRouterConfig(block_size=B, use_kv_events=False, approx_ttl_s=10.0), clock=lambda: now[0],
+                      rng=random.Random(0))
+    system = prompt(14, 48)
+    first = router.route("a", system + prompt(15, 4), WORKERS)
+    router.finished("a")
+    assert first.overlap_blocks == 0
+    assert router.find_matches(system) == {first.worker_id: 12}
+    now[0] = 5.0
+    again = router.route("b", system + prompt(16, 4), WORKERS)
+    router.finished("b")
+    assert again.worker_id == first.worker_id and again.overlap_blocks == 12
+    now[0] = 14.0                                              # the prefix was refreshed at t=5
+    assert router.find_matches(system) == {first.worker_id: 12}
+    now[0] = 15.5
+    assert router.find_matches(system) == {}
+
+
+def test_pinned_worker_is_taken_and_counted():
+    router = KvRouter(KvRouterConfig(block_size=B))
+    assert router.route("p", prompt(17), WORKERS, pinned=44).worker_id == 44
+    assert router.active.blocks(44) == 10
+
+
+def test_bad_settings_are_refused():
+    for kwargs in ({"block_size": 0}, {"overlap_score_weight": -1}, {"router_temperature": -0.5}):
+        with pytest.raises(ValueError):
+            KvRouterConfig(**kwargs)
