@@ -93,7 +93,11 @@ typedef enum dynamo_status {
 #define DYNAMO_FINISH_STOP       1  /* EOS or a stop string/token */
 #define DYNAMO_FINISH_LENGTH     2  /* max_tokens or the context length */
 #define DYNAMO_FINISH_TOOL_CALLS 3  /* the model called a tool */
-#define DYNAMO_FINISH_CANCELLED  4  /* the request was aborted by the serving side */
+#define DYNAMO_FINISH_CANCELLED  4  /* the serving side aborted the request (engine abort, worker
+                                      shutdown): the last chunk of each unfinished choice of a chat
+                                      stream carries it, and the poll after those chunks returns
+                                      DYNAMO_ERR_UNAVAILABLE (never DYNAMO_END). A host's own
+                                      dynamo_stream_cancel gives no such chunk (see there) */
 #define DYNAMO_FINISH_ERROR      5  /* the request failed; the chunk's json says why */
 
 /* ---- handles and chunks --------------------------------------------------- */
@@ -118,7 +122,12 @@ typedef struct dynamo_chunk {
                                       a model may generate U+0000, so the text can hold NUL bytes:
                                       text_len, not strlen, is its length) */
     size_t          text_len;
-    const uint32_t* token_ids;     /* token ids carried by this chunk, else NULL */
+    const uint32_t* token_ids;     /* token ids carried by this chunk, else NULL. Chat: the ids the
+                                      chunk's delta was decoded from (also its json's choice
+                                      "token_ids"); ids whose text is held back (part of a UTF-8
+                                      character or of a possible stop string) come with that choice's
+                                      next chunk, so over a choice they are every generated id, once
+                                      (EOS included). dynamo_generate: the response's "token_ids" */
     size_t          num_token_ids;
     int32_t         finish_reason; /* DYNAMO_FINISH_* of this chunk's choice */
     int32_t         choice_index;  /* the choice (0..n-1) this chunk belongs to: a chat request with
@@ -150,16 +159,27 @@ DYNAMO_API const char* dynamo_last_error(void);
 
 /* Create a runtime. config_json NULL or "{}" is the embedded default: mem
  * discovery, inproc request plane and an in-process engine serving the demo
- * model. config_json is at most 1 MiB (1048576 bytes); a longer one is
+ * model (unless DYN_* variables name a deployment: see "discovery").
+ * config_json is at most 1 MiB (1048576 bytes); a longer one is
  * DYNAMO_ERR_INVALID_ARGUMENT. Keys (unknown keys are DYNAMO_ERR_INVALID_ARGUMENT):
  *   "model": "DIR", "model_name": "...", "engine": "torch"|"mock"
  *       serve this Hugging Face folder in-process instead of the demo model;
  *   "serve_model": false             serve no model in this process;
  *   "discovery": "mem"|"file"|"nats", "nats_url": "nats://...",
- *   "request_plane": "inproc"|"tcp"|"nats"
+ *   "request_plane": "inproc"|"tcp"|"nats", "file_kv_dir": "DIR"
  *       join a deployment whose workers run elsewhere (serve_model then
- *       defaults to false); a deployment that cannot be reached (no NATS
- *       server at nats_url) is DYNAMO_ERR_UNAVAILABLE;
+ *       defaults to false; request_plane to "nats" with "nats" discovery,
+ *       else "tcp"); a deployment that cannot be reached (no NATS server at
+ *       nats_url) is DYNAMO_ERR_UNAVAILABLE. Keys left out come from the
+ *       runtime's variables DYN_DISCOVERY_BACKEND, DYN_REQUEST_PLANE,
+ *       NATS_SERVER and DYN_FILE_KV when set (a bad value is
+ *       DYNAMO_ERR_INVALID_ARGUMENT naming the variable);
+ *   "migration_limit": N             how many times a chat request whose
+ *       worker is lost (crash, disconnect, shutdown) is re-sent to another
+ *       worker of the model with the tokens generated so far, the stream
+ *       continuing with no gap and no duplicate (N >= 0; 0: off; left out:
+ *       DYN_MIGRATION_LIMIT, else 3: a request survives a worker's loss, and
+ *       one that kills every worker it reaches takes down at most 4);
  *   "mock_endpoint": "ns.comp.ep"    also serve a built-in test generator
  *       there: request {"n": N, "interval_us": U, "busy_ms": B}, chunks
  *       {"index": i, "token_ids": [i], "t_ns": CLOCK_MONOTONIC ns}.
@@ -172,7 +192,8 @@ DYNAMO_API const char* dynamo_last_error(void);
  * its own world: with "mem" discovery (the default) a runtime sees only its
  * own models and endpoints; runtimes see each other only when they join the
  * same "file" or "nats" deployment. A stream whose worker goes away before
- * the response is complete ends with an error (DYNAMO_ERR_UNAVAILABLE), never
+ * the response is complete, with no migration left (migration_limit) or no
+ * other worker to go to, ends with an error (DYNAMO_ERR_UNAVAILABLE), never
  * like a finished one. */
 DYNAMO_API dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t** out);
 
