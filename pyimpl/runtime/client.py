@@ -32,7 +32,8 @@ class Client:
         self.router = router
         self.timeout = self.runtime.config.instance_wait_timeout if timeout is None else timeout
         self._instances: dict[int, InstanceRecord] = {}
-        self._ids: list[int] = []
+        self._ids: list[int] = []            # the live instances: known and not reported down
+        self._down: dict[int, asyncio.TimerHandle] = {}
         self._rr = itertools.count()
         self._changed = asyncio.Event()
         self._synced = asyncio.Event()
@@ -65,15 +66,35 @@ class Client:
 
     def _add(self, record: InstanceRecord) -> None:
         iid = int(record["instance_id"])
-        if iid not in self._instances:
+        if iid not in self._instances and iid not in self._down:
             self._ids = sorted([*self._ids, iid])
         self._instances[iid] = record
         self._notify()
 
     def _remove(self, iid: int) -> None:
         record = self._instances.pop(iid, None)
+        timer = self._down.pop(iid, None)
+        if timer is not None:
+            timer.cancel()
         if record is not None:
             self._ids = [i for i in self._ids if i != iid]
+            self._notify()
+
+    def report_instance_down(self, instance_id: int) -> None:
+        """Take an instance out of rotation now (its connection was refused, or a stream found it gone) rather than
+        when its discovery key expires; it comes back after one discovery TTL if its key is still there (a dead
+        instance's key is gone by then, a live one that was only unreachable is tried again)."""
+        if instance_id not in self._instances or instance_id in self._down:
+            return
+        log.info("instance %x of %s is down: out of rotation", instance_id, self.endpoint.path)
+        self._ids = [i for i in self._ids if i != instance_id]
+        self._down[instance_id] = asyncio.get_running_loop().call_later(
+            self.runtime.config.discovery_ttl, self._readmit, instance_id)
+        self._notify()
+
+    def _readmit(self, iid: int) -> None:
+        if self._down.pop(iid, None) is not None and iid in self._instances:
+            self._ids = sorted([*self._ids, iid])
             self._notify()
 
     def _notify(self) -> None:
@@ -82,6 +103,7 @@ class Client:
 
     # --- instances ----------------------------------------------------------------------
     def instance_ids(self) -> list[int]:
+        """The live instances (known in discovery and not reported down), the ones requests go to."""
         return list(self._ids)
 
     async def wait_for_instances(self, timeout: Optional[float] = None) -> list[int]:
@@ -131,16 +153,18 @@ class Client:
         return await self._open(instance_id, request, context, annotated)
 
     async def open_stream(self, request: Any, context: Optional[Context] = None, annotated: bool = True,
-                          exclude: Collection[int] = (), timeout: Optional[float] = None) -> tuple[int, ResponseStream]:
+                          exclude: Collection[int] = (), timeout: Optional[float] = None,
+                          among: Optional[Collection[int]] = None) -> tuple[int, ResponseStream]:
         """Open on an instance chosen by the client's policy (routing hook, else round robin) among those not in
-        `exclude` (e.g. where this request already failed), moving on from one that cannot be reached; returns the
-        instance id with its stream, so a retry can exclude it. Waits up to `timeout` (default: the client's) for an
-        eligible instance, then raises NoInstancesError."""
+        `exclude` (e.g. where this request already failed) and, when given, in `among` (read at each try, so a live
+        set may grow while this waits), moving on from one that cannot be reached (and reporting it down); returns
+        the instance id with its stream, so a retry can exclude it. Waits up to `timeout` (default: the client's) for
+        an eligible instance, then raises NoInstancesError."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         skipped, failure = set(exclude), ""
         while True:
-            ids = [i for i in self._ids if i not in skipped]
+            ids = [i for i in self._ids if i not in skipped and (among is None or i in among)]
             if not ids:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -161,15 +185,18 @@ class Client:
                 return chosen, await self._open(chosen, request, context, annotated)
             except (DisconnectedError, NoInstancesError) as exc:   # refused, or gone: nothing was sent
                 skipped.add(chosen)
+                self.report_instance_down(chosen)
                 failure = f" (last: {exc})"
 
     async def _open_any(self, ids: list[int], start: int, request: Any, context: Optional[Context],
                         annotated: bool = True) -> ResponseStream:
         """Open on ids[start], moving on to the next instance when one cannot be reached."""
         for attempt in range(len(ids)):
+            chosen = ids[(start + attempt) % len(ids)]
             try:
-                return await self._open(ids[(start + attempt) % len(ids)], request, context, annotated)
+                return await self._open(chosen, request, context, annotated)
             except DisconnectedError:
+                self.report_instance_down(chosen)
                 if attempt == len(ids) - 1:
                     raise
 
@@ -182,9 +209,14 @@ class Client:
             context = Context()
         transport = record["transport"]
         plane = await self.runtime.plane_client(transport["type"])
-        return await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated)
+        stream = await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated)
+        stream.on_lost(lambda: self.report_instance_down(instance_id))   # learn of a lost instance at once
+        return stream
 
     async def close(self) -> None:
+        for timer in self._down.values():
+            timer.cancel()
+        self._down.clear()
         task, self._watch_task = self._watch_task, None
         if task is not None:
             task.cancel()

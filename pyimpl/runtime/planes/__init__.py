@@ -2,7 +2,7 @@
 runtime sees every plane (inproc, tcp, nats) through these three protocols."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Protocol, TypedDict
+from typing import Any, AsyncIterator, Callable, Protocol, TypedDict
 
 from ..context import Context
 
@@ -27,6 +27,10 @@ class ResponseStream(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once if the stream ends because its instance is gone (no responders, connection lost,
+        the instance shutting down), so the client takes that instance out of rotation at once."""
+
 
 class ResponseStreamBase:
     """What every plane's response stream shares: its context, `async for` and `async with`
@@ -42,6 +46,9 @@ class ResponseStreamBase:
 
     async def aclose(self) -> None:
         raise NotImplementedError
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """See ResponseStream.on_lost; a plane that raises at open when the instance is gone needs nothing here."""
 
     async def __aenter__(self) -> "ResponseStreamBase":
         return self

@@ -10,8 +10,8 @@ import msgspec
 
 from ..annotated import Annotated
 from ..context import Context
-from ..errors import (DynamoError, EndpointNotFoundError, PayloadTooLargeError, RemoteHandlerError,
-                      StreamIncompleteError)
+from ..errors import (DisconnectedError, DynamoError, EndpointNotFoundError, NoInstancesError, PayloadTooLargeError,
+                      RemoteHandlerError, StreamIncompleteError)
 from . import ResponseStreamBase
 
 # Wire message kinds (first element of every msgpack array on tcp and nats).
@@ -27,6 +27,10 @@ ERROR_TYPES: dict[str, type[DynamoError]] = {
     TOO_LARGE: PayloadTooLargeError,
     INCOMPLETE: StreamIncompleteError,
 }
+
+
+# Stream endings that mean the instance itself is gone (not that the request failed on it).
+LOST_INSTANCE = (NoInstancesError, DisconnectedError)
 
 
 def error_from_wire(kind: str, message: str) -> DynamoError:
@@ -76,7 +80,7 @@ class StreamSink:
     (`take`); the consumer's QueuedResponseStream drains it and, every half window consumed,
     calls `grant(n)` so the sender may go on."""
 
-    __slots__ = ("items", "waiter", "done", "error", "grant", "grant_every", "consumed")
+    __slots__ = ("items", "waiter", "done", "error", "grant", "grant_every", "consumed", "lost")
 
     def __init__(self, window: int = 0, grant: Optional[Callable[[int], None]] = None) -> None:
         self.items: deque = deque()
@@ -86,6 +90,7 @@ class StreamSink:
         self.grant = grant if window > 0 else None
         self.grant_every = max(1, window // 2)
         self.consumed = 0
+        self.lost: Optional[Callable[[], None]] = None   # called when the stream ends with its instance gone
 
     def grant_consumed(self) -> None:
         """Hand the credits of the chunks consumed so far back to the sender (not after the end)."""
@@ -117,6 +122,8 @@ class StreamSink:
             return
         self.done = True
         self.error = error
+        if self.lost is not None and isinstance(error, LOST_INSTANCE):
+            self.lost()
         self.wake()
 
     def wake(self) -> None:
@@ -178,6 +185,14 @@ class QueuedResponseStream(ResponseStreamBase):
 
     async def aclose(self) -> None:
         self._abandon()
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        sink = self._sink
+        if sink.done:
+            if isinstance(sink.error, LOST_INSTANCE):
+                callback()
+        else:
+            sink.lost = callback
 
     def _cancel(self) -> bool:
         """Send the remote cancel once, if the stream is still running; True if sent."""
