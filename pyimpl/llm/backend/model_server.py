@@ -121,7 +121,7 @@ class BuiltEngine:
 def _mock_params(wire: dict) -> Any:
     """MockSamplingParams from a wire request, until mock_engine has make_params (engine_api.GenerateEngine)."""
     from pyimpl.llm.backend.mock_engine import MockSamplingParams
-    from pyimpl.llm.engine.async_engine import wire_fields
+    from pyimpl.llm.engine.wire_params import wire_fields
     known = {f.name for f in dataclasses.fields(MockSamplingParams)}
     return MockSamplingParams(**{k: v for k, v in wire_fields(wire).items() if k in known})
 
