@@ -7,7 +7,7 @@ import inspect
 import itertools
 import logging
 import random as _random
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Collection, Optional, Sequence, Union
 
 from .context import Context, cancellation_pending
 from .errors import DisconnectedError, EndpointNotFoundError, NoInstancesError
@@ -106,6 +106,13 @@ class Client:
         """The live instances (known in discovery and not reported down), the ones requests go to."""
         return list(self._ids)
 
+    async def instance_changes(self) -> AsyncIterator[list[int]]:
+        """The instance ids now, then again after every change discovery reports (until the caller stops)."""
+        while True:
+            changed = self._changed
+            yield list(self._ids)
+            await changed.wait()
+
     async def wait_for_instances(self, timeout: Optional[float] = None) -> list[int]:
         """Wait until at least one instance is known; raises EndpointNotFoundError on timeout."""
         if self._ids:
@@ -154,12 +161,15 @@ class Client:
 
     async def open_stream(self, request: Any, context: Optional[Context] = None, annotated: bool = True,
                           exclude: Collection[int] = (), timeout: Optional[float] = None,
-                          among: Optional[Collection[int]] = None) -> tuple[int, ResponseStream]:
-        """Open on an instance chosen by the client's policy (routing hook, else round robin) among those not in
+                          among: Optional[Collection[int]] = None,
+                          choose: Optional[Router] = None) -> tuple[int, ResponseStream]:
+        """Open on an instance chosen by `choose(instance_ids, request)` for this call, else by the client's policy
+        (routing hook, else round robin), among those not in
         `exclude` (e.g. where this request already failed) and, when given, in `among` (read at each try, so a live
         set may grow while this waits), moving on from one that cannot be reached (and reporting it down); returns
         the instance id with its stream, so a retry can exclude it. Waits up to `timeout` (default: the client's) for
         an eligible instance, then raises NoInstancesError."""
+        router = choose or self.router
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         skipped, failure = set(exclude), ""
@@ -175,10 +185,10 @@ class Client:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            if self.router is None:
+            if router is None:
                 chosen = ids[next(self._rr) % len(ids)]
             else:
-                chosen = self.router(ids, request)
+                chosen = router(ids, request)
                 if inspect.isawaitable(chosen):
                     chosen = await chosen
             try:
