@@ -1,16 +1,13 @@
 """Paged KV block allocator: ref-counted fixed-size blocks, prefix caching by chained hashes, LRU eviction."""
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 from .block_hash import chain_block_hash, local_block_hash
-from .kv_events import KvCacheCleared, KvCacheRemoved, KvCacheStored, KvEvent, StoredBlock
+from .kv_events import KvCacheCleared, KvCacheRemoved, KvCacheStored, KvEvent, KvEventBus, StoredBlock
 from .sequence import Sequence
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,8 +31,7 @@ class BlockManager:
         self.free_uncached: list[int] = list(range(num_blocks - 1, -1, -1))  # pop() gives low ids first
         self.free_cached: OrderedDict[int, None] = OrderedDict()  # LRU order: first is evicted first
         self.cached: dict[int, int] = {}  # sequence hash -> block id
-        self.subscribers: list[Callable[[KvEvent], None]] = []
-        self.next_event_id = 0
+        self.events = KvEventBus()
         self.query_tokens = 0
         self.hit_tokens = 0
 
@@ -163,19 +159,13 @@ class BlockManager:
     # ---- events
     def subscribe(self, callback: Callable[[KvEvent], None]) -> Callable[[], None]:
         """Call `callback(event)` for every KV event; returns a function that unsubscribes."""
-        self.subscribers.append(callback)
-        return lambda: self.subscribers.remove(callback) if callback in self.subscribers else None
+        return self.events.subscribe(callback)
 
     def _emit(self, event: KvEvent) -> None:
-        for callback in list(self.subscribers):
-            try:
-                callback(event)
-            except Exception:  # a broken subscriber must not fail the step
-                logger.exception("KV event subscriber %r failed", callback)
+        self.events.emit(event)
 
     def _event_id(self) -> int:
-        self.next_event_id += 1
-        return self.next_event_id
+        return self.events.next_id()
 
     # ---- internals
     def _share(self, bid: int) -> None:

@@ -1,7 +1,11 @@
 """KV cache events (stored / removed / cleared) that a KV-aware router consumes."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,3 +42,27 @@ class KvCacheCleared:
 
 
 KvEvent = KvCacheStored | KvCacheRemoved | KvCacheCleared
+
+
+class KvEventBus:
+    """A KV cache's event subscribers and its event ids (1, 2, ...): the torch engine's and the mock's."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Callable[[KvEvent], None]] = []
+        self.last_event_id = 0
+
+    def subscribe(self, callback: Callable[[KvEvent], None]) -> Callable[[], None]:
+        """Call `callback(event)` for every KV event; returns a function that unsubscribes."""
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback) if callback in self.subscribers else None
+
+    def next_id(self) -> int:
+        self.last_event_id += 1
+        return self.last_event_id
+
+    def emit(self, event: KvEvent) -> None:
+        for callback in list(self.subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not fail the step
+                log.exception("KV event subscriber %r failed", callback)

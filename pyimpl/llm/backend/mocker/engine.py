@@ -1,0 +1,282 @@
+"""MockEngine: a GenerateEngine that computes nothing but behaves like a serving engine, as Dynamo's mocker.
+
+Tokens: token i of the output is the prompt's token i (EOS ids removed), cycling; without ignore_eos it ends
+with EOS after one pass over the prompt (not before min_tokens); max_tokens, stop_token_ids, logprobs (fixed
+values) and cancellation are honoured. Deterministic: the same prompt gives the same tokens on any worker.
+Engine: a continuous-batching scheduler (FIFO admission under a token budget and a sequence cap, chunked
+prefill, preemption of the newest request when the KV cache is full) over a paged KV cache with prefix
+caching and the torch engine's KV events (kv_cache.py). Time: instant (one event-loop turn per step) unless
+a PerfModel is given (timing.py: prefill grows with uncached tokens, decode with KV use), plus step_delay_s.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+from pyimpl.llm.engine.kv_events import KvEvent
+from pyimpl.llm.engine.outputs import EngineStats, RequestOutput
+from pyimpl.llm.errors import EngineRequestError
+
+from .kv_cache import KvSequence, MockKvCache
+from .params import MockSamplingParams, make_params
+from .timing import PerfModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Request:
+    request_id: str
+    params: MockSamplingParams
+    echo: list[int]                      # what the output cycles through
+    prompt_len: int
+    max_new: int
+    kv: KvSequence
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    generated: list[int] = field(default_factory=list)
+    num_computed: int = 0
+    done: bool = False
+
+
+class MockEngine:
+    """The mock engine; `perf_model=None` (default) answers as fast as the event loop turns."""
+
+    def __init__(self, eos_token_ids: list[int] | None = None, max_model_len: int = 4096,
+                 vocab_size: int = 32000, block_size: int = 16, step_delay_s: float = 0.0,
+                 perf_model: PerfModel | None = None, num_gpu_blocks: int = 16384,
+                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256):
+        if max_num_batched_tokens < 1 or max_num_seqs < 1:
+            raise ValueError("max_num_batched_tokens and max_num_seqs must be positive")
+        self._eos = list(eos_token_ids or [])
+        self._max_model_len, self._vocab_size, self._block_size = max_model_len, vocab_size, block_size
+        self.step_delay_s, self.perf_model = step_delay_s, perf_model
+        self.max_num_batched_tokens, self.max_num_seqs = max_num_batched_tokens, max_num_seqs
+        self.kv = MockKvCache(num_gpu_blocks, block_size)
+        self._aborts = 0
+        self.finished_count = 0
+        self.num_preemptions = 0
+        self.num_steps = 0
+        self._requests: dict[str, _Request] = {}
+        self._waiting: list[_Request] = []
+        self._running: list[_Request] = []
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._stopped = False
+
+    # ---- GenerateEngine facts
+    @property
+    def eos_token_ids(self) -> list[int]:
+        return list(self._eos)
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def abort_count(self) -> int:
+        return self._aborts
+
+    def stats(self) -> EngineStats:
+        kv = self.kv
+        return EngineStats(len(self._running), len(self._waiting), kv.used, kv.num_blocks,
+                           kv.hit_tokens / kv.query_tokens if kv.query_tokens else 0.0, self._aborts,
+                           kv.query_tokens, kv.hit_tokens, {"num_preemptions": self.num_preemptions})
+
+    def make_params(self, wire: dict) -> MockSamplingParams:
+        return make_params(wire)
+
+    def subscribe_kv_events(self, callback: Callable[[KvEvent], None]) -> Callable[[], None]:
+        """`callback` runs on the engine's event loop, inside its step."""
+        return self.kv.events.subscribe(callback)
+
+    def reset_prefix_cache(self) -> bool:
+        return self.kv.reset()
+
+    # ---- requests
+    async def generate(self, prompt_token_ids: list[int], params: MockSamplingParams | None,
+                       request_id: str) -> AsyncIterator[RequestOutput]:
+        """RequestOutput deltas, one token each, the last `finished`; closing the stream early aborts."""
+        if self._stopped:
+            raise RuntimeError("MockEngine is shut down")
+        params = params or MockSamplingParams()
+        if request_id in self._requests:
+            raise EngineRequestError(f"request_id {request_id!r} is already in use", param="request_id")
+        tokens = list(prompt_token_ids)
+        if len(tokens) > self._max_model_len:
+            raise EngineRequestError(f"prompt of {len(tokens)} tokens exceeds the context of "
+                                     f"{self._max_model_len}", param="prompt")
+        if self.kv.blocks_needed(len(tokens) + 1) > self.kv.num_blocks:
+            raise EngineRequestError(f"prompt of {len(tokens)} tokens needs more KV blocks than the "
+                                     f"engine's {self.kv.num_blocks}", param="prompt")
+        room = max(1, self._max_model_len - len(tokens))
+        max_new = room if params.max_tokens is None else min(params.max_tokens, room)
+        echo = [t for t in tokens if t not in self._eos] or [0]
+        req = _Request(request_id, params, echo, len(tokens), max_new, KvSequence(tokens))
+        self._requests[request_id] = req
+        self._waiting.append(req)
+        self._kick()
+        try:
+            while True:
+                out = await req.outbox.get()
+                yield out
+                if out.finished:
+                    return
+        finally:
+            if not req.done:
+                self._finish(req, "abort", emit=False)
+
+    async def abort(self, request_id: str) -> None:
+        """End a request; its stream's last output has finish_reason "abort"."""
+        req = self._requests.get(request_id)
+        if req is not None and not req.done:
+            self._finish(req, "abort")
+
+    async def shutdown(self) -> None:
+        """Abort everything in flight and stop the scheduler; idempotent."""
+        self._stopped = True
+        for req in list(self._requests.values()):
+            self._finish(req, "abort")
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except BaseException:
+                pass
+            self._loop_task = None
+
+    # ---- scheduler
+    def _kick(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._wake = asyncio.Event()
+            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            if not self._waiting and not self._running:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            started = loop.time()
+            try:
+                work = self._schedule()
+                delay = self.step_delay_s
+                if self.perf_model is not None:
+                    prefill = sum(n for _, n, decode in work if not decode)
+                    decoding = any(decode for _, _, decode in work)
+                    delay += self.perf_model.step_s(prefill, decoding, self.kv.used / self.kv.num_blocks)
+                await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                self._apply(work)
+            except Exception:       # a bug must end the requests, not hang them
+                log.exception("mock engine step failed")
+                for req in list(self._requests.values()):
+                    self._finish(req, "abort")
+
+    def _schedule(self) -> list[tuple[_Request, int, bool]]:
+        """This step's (request, tokens to compute, whether a decode): decodes and prefill chunks of running
+        requests first (oldest first), then admissions in arrival order while budget and KV allow."""
+        budget, work = self.max_num_batched_tokens, []
+        for req in list(self._running):
+            if req.done or req not in self._running:
+                continue
+            need = len(req.kv.tokens) - req.num_computed
+            decode = need == 1 and bool(req.generated)
+            if decode and not self._make_room(req, len(req.kv.tokens)):    # its last token's slot
+                continue
+            chunk = min(need, budget)
+            if chunk > 0:
+                work.append((req, chunk, decode))
+                budget -= chunk
+        while self._waiting and budget > 0 and len(self._running) < self.max_num_seqs:
+            req = self._waiting[0]
+            hits = self.kv.match(req.kv)
+            if not self.kv.can_admit(hits, len(req.kv.tokens)):
+                break
+            self._waiting.pop(0)
+            self.kv.admit(req.kv, hits, len(req.kv.tokens))
+            req.num_computed = len(hits) * self.kv.block_size
+            self._running.append(req)
+            chunk = min(len(req.kv.tokens) - req.num_computed, budget)
+            work.append((req, chunk, False))        # an empty prompt: a step of no tokens
+            budget -= chunk
+        return work
+
+    def _make_room(self, req: _Request, num_tokens: int) -> bool:
+        """Grow `req`'s KV, preempting the newest other running requests if needed; False: `req` itself
+        was preempted or finished (the cache cannot hold it)."""
+        while not self.kv.grow(req.kv, num_tokens):
+            victim = self._running[-1]
+            if victim is req and len(self._running) == 1:
+                self._finish(req, "length")      # alone and still too big for the cache
+                return False
+            self._preempt(victim)
+            if victim is req:
+                return False
+        return True
+
+    def _preempt(self, req: _Request) -> None:
+        self.kv.release(req.kv)
+        self._running.remove(req)
+        req.num_computed = 0
+        self._waiting.insert(0, req)
+        self.num_preemptions += 1
+
+    def _apply(self, work: list[tuple[_Request, int, bool]]) -> None:
+        self.num_steps += 1
+        for req, chunk, _ in work:
+            if req.done or req not in self._running:
+                continue
+            req.num_computed += chunk
+            self.kv.register(req.kv, req.num_computed)
+            if req.num_computed >= len(req.kv.tokens):
+                self._sample(req)
+
+    def _sample(self, req: _Request) -> None:
+        """Append the next echo token and send it (finishing the request when a stop condition holds)."""
+        p, i = req.params, len(req.generated)
+        token = req.echo[i % len(req.echo)]
+        reason = None
+        if not p.ignore_eos and self._eos and i >= max(len(req.echo), p.min_tokens):
+            token, reason = self._eos[0], "stop"
+        elif token in p.stop_token_ids and i >= p.min_tokens:
+            reason = "stop"
+        elif i + 1 >= req.max_new:
+            reason = "length"
+        req.generated.append(token)
+        req.kv.tokens.append(token)
+        out = RequestOutput(req.request_id, [token], list(req.generated), reason is not None, reason)
+        if p.logprobs is not None:
+            out.logprobs = [-0.5]
+            out.top_logprobs = [{(token + k) % self._vocab_size: -0.5 - k for k in range(p.logprobs)}]
+        req.outbox.put_nowait(out)
+        if reason is not None:
+            self._finish(req, reason, emit=False)
+
+    def _finish(self, req: _Request, reason: str, emit: bool = True) -> None:
+        """Release the request; `emit` sends a closing output (aborts and forced ends)."""
+        if req.done:
+            return
+        req.done = True
+        self._requests.pop(req.request_id, None)
+        if req in self._waiting:
+            self._waiting.remove(req)
+        if req in self._running:
+            self._running.remove(req)
+            self.kv.release(req.kv)
+        if reason == "abort":
+            self._aborts += 1
+        else:
+            self.finished_count += 1
+        if emit:
+            req.outbox.put_nowait(RequestOutput(req.request_id, [], list(req.generated), True, reason))
