@@ -23,6 +23,7 @@ from pyimpl.llm.frontend.prompt_input import (ChatPromptCache, check_vocabulary,
 from pyimpl.llm.frontend.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
                                  parse_embedding_request, to_wire_request, with_usage)
 from pyimpl.llm.frontend.migration import migration_limit_from_env, open_migrating
+from pyimpl.llm.frontend.routing import ModelRouter, RouteListener, RouterSettings, with_nvext, with_worker_id
 from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class ServedModelEntry:
 
     name: str
     cards: dict[str, ModelCard] = field(default_factory=dict)
+    router: ModelRouter | None = None    # chooses the instance of each request (--router-mode)
     client: Any = None
 
     @property
@@ -45,9 +47,13 @@ class ModelManager:
     """Watches `models/` cards in discovery and serves chat, completion and embedding requests."""
 
     def __init__(self, rt: Any, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0,
-                 migration_limit: int | None = None, on_migration: Callable[[str, str], None] | None = None):
+                 migration_limit: int | None = None, on_migration: Callable[[str, str], None] | None = None,
+                 router: RouterSettings | None = None, on_route: RouteListener | None = None):
         """migration_limit: times a request may move to another worker when its worker is lost (None:
-        DYN_MIGRATION_LIMIT, else 3; 0 turns migration off); on_migration(model, migration_type) counts them."""
+        DYN_MIGRATION_LIMIT, else 3; 0 turns migration off); on_migration(model, migration_type) counts them.
+        router: how instances are chosen (default round robin); on_route(model, decision) hears KV routing."""
+        self.router_settings = router or RouterSettings()
+        self.on_route = on_route
         self.rt = rt
         self.no_worker_wait_s = no_worker_wait_s
         self.migration_limit = migration_limit_from_env() if migration_limit is None else migration_limit
@@ -79,6 +85,8 @@ class ModelManager:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._watch_task = None
+        await asyncio.gather(*(e.router.stop() for e in self.models.values() if e.router is not None),
+                             return_exceptions=True)
 
     async def _watch(self) -> None:
         async for event in self.rt.discovery.watch(CARD_PREFIX):
@@ -96,6 +104,8 @@ class ModelManager:
         if entry is None:
             entry = ServedModelEntry(card.name)
             entry.client = await self.rt.endpoint(card.endpoint).client()
+            entry.router = await ModelRouter(self.rt, self.router_settings, card.name, card.endpoint,
+                                             card.kv_block_size, entry.client, self.on_route).start()
             self.models[card.name] = entry
         entry.cards[key] = card
         if card.model_type != "embedding" and card.model_path not in self._preprocessors:
@@ -117,6 +127,10 @@ class ModelManager:
             entry.cards.pop(key, None)
             if not entry.cards:
                 del self.models[name]
+                if entry.router is not None:
+                    task = asyncio.create_task(entry.router.stop())
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
         self._notify()
 
     def _notify(self) -> None:
@@ -200,12 +214,14 @@ class ModelManager:
     async def chat_completion(self, request: dict) -> dict:
         """A whole (non-streaming) chat.completion."""
         request = with_usage(request)
-        return aggregate_chat([c async for c in self.chat_completion_stream(request)])
+        chunks = [c async for c in self.chat_completion_stream(request)]
+        return with_nvext(aggregate_chat(chunks), chunks)
 
     async def completion(self, request: dict) -> dict:
         """A whole (non-streaming) text_completion."""
         request = with_usage(request)
-        return aggregate_completion([c async for c in self.completion_stream(request)])
+        chunks = [c async for c in self.completion_stream(request)]
+        return with_nvext(aggregate_completion(chunks), chunks)
 
     async def prepare(self, request: dict, kind: str) -> tuple[GenerationRequest, ServedModelEntry, Any, list[int], int]:
         """Validate, resolve the model, tokenize; returns (req, entry, preprocessor, prompt ids, max_tokens)."""
@@ -246,16 +262,22 @@ class ModelManager:
             raise InvalidRequestError("'min_tokens' must not exceed 'max_tokens'", "min_tokens")
         return req, entry, pre, prompt_ids, max_tokens
 
-    async def _open(self, entry: ServedModelEntry, wire: dict, exclude: frozenset = frozenset()) -> tuple[int, Any]:
-        """(instance id, response stream) on an instance of `entry` not in `exclude`; runtime errors as raised."""
-        return await entry.client.open_stream(wire, annotated=False, exclude=exclude, timeout=self.no_worker_wait_s)
+    async def _open(self, entry: ServedModelEntry, wire: dict, exclude: frozenset = frozenset(),
+                    pinned: int | None = None, served: list[int] | None = None) -> tuple[int, Any]:
+        """(instance id, response stream) on an instance of `entry` not in `exclude` (`pinned`: that one only),
+        chosen by the model's router; the id is appended to `served`; runtime errors as raised."""
+        instance, stream = await entry.router.open(wire, exclude, self.no_worker_wait_s, pinned)
+        if served is not None:
+            served.append(instance)
+        return instance, stream
 
-    async def _open_migrating(self, entry: ServedModelEntry, wire: dict) -> Any:
+    async def _open_migrating(self, entry: ServedModelEntry, wire: dict, pinned: int | None = None,
+                              served: list[int] | None = None) -> Any:
         """A worker stream for `wire` that moves to another instance when its own is lost (migration)."""
         from pyimpl.runtime.errors import NoInstancesError
         listener = self.on_migration
         try:
-            return await open_migrating(lambda w, exclude: self._open(entry, w, exclude), wire, self.migration_limit,
+            return await open_migrating(lambda w, exclude: self._open(entry, w, exclude, pinned, served), wire, self.migration_limit,
                                         None if listener is None else lambda kind: listener(entry.name, kind))
         except NoInstancesError as exc:
             raise NoWorkerError(f"no worker is serving '{entry.name}' right now") from exc
@@ -263,13 +285,15 @@ class ModelManager:
     async def _stream(self, request: dict, kind: str, **host_fields: bool) -> AsyncIterator[dict]:
         req, entry, pre, prompt_ids, max_tokens = await self.prepare(request, kind)
         streams: list[Any] = []
+        served: list[int] = []
         try:  # however the consumer leaves, every worker stream is closed (which cancels it remotely)
             for i in range(req.n):
                 streams.append(await self._open_migrating(entry, to_wire_request(req, prompt_ids, max_tokens,
-                                                                                  seed_offset=i)))
+                                                                                  seed_offset=i),
+                                                    req.backend_instance_id, served))
             async for chunk in openai_chunks(req, entry.card, pre, prompt_ids, streams,
                                            self._token_texts.setdefault(entry.card.model_path, {}), **host_fields):
-                yield chunk
+                yield with_worker_id(chunk, served) if "worker_id" in req.extra_fields else chunk
         finally:
             for stream in streams:
                 await close_stream(stream)

@@ -99,6 +99,14 @@ class ResponseFormat(msgspec.Struct, kw_only=True):
     json_schema: Optional[dict] = None
 
 
+class NvExt(msgspec.Struct, kw_only=True):
+    """Dynamo's request extension: `extra_fields` asks for response fields ("worker_id": the instance that
+    served it), `backend_instance_id` pins the request to one worker instance."""
+
+    extra_fields: Optional[list[str]] = None
+    backend_instance_id: Optional[Annotated[int, Meta(ge=0, le=(1 << 63) - 1)]] = None  # instance ids are 63-bit
+
+
 class _GenerationRequest(msgspec.Struct, kw_only=True):
     """Fields shared by chat and text completions (null means the default)."""
 
@@ -121,6 +129,7 @@ class _GenerationRequest(msgspec.Struct, kw_only=True):
     ignore_eos: Optional[bool] = None
     include_stop_str_in_output: Optional[bool] = None
     skip_special_tokens: Optional[bool] = None
+    nvext: Optional[NvExt] = None
 
 
 SAMPLING_FIELDS = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",

@@ -44,6 +44,8 @@ class GenerationRequest:
     top_logprobs: int = 0
     echo: bool = False
     sampling: dict = field(default_factory=dict)  # temperature, top_p, top_k, min_p, seed, penalties
+    extra_fields: list[str] = field(default_factory=list)   # nvext.extra_fields ("worker_id")
+    backend_instance_id: int | None = None      # nvext.backend_instance_id: the instance the request is pinned to
 
 
 def _fail(message: str, param: str):
@@ -87,6 +89,9 @@ def _common(body: Any, kind: type, req_kind: str) -> tuple[Any, GenerationReques
     req.include_stop_str_in_output = _flag(typed.include_stop_str_in_output)
     req.skip_special_tokens = _flag(typed.skip_special_tokens, True)
     req.sampling = {name: value for name in SAMPLING_FIELDS if (value := getattr(typed, name)) is not None}
+    if typed.nvext is not None:
+        req.extra_fields = list(typed.nvext.extra_fields or ())
+        req.backend_instance_id = typed.nvext.backend_instance_id
     if typed.seed is not None and typed.seed > MAX_SEED:  # msgspec bounds stop at int64; the schema says this
         _fail(f"'seed' must be at most {MAX_SEED}", "seed")
     return typed, req

@@ -1,0 +1,152 @@
+"""Feeds a KvRouter from the runtime's event plane: workers' KV event batches and load, a snapshot from a worker's
+`kv_snapshot` endpoint when the router meets it (a late router catches up) or misses its events, and the departure
+of workers from discovery (their blocks are dropped)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol, Sequence
+
+import msgspec
+
+from .protocol import (KV_EVENTS_TOPIC, LOAD_TOPIC, SNAPSHOT_ENDPOINT, KvEventBatch, decode_batch, decode_load,
+                       subject)
+from .router import KvRouter
+
+log = logging.getLogger(__name__)
+
+
+class InstanceSource(Protocol):
+    """The live instances of the workers' endpoint (pyimpl.runtime Client)."""
+
+    def instance_changes(self) -> Any: ...
+
+
+def as_batch(data: Any) -> KvEventBatch:
+    """A snapshot answer as a KvEventBatch: msgpack bytes (protocol.encode) or the same fields as a dict."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return decode_batch(bytes(data))
+    return msgspec.convert(data, KvEventBatch)
+
+
+class KvEventSubscriber:
+    """Subscribes to `{namespace}.{component}.kv_events` / `.kv_load` and keeps `router` in step with the workers
+    of `instances`; start() / stop()."""
+
+    def __init__(self, rt: Any, namespace: str, component: str, router: KvRouter, instances: InstanceSource,
+                 snapshot_timeout_s: float = 2.0):
+        self.rt, self.router, self.instances = rt, router, instances
+        self.namespace, self.component = namespace, component
+        self.snapshot_timeout_s = snapshot_timeout_s
+        self._unsubscribe: list[Any] = []
+        self._snapshots: Any = None
+        self._syncing: dict[int, list[KvEventBatch]] = {}   # worker -> live batches held back during its snapshot
+        self._known: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._follow: asyncio.Task | None = None
+        self.synced = asyncio.Event()                        # set once every worker seen at start was synced
+
+    async def start(self) -> "KvEventSubscriber":
+        events = self.rt.events
+        self._unsubscribe = [
+            await events.subscribe(subject(self.namespace, self.component, KV_EVENTS_TOPIC), self._on_events),
+            await events.subscribe(subject(self.namespace, self.component, LOAD_TOPIC), self._on_load)]
+        self._snapshots = await self.rt.endpoint(f"{self.namespace}.{self.component}.{SNAPSHOT_ENDPOINT}").client()
+        self._follow = asyncio.create_task(self._follow_instances())
+        return self
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            await unsubscribe()
+        self._unsubscribe = []
+        tasks = [*self._tasks, *([self._follow] if self._follow else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- live events ------------------------------------------------------------------------
+    def _on_events(self, _subject: str, data: bytes) -> None:
+        try:
+            batch = decode_batch(data)
+        except msgspec.DecodeError:
+            log.warning("undecodable KV event batch on %s ignored", _subject)
+            return
+        held = self._syncing.get(batch.worker_id)
+        if held is not None:
+            held.append(batch)
+            return
+        try:
+            complete = self.router.apply_events(batch)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return
+        if not complete:
+            log.info("KV events of worker %x were missed; re-syncing it from a snapshot", batch.worker_id)
+            self.sync(batch.worker_id)
+
+    def _on_load(self, _subject: str, data: bytes) -> None:
+        try:
+            self.router.apply_load(decode_load(data))
+        except msgspec.DecodeError:
+            log.warning("undecodable load message on %s ignored", _subject)
+
+    # ---- workers coming and going -----------------------------------------------------------
+    async def _follow_instances(self) -> None:
+        first = True
+        async for ids in self.instances.instance_changes():
+            self.router.retain(ids)
+            new = [i for i in ids if i not in self._known]
+            self._known = set(ids)
+            syncs = [self.sync(worker) for worker in new]
+            if first:
+                first = False
+                task = asyncio.create_task(self._mark_synced(syncs))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _mark_synced(self, syncs: Sequence[asyncio.Task]) -> None:
+        await asyncio.gather(*syncs, return_exceptions=True)
+        self.synced.set()
+
+    def sync(self, worker_id: int) -> asyncio.Task:
+        """Replace the worker's indexed blocks by its snapshot (live events that arrive meanwhile are applied after
+        it); a worker without a snapshot endpoint keeps what its live events say."""
+        if worker_id not in self._syncing:
+            self._syncing[worker_id] = []
+        task = asyncio.create_task(self._sync(worker_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _sync(self, worker_id: int) -> None:
+        held = self._syncing.setdefault(worker_id, [])
+        watermark = -1
+        try:
+            batch = await asyncio.wait_for(self._fetch_snapshot(worker_id), self.snapshot_timeout_s)
+            if batch is not None:
+                self.router.reset_worker(KvEventBatch(worker_id, batch.block_size, batch.events))
+                watermark = max((e.event_id for e in batch.events), default=-1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:     # no snapshot endpoint (e.g. a C engine), or it failed: live events only
+            log.debug("no KV snapshot from worker %x: %s", worker_id, exc)
+        finally:
+            pending = self._syncing.pop(worker_id, held)
+        for live in pending:
+            newer = [e for e in live.events if e.event_id > watermark]
+            try:
+                self.router.apply_events(KvEventBatch(live.worker_id, live.block_size, newer))
+            except ValueError as exc:
+                log.error("%s", exc)
+
+    async def _fetch_snapshot(self, worker_id: int) -> KvEventBatch | None:
+        client = self._snapshots
+        if worker_id not in client.instance_ids():
+            await client.wait_for_instances(self.snapshot_timeout_s)
+            if worker_id not in client.instance_ids():
+                return None
+        stream = await client.direct({}, worker_id, annotated=False)
+        answer = None
+        async for item in stream:
+            answer = item
+        return None if answer is None else as_batch(answer)
