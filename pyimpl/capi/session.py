@@ -4,12 +4,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from pyimpl.capi.config import EmbeddedConfig, check_model_path
 from pyimpl.capi.mock_endpoint import mock_stream
 from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
+
+if TYPE_CHECKING:
+    from pyimpl.llm.backend.model_server import ServedModel
+    from pyimpl.llm.frontend.model_manager import ModelManager
+    from pyimpl.runtime import Client, DistributedRuntime
 
 _WORLDS = itertools.count(1)  # each C runtime with mem discovery is its own world (no shared in-process keys)
 ENDPOINT_WAIT_S = 2.0      # how long a generate waits for an endpoint's first instance
@@ -19,12 +24,12 @@ MODEL_WAIT_S = 60.0        # how long create waits for the served model's card
 class RuntimeSession:
     """Starts and stops what one EmbeddedConfig describes and opens its request streams."""
 
-    def __init__(self, config: EmbeddedConfig, runtime: Any):
+    def __init__(self, config: EmbeddedConfig, runtime: DistributedRuntime):
         self.config, self.runtime = config, runtime
-        self.served: Any = None
-        self.models: Any = None
+        self.served: ServedModel | None = None
+        self.models: ModelManager | None = None
         self.tasks: list[asyncio.Task] = []
-        self.clients: dict[str, Any] = {}
+        self.clients: dict[str, Client] = {}
 
     @classmethod
     async def start(cls, config: EmbeddedConfig) -> "RuntimeSession":

@@ -10,7 +10,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from pyimpl.llm.frontend.aliases import ModelAlias
 from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
@@ -26,6 +26,10 @@ from pyimpl.llm.frontend.migration import migration_limit_from_env, open_migrati
 from pyimpl.llm.frontend.routing import ModelRouter, RouteListener, RouterSettings, with_nvext, with_worker_id
 from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
 
+if TYPE_CHECKING:
+    from pyimpl.llm.text.preprocessor import Preprocessor
+    from pyimpl.runtime import Client, DistributedRuntime
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +40,7 @@ class ServedModelEntry:
     name: str
     cards: dict[str, ModelCard] = field(default_factory=dict)
     router: ModelRouter | None = None    # chooses the instance of each request (--router-mode)
-    client: Any = None
+    client: Client | None = None
 
     @property
     def card(self) -> ModelCard:
@@ -46,7 +50,7 @@ class ServedModelEntry:
 class ModelManager:
     """Watches `models/` cards in discovery and serves chat, completion and embedding requests."""
 
-    def __init__(self, rt: Any, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0,
+    def __init__(self, rt: DistributedRuntime, aliases: dict[str, ModelAlias] | None = None, no_worker_wait_s: float = 1.0,
                  migration_limit: int | None = None, on_migration: Callable[[str, str], None] | None = None,
                  router: RouterSettings | None = None, on_route: RouteListener | None = None):
         """migration_limit: times a request may move to another worker when its worker is lost (None:
@@ -62,7 +66,7 @@ class ModelManager:
         self.on_migration = on_migration
         self.aliases = dict(aliases or {})
         self.models: dict[str, ServedModelEntry] = {}
-        self._preprocessors: dict[str, Any] = {}
+        self._preprocessors: dict[str, Preprocessor] = {}
         self._preprocessor_locks: dict[str, asyncio.Lock] = {}
         self._token_texts: dict[str, dict[int, str]] = {}
         self._vocab_sizes: dict[str, int] = {}
@@ -184,7 +188,7 @@ class ModelManager:
             raise InvalidRequestError(f"The model '{req_model}' does not serve {kind} requests", "model")
         return entry
 
-    async def preprocessor(self, card: ModelCard) -> Any:
+    async def preprocessor(self, card: ModelCard) -> Preprocessor:
         """The Preprocessor for a card's model folder, loaded once (off the event loop)."""
         pre = self._preprocessors.get(card.model_path)
         if pre is not None:
@@ -223,7 +227,7 @@ class ModelManager:
         chunks = [c async for c in self.completion_stream(request)]
         return with_nvext(aggregate_completion(chunks), chunks)
 
-    async def prepare(self, request: dict, kind: str) -> tuple[GenerationRequest, ServedModelEntry, Any, list[int], int]:
+    async def prepare(self, request: dict, kind: str) -> tuple[GenerationRequest, ServedModelEntry, Preprocessor, list[int], int]:
         """Validate, resolve the model, tokenize; returns (req, entry, preprocessor, prompt ids, max_tokens)."""
         body, entry = self._resolve(request)
         req = parse_chat_request(body) if kind == "chat" else parse_completion_request(body)

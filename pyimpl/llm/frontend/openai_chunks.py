@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from pyimpl.llm.errors import NoWorkerError
 from pyimpl.llm.model_card import ModelCard
@@ -11,8 +11,11 @@ from pyimpl.llm.frontend.openai_stream import ChoicePostprocessor, usage
 from pyimpl.llm.frontend.protocols import GenerationRequest
 from pyimpl.llm.frontend.worker_streams import merge_streams, single_stream
 
+if TYPE_CHECKING:
+    from pyimpl.llm.text.preprocessor import Preprocessor
 
-async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Any, prompt_ids: list[int],
+
+async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Preprocessor, prompt_ids: list[int],
                         streams: list[Any], texts: dict[int, str], *, token_ids: bool = False,
                         cancelled_finish: bool = False) -> AsyncIterator[dict]:
     """OpenAI chunks (chat.completion.chunk or text_completion) of a request's n worker streams: the role and echo

@@ -6,10 +6,13 @@ throughout; this is the per-token hot path.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyimpl.llm.errors import EngineError
 from pyimpl.llm.frontend.protocols import GenerationRequest
+
+if TYPE_CHECKING:
+    from pyimpl.llm.text.preprocessor import Preprocessor
 
 SPECIAL_TAG_PARSERS = ("mistral", "llama3_json")
 
@@ -24,7 +27,7 @@ def _token_text(tokenizer: Any, token_id: int, cache: dict[int, str]) -> str:
 class ChoicePostprocessor:
     """Turns one choice's wire chunks into (delta, logprobs, finish_reason) in OpenAI terms."""
 
-    def __init__(self, pre: Any, req: GenerationRequest, tool_call_parser: str | None,
+    def __init__(self, pre: Preprocessor, req: GenerationRequest, tool_call_parser: str | None,
                  reasoning_parser: str | None, token_text_cache: dict[int, str],
                  prompt_token_ids: list[int] = (), eos_token_ids: list[int] = ()):
         tools_active = bool(tool_call_parser and req.kind == "chat" and req.tools)
@@ -45,7 +48,7 @@ class ChoicePostprocessor:
             self.tools = get_tool_call_parser(tool_call_parser)()
         self.chat = req.kind == "chat"
         self.want_logprobs = req.logprobs
-        self.tokenizer = getattr(pre, "tokenizer", None) if req.logprobs else None
+        self.tokenizer = pre.tokenizer if req.logprobs else None
         self.token_text_cache = token_text_cache
         self.num_tokens = 0
         self.num_tool_calls = 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
 from pyimpl.llm.text.preprocessor import PromptTooLongError
+
+if TYPE_CHECKING:
+    from pyimpl.llm.text.preprocessor import Preprocessor
 
 PROMPT_CACHE_SIZE = 512
 JSON_OBJECT_HINT = "Respond only with a single valid JSON object."
@@ -24,7 +27,7 @@ class ChatPromptCache:
         self.size = size
         self._cache: OrderedDict[tuple, tuple[int, ...]] = OrderedDict()
 
-    def token_ids(self, model_path: str, pre: Any, messages: list[dict], tools: list[dict] | None) -> list[int]:
+    def token_ids(self, model_path: str, pre: Preprocessor, messages: list[dict], tools: list[dict] | None) -> list[int]:
         """The chat template applied to `messages` and tokenized; a template error is the client's 400."""
         try:
             key = (model_path, _encode_key(messages), _encode_key(tools))
@@ -93,7 +96,7 @@ def check_vocabulary(token_ids: list[int], vocab_size: int) -> None:
         raise InvalidRequestError(f"'prompt': token id {bad} is outside the vocabulary [0, {vocab_size})", "prompt")
 
 
-def load_preprocessor(model_path: str) -> Any:
+def load_preprocessor(model_path: str) -> Preprocessor:
     """Import (transformers is slow to import) and load in a worker thread, off the event loop."""
     from pyimpl.llm.text.preprocessor import Preprocessor
     return Preprocessor.from_model_dir(model_path)

@@ -5,7 +5,7 @@ JSON encoding, and a disconnect watcher that cancels the worker request as soon 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 from starlette.applications import Starlette
@@ -23,6 +23,9 @@ from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, St
                                        error_response, http_error_response, json_response)
 from pyimpl.llm.frontend.protocols import with_usage
 
+if TYPE_CHECKING:
+    from pyimpl.llm.frontend.model_manager import ModelManager
+
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_KEEPALIVE_S = 10.0
 
@@ -30,7 +33,7 @@ DEFAULT_KEEPALIVE_S = 10.0
 class OpenAIFrontend:
     """The HTTP frontend over a ModelManager (or one supplied later by a lifespan)."""
 
-    def __init__(self, manager: Any = None, api_key: str | None = None,
+    def __init__(self, manager: ModelManager | None = None, api_key: str | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, keepalive_s: float = DEFAULT_KEEPALIVE_S,
                  metrics: FrontendMetrics | None = None):
         self.manager, self.api_key = manager, api_key
