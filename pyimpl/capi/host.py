@@ -205,11 +205,6 @@ class _Pump:
         self.scheduled = self.bulk = self.refused = False
         self.error: Exception | None = None  # a batch that could not be encoded ends the stream
 
-    def add(self, item: Any) -> bool:
-        """Queue one response item; False once C no longer wants chunks."""
-        self.items.append(item)
-        return self.added()
-
     def added(self) -> bool:
         """After an item was appended to `items`: schedule the iteration's flush, hand over at once
         if due; False once C no longer wants chunks. Between the first and the MAX_BATCH-th item
