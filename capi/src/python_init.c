@@ -171,5 +171,13 @@ static dynamo_status_t call_python(int (*python_side)(uint64_t), uint64_t runtim
     return (dynamo_status_t)st;
 }
 
+int dyn_python_call(int (*fn)(void*), void* arg) {
+    host_signals saved;
+    enter_python(&saved);
+    int st = fn(arg);
+    leave_python(&saved);
+    return st;
+}
+
 dynamo_status_t dyn_python_destroy(uint64_t runtime) { return call_python(dyn_py_runtime_destroy, runtime); }
 dynamo_status_t dyn_python_stats(uint64_t runtime) { return call_python(dyn_py_runtime_stats, runtime); }

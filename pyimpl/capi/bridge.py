@@ -9,6 +9,8 @@ import msgspec
 
 from pyimpl.capi.chunks import ChunkBatch
 from pyimpl.capi.host import EmbeddedHost, Event
+from pyimpl.capi.host_api_bridge import install_host_api
+from pyimpl.capi.host_calls import HostCalls
 from pyimpl.capi.status import ERR_INTERNAL, OK, describe, status_of, verify_codes
 
 host: EmbeddedHost | None = None
@@ -100,6 +102,8 @@ def install(ffi, lib) -> None:
             return OK
         except BaseException as exc:
             return fail(exc)
+
+    install_host_api(ffi, lib, HostCalls(host.sessions, host.call), fail)
 
     @ffi.def_extern(error=ERR_INTERNAL)
     def dyn_py_runtime_stats(runtime):

@@ -28,7 +28,7 @@ def chat_chunks(item: dict) -> list[ChunkFields]:
 
 
 def _choice_fields(item: dict, choice: dict) -> ChunkFields:
-    content = (choice.get("delta") or {}).get("content")
+    content = choice["text"] if "text" in choice else (choice.get("delta") or {}).get("content")  # completion | chat
     text = content.encode() if isinstance(content, str) else None
     index = choice.get("index", 0)
     return (_encode(item), text, choice.get("token_ids"), finish_code(choice.get("finish_reason")),

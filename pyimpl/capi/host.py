@@ -15,7 +15,7 @@ from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, describe, status_of)
 
-EV_CHAT, EV_GENERATE, EV_CANCEL = 1, 2, 3
+EV_CHAT, EV_GENERATE, EV_CANCEL, EV_COMPLETION = 1, 2, 3, 4
 CALL_TIMEOUT_S = 600.0
 MAX_BATCH = 256  # chunks handed to C in one call at most
 
@@ -155,7 +155,7 @@ class EmbeddedHost:
     async def _run(self, session: RuntimeSession, event: Event) -> None:
         status, message, source = OK, "", None
         sink, stream = self.sink, event.stream
-        if event.kind == EV_CHAT:
+        if event.kind in (EV_CHAT, EV_COMPLETION):  # completion chunks' text is their choice's "text"
             pump = _Pump(self.loop, lambda items: sink.push_batch(stream, chat_batch(items)))
         else:
             pump = _Pump(self.loop, lambda items: sink.push_json_array(stream, endpoint_array(items)))
@@ -166,6 +166,8 @@ class EmbeddedHost:
                 raise CapiError(ERR_INVALID_ARGUMENT, f"The request is not valid JSON: {exc}.") from None
             if event.kind == EV_CHAT:
                 source = session.chat(request)
+            elif event.kind == EV_COMPLETION:
+                source = session.completion(request)
             else:
                 source = await session.generate(event.endpoint, request)
             items, added = pump.items, pump.added
