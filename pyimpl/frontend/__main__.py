@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 
 import uvicorn
 
 from pyimpl.llm.frontend.http.app import DEFAULT_KEEPALIVE_S, DEFAULT_MAX_BODY_BYTES, OpenAIFrontend
+from pyimpl.llm.frontend.routing import ROUTER_MODES, RouterSettings
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -26,7 +28,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "after the tokens already sent (0: off). Default: DYN_MIGRATION_LIMIT, else 3: a request "
                         "survives a crash or rolling restart of its worker for the cost of a re-prefill, while a "
                         "request that itself crashes workers takes down at most 4 before it fails")
+    routing = p.add_argument_group("routing", "how each request's worker is chosen (Dynamo's router flags)")
+    routing.add_argument("--router-mode", choices=ROUTER_MODES, default=os.environ.get("DYN_ROUTER_MODE") or
+                         "round-robin", help="round-robin (default), random, or kv: the worker that already caches "
+                         "the longest prefix of the prompt, weighed against its load (default: DYN_ROUTER_MODE)")
+    routing.add_argument("--kv-overlap-score-weight", type=_non_negative_float, default=1.0,
+                         help="kv: weight of the prefill saved by a cached prefix against the worker's load (0: "
+                              "load only; higher: better TTFT, worse inter-token latency)")
+    routing.add_argument("--router-temperature", type=_non_negative_float, default=0.0,
+                         help="kv: 0 picks the cheapest worker; above 0 samples a softmax over the costs")
+    routing.add_argument("--no-kv-events", dest="kv_events", action="store_false",
+                         help="kv: predict the workers' caches from the router's own decisions (entries live 120 s) "
+                              "instead of following the KV events they publish")
+    routing.add_argument("--kv-cache-block-size", type=_positive_int, default=None,
+                         help="kv: tokens per KV block, as the workers use (default: the model card's)")
     return p.parse_args(argv)
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def router_settings(args: argparse.Namespace) -> RouterSettings:
+    """The routing flags as the ModelManager takes them."""
+    return RouterSettings(mode=args.router_mode, overlap_score_weight=args.kv_overlap_score_weight,
+                          router_temperature=args.router_temperature, use_kv_events=args.kv_events,
+                          kv_cache_block_size=args.kv_cache_block_size)
 
 
 def _non_negative_int(text: str) -> int:
@@ -50,7 +87,8 @@ def build_app(args: argparse.Namespace):
     async def lifespan(app):
         rt = await DistributedRuntime.create()
         manager = ModelManager(rt, aliases, migration_limit=args.migration_limit,
-                               on_migration=frontend.metrics.count_migration)
+                               on_migration=frontend.metrics.count_migration, router=router_settings(args),
+                               on_route=frontend.metrics.observe_route)
         await manager.start()
         frontend.manager = manager
         try:

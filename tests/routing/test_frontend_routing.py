@@ -113,3 +113,19 @@ def test_router_settings_are_checked():
                 {"overlap_score_weight": -0.1}):
         with pytest.raises(ValueError):
             RouterSettings(**bad)
+
+
+def test_kv_routing_metrics_and_flags():
+    from pyimpl.frontend.__main__ import parse_args, router_settings
+    from pyimpl.llm.frontend.http.metrics import FrontendMetrics
+    from pyimpl.llm.kv_router.router import RouteDecision
+
+    metrics = FrontendMetrics()
+    metrics.observe_route("tiny", RouteDecision(worker_id=1, overlap_blocks=3, prompt_blocks=4, cached_tokens=48))
+    text = metrics.render().decode()
+    assert 'dynamo_frontend_kv_hit_rate_sum{model="tiny"} 0.75' in text
+    assert 'dynamo_frontend_cached_tokens_sum{model="tiny"} 48.0' in text
+    args = parse_args(["--router-mode", "kv", "--kv-overlap-score-weight", "2", "--router-temperature", "0.5",
+                       "--no-kv-events", "--kv-cache-block-size", "32"])
+    assert router_settings(args) == RouterSettings("kv", 2.0, 0.5, False, 32)
+    assert router_settings(parse_args([])) == RouterSettings()

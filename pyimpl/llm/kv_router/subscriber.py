@@ -42,6 +42,7 @@ class KvEventSubscriber:
         self._snapshots: Any = None
         self._syncing: dict[int, list[KvEventBatch]] = {}   # worker -> live batches held back during its snapshot
         self._known: set[int] = set()
+        self._last_event: dict[int, int] = {}                # worker -> id of its last event applied
         self._tasks: set[asyncio.Task] = set()
         self._follow: asyncio.Task | None = None
         self.synced = asyncio.Event()                        # set once every worker seen at start was synced
@@ -71,18 +72,26 @@ class KvEventSubscriber:
         except msgspec.DecodeError:
             log.warning("undecodable KV event batch on %s ignored", _subject)
             return
-        held = self._syncing.get(batch.worker_id)
+        worker = batch.worker_id
+        held = self._syncing.get(worker)
         if held is not None:
             held.append(batch)
             return
+        last = self._last_event.get(worker)
+        gap = bool(batch.events) and last is not None and batch.events[0].event_id > last + 1
+        if not self._apply(batch) or gap:
+            log.info("KV events of worker %x were missed; re-syncing it from a snapshot", worker)
+            self.sync(worker)
+
+    def _apply(self, batch: KvEventBatch) -> bool:
+        """Apply a live batch; False when it shows that events were missed."""
+        if batch.events:
+            self._last_event[batch.worker_id] = batch.events[-1].event_id
         try:
-            complete = self.router.apply_events(batch)
-        except ValueError as exc:
+            return self.router.apply_events(batch)
+        except ValueError as exc:       # a block size the router does not use: nothing to index
             log.error("%s", exc)
-            return
-        if not complete:
-            log.info("KV events of worker %x were missed; re-syncing it from a snapshot", batch.worker_id)
-            self.sync(batch.worker_id)
+            return True
 
     def _on_load(self, _subject: str, data: bytes) -> None:
         try:
@@ -130,14 +139,14 @@ class KvEventSubscriber:
             raise
         except Exception as exc:     # no snapshot endpoint (e.g. a C engine), or it failed: live events only
             log.debug("no KV snapshot from worker %x: %s", worker_id, exc)
+            self._last_event.pop(worker_id, None)
         finally:
             pending = self._syncing.pop(worker_id, held)
+        if watermark >= 0:
+            self._last_event[worker_id] = watermark
         for live in pending:
-            newer = [e for e in live.events if e.event_id > watermark]
-            try:
-                self.router.apply_events(KvEventBatch(live.worker_id, live.block_size, newer))
-            except ValueError as exc:
-                log.error("%s", exc)
+            self._apply(KvEventBatch(live.worker_id, live.block_size,
+                                     [e for e in live.events if e.event_id > watermark]))
 
     async def _fetch_snapshot(self, worker_id: int) -> KvEventBatch | None:
         client = self._snapshots

@@ -1,13 +1,19 @@
 """Prometheus metrics of the frontend, under Dynamo's `dynamo_frontend_*` names."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+if TYPE_CHECKING:
+    from pyimpl.llm.kv_router.router import RouteDecision
 
 disable_created_metrics()
 
 PREFIX = "dynamo_frontend"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+HIT_RATE_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 class FrontendMetrics:
@@ -33,6 +39,17 @@ class FrontendMetrics:
         self.migrations = Counter(f"{PREFIX}_model_migration", "Requests moved to another worker after theirs was "
                                   "lost (migration_type: new_request before the first token, ongoing_request after)",
                                   ("model", "migration_type"), registry=r)
+
+        self.kv_hit_rate = Histogram(f"{PREFIX}_kv_hit_rate", "KV router's predicted cache hit rate of a request "
+                                     "(cached prompt blocks / prompt blocks on the chosen worker)", labels,
+                                     buckets=HIT_RATE_BUCKETS, registry=r)
+        self.cached_tokens = Histogram(f"{PREFIX}_cached_tokens", "Prompt tokens the KV router expects the chosen "
+                                       "worker to have cached", labels, buckets=TOKEN_BUCKETS, registry=r)
+
+    def observe_route(self, model: str, decision: "RouteDecision") -> None:
+        """One KV routing decision (the ModelManager's on_route hook)."""
+        self.kv_hit_rate.labels(model).observe(decision.hit_rate)
+        self.cached_tokens.labels(model).observe(decision.cached_tokens)
 
     def count_migration(self, model: str, migration_type: str) -> None:
         """One request migration (the ModelManager's on_migration hook)."""
