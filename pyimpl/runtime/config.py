@@ -32,6 +32,7 @@ class RuntimeConfig:
     grace_period: float = 5.0            # graceful shutdown: max wait for in-flight streams
     instance_wait_timeout: float = 5.0   # generate(): how long to wait for a first instance
     system_port: Optional[int] = None    # DYN_SYSTEM_PORT: /health /live /metrics
+    system_host: str = "127.0.0.1"       # DYN_SYSTEM_HOST: where the system server listens (0.0.0.0: everywhere)
     tcp_host: str = "127.0.0.1"
     stream_window: int = 1024            # chunks a handler may run ahead of a remote consumer
     tcp_keepalive: float = 5.0           # s without any frame from a tcp worker before its streams fail
@@ -57,6 +58,7 @@ class RuntimeConfig:
             grace_period=float(env.get("DYN_GRACE_PERIOD", cls.grace_period)),
             instance_wait_timeout=float(env.get("DYN_INSTANCE_WAIT_TIMEOUT", cls.instance_wait_timeout)),
             system_port=int(port) if port else None,
+            system_host=env.get("DYN_SYSTEM_HOST") or cls.system_host,
             tcp_host=env.get("DYN_TCP_HOST", cls.tcp_host),
             stream_window=int(env.get("DYN_STREAM_WINDOW", cls.stream_window)),
             tcp_keepalive=float(env.get("DYN_TCP_KEEPALIVE", cls.tcp_keepalive)),

@@ -99,7 +99,7 @@ class DistributedRuntime:
         await self._backend.start()
         if cfg.system_port is not None:
             from .system_server import SystemServer
-            self._system = SystemServer(self, cfg.system_port)
+            self._system = SystemServer(self, cfg.system_port, cfg.system_host)
             self.dispatcher.metrics = self._system.metrics
             await self._system.start()
 

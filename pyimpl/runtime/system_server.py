@@ -74,9 +74,10 @@ class EndpointMetrics:
 
 
 class SystemServer:
-    """A tiny asyncio HTTP/1.1 server; health turns 503 once shutdown starts."""
+    """A tiny asyncio HTTP/1.1 server; health turns 503 once shutdown starts. It listens on loopback unless told
+    otherwise (DYN_SYSTEM_HOST): metrics and health are not for the whole network by default."""
 
-    def __init__(self, runtime: "DistributedRuntime", port: int, host: str = "0.0.0.0"):
+    def __init__(self, runtime: "DistributedRuntime", port: int, host: str = "127.0.0.1"):
         self.runtime = runtime
         self.port = port
         self.host = host
