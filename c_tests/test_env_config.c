@@ -2,7 +2,7 @@
  * DYN_REQUEST_PLANE=tcp and DYN_FILE_KV set, a runtime created from "{}" joins the file deployment over
  * tcp (with mem discovery, the default, it would see only itself): it streams from the mock endpoint
  * that another runtime of the same deployment serves. The variables are set before the first call
- * (the embedded interpreter reads the environment when it starts). */
+ * (the embedded interpreter reads the environment when it starts). A bad migration_limit is refused. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,6 +17,9 @@ int main(void) {
     CHECK(setenv("DYN_FILE_KV", dir, 1) == 0);
 
     dynamo_runtime_t *server = NULL, *host = NULL;
+    /* the config's migration_limit key: a whole number >= 0 */
+    CHECK_STATUS(dynamo_runtime_create("{\"migration_limit\": -1}", &host), DYNAMO_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(dynamo_last_error(), "migration_limit") != NULL && host == NULL);
     CHECK_STATUS(dynamo_runtime_create("{\"mock_endpoint\": \"" MOCK_ENDPOINT "\"}", &server), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_create("{}", &host), DYNAMO_OK);
     const char* stats = NULL;

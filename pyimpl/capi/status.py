@@ -64,13 +64,17 @@ _TABLE: list[tuple[tuple[type, ...], int]] = []
 
 
 def status_of(exc: BaseException) -> int:
-    """The dynamo_status_t that reports exc to a C host."""
+    """The dynamo_status_t that reports exc to a C host. A serving error raised because the worker's instance
+    was lost (the frontend wraps the runtime's DisconnectedError) is DYNAMO_ERR_UNAVAILABLE, as the header says
+    of a stream whose worker goes away, not an engine failure."""
     if isinstance(exc, CapiError):
         return exc.status
     if not _TABLE:
         _TABLE.extend(_status_table())
     for types, status in _TABLE:
         if isinstance(exc, types):
+            if status == ERR_ENGINE and exc.__cause__ is not None and status_of(exc.__cause__) == ERR_UNAVAILABLE:
+                return ERR_UNAVAILABLE
             return status
     return ERR_INTERNAL
 

@@ -26,6 +26,23 @@ def test_status_of(exc, code):
     assert status.status_of(exc) == code
 
 
+def lost_worker_error() -> llm.EngineError:
+    """What the frontend raises when a worker's stream breaks (worker_streams.single_stream)."""
+    try:
+        try:
+            raise rt.StreamIncompleteError("stream from 127.0.0.1:1 ended before completion (instance lost)")
+        except rt.DisconnectedError as exc:
+            raise llm.EngineError(f"StreamIncompleteError: {exc}") from exc
+    except llm.EngineError as exc:
+        return exc
+
+
+def test_a_lost_worker_is_unavailable_and_an_engine_failure_is_not():
+    assert status.status_of(lost_worker_error()) == status.ERR_UNAVAILABLE
+    assert status.describe(lost_worker_error()).startswith("stream from 127.0.0.1:1 ended before completion")
+    assert status.status_of(llm.EngineError("the engine failed")) == status.ERR_ENGINE
+
+
 def test_status_values_match_the_header():
     header = open("include/dynamo_llm.h").read()
     for name in ("OK", "TIMEOUT", "END", "ERR_INVALID_ARGUMENT", "ERR_INVALID_HANDLE", "ERR_NOT_FOUND",
