@@ -6,7 +6,7 @@ throughout; this is the per-token hot path.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pyimpl.llm.errors import EngineError
 from pyimpl.llm.frontend.protocols import GenerationRequest
@@ -128,31 +128,42 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def aggregate_chat(chunks: list[dict]) -> dict:
-    """A non-streaming chat.completion built from the chunks of a streamed one."""
+def _fold(chunks: list[dict], new_choice: Callable[[int], dict], add: Callable[[dict, dict], None]) -> dict:
+    """The whole response's skeleton from streamed chunks: `add(choice, part)` folds each chunk's part of a
+    choice into the choice (made by `new_choice(index)`); the usage chunk and finish reasons are taken here."""
     choices: dict[int, dict] = {}
-    first = chunks[0]
-    result_usage = None
+    whole = {"id": chunks[0]["id"], "object": "", "created": chunks[0]["created"], "model": chunks[0]["model"],
+             "choices": choices, "usage": None}
     for chunk in chunks:
         if chunk.get("usage"):
-            result_usage = chunk["usage"]
+            whole["usage"] = chunk["usage"]
         for c in chunk["choices"]:
-            choice = choices.setdefault(c["index"], {"index": c["index"], "content": [], "reasoning": [],
-                                                     "tool_calls": [], "logprobs": None, "finish_reason": None})
-            delta = c["delta"]
-            if delta.get("content"):
-                choice["content"].append(delta["content"])
-            if delta.get("reasoning_content"):
-                choice["reasoning"].append(delta["reasoning_content"])
-            choice["tool_calls"].extend(delta.get("tool_calls") or ())
-            if c.get("logprobs"):
-                choice["logprobs"] = choice["logprobs"] or {"content": []}
-                choice["logprobs"]["content"].extend(c["logprobs"]["content"])
+            choice = choices.get(c["index"])
+            if choice is None:
+                choice = choices[c["index"]] = {**new_choice(c["index"]), "logprobs": None, "finish_reason": None}
+            add(choice, c)
             if c.get("finish_reason"):
                 choice["finish_reason"] = c["finish_reason"]
+    return whole
+
+
+def _add_chat(choice: dict, c: dict) -> None:
+    delta = c["delta"]
+    if delta.get("content"):
+        choice["content"].append(delta["content"])
+    if delta.get("reasoning_content"):
+        choice["reasoning"].append(delta["reasoning_content"])
+    choice["tool_calls"].extend(delta.get("tool_calls") or ())
+    if c.get("logprobs"):
+        choice["logprobs"] = choice["logprobs"] or {"content": []}
+        choice["logprobs"]["content"].extend(c["logprobs"]["content"])
+
+
+def aggregate_chat(chunks: list[dict]) -> dict:
+    """A non-streaming chat.completion built from the chunks of a streamed one."""
+    whole = _fold(chunks, lambda i: {"index": i, "content": [], "reasoning": [], "tool_calls": []}, _add_chat)
     out = []
-    for index in sorted(choices):
-        c = choices[index]
+    for index, c in sorted(whole["choices"].items()):
         message: dict = {"role": "assistant", "content": "".join(c["content"]) or None}
         if c["reasoning"]:
             message["reasoning_content"] = "".join(c["reasoning"])
@@ -162,32 +173,22 @@ def aggregate_chat(chunks: list[dict]) -> dict:
             message["content"] = ""
         out.append({"index": index, "message": message, "logprobs": c["logprobs"],
                     "finish_reason": c["finish_reason"]})
-    return {"id": first["id"], "object": "chat.completion", "created": first["created"], "model": first["model"],
-            "choices": out, "usage": result_usage}
+    return {**whole, "object": "chat.completion", "choices": out}
+
+
+def _add_text(choice: dict, c: dict) -> None:
+    choice["text"].append(c["text"])
+    if c.get("logprobs"):
+        lp = choice["logprobs"] = choice["logprobs"] or {"tokens": [], "token_logprobs": [], "top_logprobs": []}
+        for key in ("tokens", "token_logprobs", "top_logprobs"):
+            lp[key].extend(c["logprobs"][key])
 
 
 def aggregate_completion(chunks: list[dict]) -> dict:
     """A non-streaming text_completion built from streamed chunks."""
-    choices: dict[int, dict] = {}
-    first = chunks[0]
-    result_usage = None
-    for chunk in chunks:
-        if chunk.get("usage"):
-            result_usage = chunk["usage"]
-        for c in chunk["choices"]:
-            choice = choices.setdefault(c["index"], {"index": c["index"], "text": [], "logprobs": None,
-                                                     "finish_reason": None})
-            choice["text"].append(c["text"])
-            if c.get("logprobs"):
-                lp = choice["logprobs"] = choice["logprobs"] or {"tokens": [], "token_logprobs": [],
-                                                                 "top_logprobs": []}
-                for key in ("tokens", "token_logprobs", "top_logprobs"):
-                    lp[key].extend(c["logprobs"][key])
-            if c.get("finish_reason"):
-                choice["finish_reason"] = c["finish_reason"]
-    out = [dict(choices[i], text="".join(choices[i]["text"])) for i in sorted(choices)]
-    return {"id": first["id"], "object": "text_completion", "created": first["created"], "model": first["model"],
-            "choices": out, "usage": result_usage}
+    whole = _fold(chunks, lambda i: {"index": i, "text": []}, _add_text)
+    out = [dict(c, text="".join(c["text"])) for _, c in sorted(whole["choices"].items())]
+    return {**whole, "object": "text_completion", "choices": out}
 
 
 def encode_embedding(vector: list[float], encoding_format: str) -> Any:
