@@ -12,3 +12,12 @@ int dyn_py_runtime_stats(uint64_t runtime) { (void)runtime; dyn_set_result("{}")
 dynamo_status_t dyn_python_create(uint64_t runtime, const char* config_json) { return dyn_py_runtime_create(runtime, config_json); }
 dynamo_status_t dyn_python_destroy(uint64_t runtime) { return dyn_py_runtime_destroy(runtime); }
 dynamo_status_t dyn_python_stats(uint64_t runtime) { return dyn_py_runtime_stats(runtime); }
+/* C/C++ engines (kv_events_c.c, endpoint_serve.c): the Python side accepts everything */
+int dyn_python_call(int (*fn)(void*), void* arg) { return fn(arg); }
+int dyn_py_llm_init(const char* ns, const char* component, const char* endpoint, uint32_t kv_block_size) {
+    (void)ns; (void)component; (void)endpoint; (void)kv_block_size; return 0;
+}
+int dyn_py_llm_shutdown(void) { return 0; }
+int dyn_py_endpoint_serve(uint64_t runtime, uint64_t server, const char* path) { (void)runtime; (void)server; (void)path; return 0; }
+int dyn_py_model_register(uint64_t server, const char* card_json) { (void)server; (void)card_json; return 0; }
+int dyn_py_server_stop(uint64_t server) { (void)server; return 0; }

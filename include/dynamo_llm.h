@@ -275,6 +275,162 @@ DYNAMO_API int dynamo_stream_fd(dynamo_stream_t* stream);
  * return DYNAMO_ERR_INVALID_HANDLE (dynamo_stream_fd: -1). */
 DYNAMO_API dynamo_status_t dynamo_stream_free(dynamo_stream_t* stream);
 
+/* ---- KV events of a C/C++ engine (Dynamo's C bindings, source-compatible) ---------------------
+ *
+ * The functions of NVIDIA Dynamo's lib/bindings/c, with its names, signatures and semantics: a C++ engine
+ * written against Dynamo's dynamo_llm.h compiles and links against this library unchanged. They publish
+ * the engine's KV cache events so the KV-aware router sends each request to the worker that already holds
+ * its prefix. State is per process (as in Dynamo): one publisher, initialised once.
+ *
+ * The deployment comes from the DYN_* environment as for every runtime (DYN_DISCOVERY_BACKEND,
+ * DYN_REQUEST_PLANE, DYN_EVENT_PLANE, NATS_SERVER, DYN_FILE_KV; see docs): with none set, events stay in
+ * this process. Events go out on the event plane subject "{namespace}.{component}.kv_events" as
+ * pyimpl/llm/kv_router/protocol.py's KvEventBatch. Their worker id is the instance id of the runtime that
+ * serves namespace.component.endpoint in this process with dynamo_endpoint_serve (the instance the router
+ * picks), once one does; until then that of the publisher's own runtime. The publisher keeps the blocks
+ * stored and not removed, and answers a router that starts late with them (endpoint
+ * "{namespace}.{component}.kv_snapshot").
+ *
+ * Unlike Dynamo's, dynamo_llm_init does not wait until some model is registered in discovery (a C engine
+ * that registers its own model after init would wait forever): it returns once the publisher is ready. */
+
+/* 0 = OK, 1 = ERR, as Dynamo's DynamoLlmResult (a uint32_t). The reason of an ERR goes to
+ * dynamo_last_error() (on the calling thread) and, as in Dynamo, to stderr.
+ * Dynamo's header is C++ (cbindgen) and names the values OK and ERR, unprefixed: C++11 hosts get exactly
+ * that enum (code written for Dynamo compiles unchanged), unless they define DYNAMO_LLM_NO_DYNAMO_NAMES
+ * before including this header (an OK macro of their own would clash). C and other hosts: a uint32_t. */
+#if defined(__cplusplus) && __cplusplus >= 201103L && !defined(DYNAMO_LLM_NO_DYNAMO_NAMES)
+enum dynamo_llm_result_t : uint32_t { OK = 0, ERR = 1 };
+#else
+typedef uint32_t dynamo_llm_result_t;
+#endif
+#define DYNAMO_LLM_RESULT_OK  ((dynamo_llm_result_t)0)
+#define DYNAMO_LLM_RESULT_ERR ((dynamo_llm_result_t)1)
+
+/* Start the process's KV-event publisher for the engine serving namespace.component.endpoint, whose KV
+ * blocks hold kv_block_size tokens. namespace and endpoint: required, UTF-8, trimmed of white space, not
+ * empty (NULL, "", "  " or invalid UTF-8: ERR); component: NULL, empty or invalid means "backend";
+ * kv_block_size 0: ERR. Called again with the same (trimmed) arguments: OK, nothing changes; with
+ * different ones: ERR (the first stay). After dynamo_llm_shutdown: ERR (the publisher is once per process).
+ * A deployment that cannot be reached (no NATS server at NATS_SERVER): ERR.
+ * Starts the embedded interpreter if no runtime did (a failure: ERR). Blocks until the publisher is ready
+ * (its runtime connected). Thread-safe: concurrent calls are serialised. Strings are borrowed for the call. */
+DYNAMO_API dynamo_llm_result_t dynamo_llm_init(const char* namespace_name, const char* component_name,
+                                               const char* endpoint_name, uint32_t kv_block_size);
+
+/* Stop the publisher: events queued before the call are published first, then its runtime shuts down
+ * (its discovery keys go). Before any successful dynamo_llm_init: ERR. Again after a shutdown: OK.
+ * Blocks until done. Thread-safe. */
+DYNAMO_API dynamo_llm_result_t dynamo_llm_shutdown(void);
+
+/* Does nothing and returns OK (as in Dynamo: load metrics are published by the runtime). */
+DYNAMO_API dynamo_llm_result_t dynamo_llm_load_publisher_create(void);
+
+/* Publish that the engine stored num_blocks KV blocks, each a full block of one sequence, in order:
+ * block i holds num_block_tokens[i] tokens, token_ids holds the blocks' tokens back to back, block_ids[i]
+ * is the engine's own id (hash) for block i. parent_hash: the id of the block before block 0 in its
+ * sequence, NULL if block 0 starts the sequence. lora_name: the adapter the blocks were computed with, NULL
+ * (or "") for the base model; its blocks are hashed with the name, so they never match the base model's.
+ * Each block is indexed by the hash of its own tokens (engine/block_hash.local_block_hash: XXH3-64, seed
+ * 1337, over the little-endian uint32 tokens) chained from parent_hash; as in Dynamo, publishing stops at
+ * the first block whose token count is not kv_block_size (the blocks before it still go; a warning is
+ * logged at most 3 times per process) and the call returns OK.
+ * ERR: before dynamo_llm_init succeeded or after dynamo_llm_shutdown; num_blocks > 0 with token_ids,
+ * num_block_tokens or block_ids NULL; lora_name not UTF-8.
+ * The arrays are read during the call only (copied). Never waits for the interpreter: the event is queued
+ * and published in order by a library thread, batched with the events queued meanwhile.
+ * Thread-safe; calls from several threads are published in the order they took the publisher's lock. */
+DYNAMO_API dynamo_llm_result_t dynamo_kv_event_publish_stored(uint64_t event_id, const uint32_t* token_ids,
+                                                              const size_t* num_block_tokens,
+                                                              const uint64_t* block_ids, size_t num_blocks,
+                                                              const uint64_t* parent_hash,
+                                                              const char* lora_name);
+
+/* Publish that the engine evicted the blocks block_ids[0..num_blocks) (ids as given when stored).
+ * ERR: before dynamo_llm_init succeeded or after dynamo_llm_shutdown; num_blocks > 0 with block_ids NULL.
+ * Copied during the call, queued, never waits for the interpreter. Thread-safe. */
+DYNAMO_API dynamo_llm_result_t dynamo_kv_event_publish_removed(uint64_t event_id, const uint64_t* block_ids,
+                                                               size_t num_blocks);
+
+/* ---- serving an endpoint from C --------------------------------------------------------------------
+ *
+ * A C/C++ engine serves "namespace.component.endpoint" of a runtime: requests reach it like any other
+ * endpoint's (from Python clients, the HTTP frontend, dynamo_generate), its answers stream back to them.
+ * A host that speaks the worker's token protocol (pyimpl/llm/backend/model_server.py's wire format: token
+ * ids and sampling options in, token ids out) serves a model: it publishes the model's card with
+ * dynamo_model_register and the HTTP frontend of the deployment serves it (see examples/c/engine.c). */
+
+typedef struct dynamo_server    dynamo_server_t;    /* opaque handle, never dereferenced */
+typedef struct dynamo_responder dynamo_responder_t; /* opaque handle, never dereferenced */
+
+/* Called by the library with one request: request_json is the request as a JSON object (NUL-terminated,
+ * request_len bytes without the NUL), borrowed until the handler returns (copy what you keep). responder
+ * belongs to the host from now on: answer with dynamo_responder_send, now or later, from any thread, and
+ * end with dynamo_responder_finish exactly once.
+ * Threading: each server has one library thread that calls its handler, one request at a time, in
+ * arrival order; while a call runs no other request of that server is handed over, so return quickly and
+ * do the work on the host's threads (or answer inline for trivial work). The handler runs without the
+ * interpreter lock; it may call any dynamo_* function except dynamo_server_stop of its own server. */
+typedef void (*dynamo_request_handler_t)(void* user_data, const char* request_json, size_t request_len,
+                                         dynamo_responder_t* responder);
+
+/* Serve endpoint_path ("namespace.component.endpoint", UTF-8) on rt with handler; *out is the server.
+ * The endpoint is registered in rt's discovery when the call returns (clients of the deployment see it
+ * as an instance with rt's instance id). user_data is passed to every handler call, untouched, until
+ * dynamo_server_stop (or the runtime's destroy) returns.
+ * DYNAMO_ERR_INVALID_ARGUMENT: NULL rt/endpoint_path/handler/out, bad path, or rt already serves that
+ * path (from C or in Python); DYNAMO_ERR_INVALID_HANDLE: rt is not a live runtime; DYNAMO_ERR_OUT_OF_MEMORY:
+ * 64 servers are live already. Ownership: *out belongs to the caller, released by dynamo_server_stop or
+ * with its runtime by dynamo_runtime_destroy. Thread-safe; blocks until registered. */
+DYNAMO_API dynamo_status_t dynamo_endpoint_serve(dynamo_runtime_t* rt, const char* endpoint_path,
+                                                 dynamo_request_handler_t handler, void* user_data,
+                                                 dynamo_server_t** out);
+
+/* Publish a model card for the server's endpoint, so frontends of the deployment serve the model from it
+ * (OpenAI requests are tokenized there and reach the handler as token-protocol requests). card_json is a
+ * JSON object: "name" (the OpenAI model name) and "model_path" (a folder with the tokenizer and chat
+ * template, readable where the frontends run) are required; optional: "context_length" (4096),
+ * "kv_block_size" (16), "eos_token_ids" ([]), "model_type" ("chat" | "completions"), "tool_call_parser",
+ * "reasoning_parser". The card's endpoint is the server's path. Why a call and not a config key: the card
+ * belongs to the endpoint that serves it, and goes with it: dynamo_server_stop withdraws it.
+ * DYNAMO_ERR_INVALID_ARGUMENT: NULL, bad JSON, an unknown key, a wrong type, a missing name/model_path,
+ * or a second card on the same server; DYNAMO_ERR_INVALID_HANDLE: not a live server. Thread-safe; blocks
+ * until published. */
+DYNAMO_API dynamo_status_t dynamo_model_register(dynamo_server_t* server, const char* card_json);
+
+/* Stream one response to the responder's client: json is a JSON object of json_len bytes (no NUL needed;
+ * at most 8 MiB), copied during the call (the client receives it as a parsed object: the token protocol's
+ * {"token_ids": [...], "finish_reason": null|"stop"|"length"}). Never waits for the interpreter or the
+ * client: responses are queued in order (one responder should be sent to by one thread at a time, or the
+ * host orders them). DYNAMO_ERR_CANCELLED: the client went away or the server is stopping (the response
+ * is dropped; still call finish); DYNAMO_ERR_INVALID_ARGUMENT: NULL, bad UTF-8 or not a JSON object;
+ * DYNAMO_ERR_INVALID_HANDLE: a finished, forged or expired responder. Any thread. */
+DYNAMO_API dynamo_status_t dynamo_responder_send(dynamo_responder_t* responder, const char* json,
+                                                 size_t json_len);
+
+/* End the response: error_message NULL ends it normally, else (UTF-8 text) the client's stream fails with
+ * that message (an engine error). Exactly once per responder, also for a cancelled one: the handle is
+ * invalid afterwards (a second finish: DYNAMO_ERR_INVALID_HANDLE). Never blocks. Any thread.
+ * A responder the host never finishes keeps its client waiting until dynamo_server_stop (or the runtime's
+ * destroy) gives up on it after the drain (then the client's stream fails and the handle expires). */
+DYNAMO_API dynamo_status_t dynamo_responder_finish(dynamo_responder_t* responder, const char* error_message);
+
+/* 1 if the host should stop working on this response: the client went away (an HTTP client
+ * disconnected, a stream was cancelled or freed), the server is stopping after its drain, or responder is
+ * not a live responder (NULL, finished, forged: dynamo_last_error says so); else 0. Never blocks, never
+ * takes the interpreter lock. Any thread. */
+DYNAMO_API int dynamo_responder_is_cancelled(dynamo_responder_t* responder);
+
+/* Stop serving: the endpoint is deregistered from discovery at once (no new requests), requests queued
+ * but not yet handed to the handler fail, then the call waits for the responders already handed over to
+ * be finished, up to the runtime's grace period (DYN_GRACE_PERIOD, default 5 s); those still open then
+ * are cancelled, their clients' streams fail and their handles expire. When it returns the handler is
+ * never called again and user_data is no longer used. NULL: no-op, DYNAMO_OK. DYNAMO_ERR_INVALID_HANDLE:
+ * a stopped, forged or expired server (its runtime's destroy stops it too).
+ * DYNAMO_ERR_INVALID_ARGUMENT: called from the server's own handler. Thread-safe; blocks. */
+DYNAMO_API dynamo_status_t dynamo_server_stop(dynamo_server_t* server);
+
+
 /* ---- memory returned to the host ----------------------------------------------- */
 
 /* Release what a dynamo_* function below handed over with "free it with dynamo_free": token id

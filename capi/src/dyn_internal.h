@@ -62,6 +62,21 @@ void dyn_set_model_info(uint32_t context_length, uint32_t vocab_size, const uint
 void dyn_set_embeddings(const float* data, size_t count, size_t dims, uint32_t prompt_tokens, const char* model);
 void dyn_log_emit(int32_t level, const char* logger, const char* message); /* to the host's log callback */
 int  dyn_log_wanted(int32_t* level);             /* 1 when the host set a log callback; marks Python attached */
+/* ---- C/C++ engines (outbox.c, kv_events_c.c, endpoint_serve.c; Python side: pyimpl/capi/c_engines.py) ----
+ * the outbox: a second queue to the loop thread; its events' kind is a DYN_OUT_*, `stream` the responder
+ * (SEND/FINISH), `request` the payload: KV blobs (layout in pyimpl/capi/kv_publisher_c.py), a response's
+ * JSON, a finish's error message (NULL: a normal end) */
+#define DYN_OUT_KV_STORED 1
+#define DYN_OUT_KV_REMOVED 2
+#define DYN_OUT_SEND 3
+#define DYN_OUT_FINISH 4
+int  dyn_outbox_fd(void);
+dyn_event_t* dyn_outbox_next(void);              /* NULL when empty; release with dyn_event_release */
+/* hand a request of a C-served endpoint to its server's handler thread: the new responder's handle,
+ * 0 when the server is stopping or gone (or out of memory) */
+uint64_t dyn_serve_dispatch(uint64_t server, const char* request, size_t len);
+void dyn_responder_cancel(uint64_t responder);   /* the client went away: is_cancelled says 1 */
+void dyn_server_set_grace_ms(uint64_t server, int64_t ms); /* how long dynamo_server_stop drains */
 /* cffi:end */
 
 /* ---- Python side, reached through cffi extern "Python+C" trampolines ---- */
@@ -72,6 +87,11 @@ int dyn_py_runtime_destroy(uint64_t runtime);
 int dyn_py_runtime_stats(uint64_t runtime);
 int dyn_py_host_call(uint64_t runtime, int32_t op, const char* model, const char* arg, size_t arg_len, int32_t flag);
 int dyn_py_log_config(int32_t enabled, int32_t level);
+int dyn_py_llm_init(const char* namespace_name, const char* component, const char* endpoint, uint32_t kv_block_size);
+int dyn_py_llm_shutdown(void);
+int dyn_py_endpoint_serve(uint64_t runtime, uint64_t server, const char* path);
+int dyn_py_model_register(uint64_t server, const char* card_json);
+int dyn_py_server_stop(uint64_t server);
 /* cffi:python-end */
 
 /* ---- C helpers ---- */
@@ -90,6 +110,11 @@ char* dyn_take_owned_result(size_t* len);
 dynamo_status_t dyn_check_json_object(const char* what, const char* json, size_t* len);
 /* run fn(arg), a dyn_py_* call, with the host's signals kept from Python (python_init.c) */
 int  dyn_python_call(int (*fn)(void*), void* arg);
+/* outbox.c: an event owning a copy of data[0..len) + NUL (data NULL: none); NULL when out of memory */
+dyn_event_t* dyn_outbox_event(int32_t kind, uint64_t handle, const void* data, size_t len);
+void dyn_outbox_push(dyn_event_t* ev);
+/* endpoint_serve.c: stop every server of a runtime being destroyed (before its Python side goes) */
+void dyn_servers_stop_of(uint64_t runtime);
 
 /* ---- chunk_scan.c: a JSON array of endpoint responses, element by element ---- */
 typedef struct {

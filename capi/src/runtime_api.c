@@ -152,6 +152,7 @@ dynamo_status_t dynamo_runtime_destroy(dynamo_runtime_t* rt) {
     pthread_mutex_unlock(&dyn_rt_mu);
 
     dyn_end_streams_of(h);
+    dyn_servers_stop_of(h); /* C-served endpoints drain and their handler threads end first */
     dynamo_status_t st = dyn_python_destroy(h);
     pthread_mutex_lock(&dyn_rt_mu);
     r->in_use = 0;

@@ -83,6 +83,9 @@ def install(ffi, lib) -> None:
         lib.dyn_set_error(describe(exc).encode(errors="replace"))
         return status_of(exc)
 
+    from pyimpl.capi import c_engines  # Dynamo's KV-event API and C-served endpoints
+    c_engines.install(ffi, lib, host)
+
     @ffi.def_extern(error=0)
     def dyn_py_ready():
         return 1

@@ -88,6 +88,13 @@ class Dispatcher:
         self.endpoints[path] = served
         return served
 
+    def remove(self, path: str) -> None:
+        """Stop routing `path` here: new requests get EndpointNotFoundError, streams in flight go on."""
+        self.endpoints.pop(path, None)
+
+    def serves(self, path: str) -> bool:
+        return path in self.endpoints
+
     def lookup(self, path: str) -> ServedEndpoint:
         served = self.endpoints.get(path)
         if served is None:

@@ -83,6 +83,13 @@ class Endpoint:
                                 instance_id=runtime.instance_id, transport=transport)
         await runtime.discovery.put(self.discovery_key(runtime.instance_id), dict(record))
 
+    async def unregister(self) -> None:
+        """Stop serving: this instance leaves discovery first, then new requests are refused here
+        (EndpointNotFoundError, which clients treat as a gone instance); streams in flight go on."""
+        runtime = self.runtime
+        await runtime.discovery.delete(self.discovery_key(runtime.instance_id))
+        runtime.dispatcher.remove(self.path)
+
     async def client(self, router: Optional[Router] = None, timeout: Optional[float] = None) -> Client:
         """A started client; `router(instance_ids, request) -> instance_id` overrides generate()'s policy."""
         await self.runtime.start()
