@@ -18,11 +18,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reasoning-parser", default=None)
     p.add_argument("--model-type", choices=("chat", "completions", "embedding"), default=None)
     p.add_argument("--mock-step-delay-s", type=float, default=0.0, help="mock engine: seconds per token")
+    p.add_argument("--speedup-ratio", type=float, default=None,
+                   help="mock engine: step times of Dynamo's mocker model (prefill grows with uncached tokens), "
+                        "this many times faster; unset: no timing model (instant)")
+    p.add_argument("--num-gpu-blocks", type=int, default=None, help="mock engine: KV cache blocks (default 16384)")
+    p.add_argument("--block-size", type=int, default=None, help="mock engine: tokens per KV block (default 16)")
+    p.add_argument("--no-kv-events", action="store_true",
+                   help="publish no KV events (routers predict this worker's cache: approximate mode)")
     p.add_argument("--max-model-len", type=int, default=None,
                    help="torch engine: cap the context (e.g. a 32k-context GGUF on a small KV pool)")
     p.add_argument("--dtype", default=None, help="torch engine: bfloat16 | float32 | ... (default: the engine's)")
     p.add_argument("--log-level", default="warning")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    mock_only = (args.speedup_ratio, args.num_gpu_blocks, args.block_size)
+    if args.engine != "mock" and any(v is not None for v in mock_only):
+        p.error("--speedup-ratio, --num-gpu-blocks and --block-size are options of --engine mock")
+    if any(v is not None and v <= 0 for v in mock_only):
+        p.error("--speedup-ratio, --num-gpu-blocks and --block-size must be positive")
+    return args
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -34,11 +47,14 @@ async def run(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     rt = await DistributedRuntime.create()
-    kwargs = {"step_delay_s": args.mock_step_delay_s} if args.engine == "mock" else {
-        k: v for k, v in (("max_model_len", args.max_model_len), ("dtype", args.dtype)) if v is not None}
+    mock_options = (("step_delay_s", args.mock_step_delay_s), ("speedup_ratio", args.speedup_ratio),
+                    ("num_gpu_blocks", args.num_gpu_blocks), ("block_size", args.block_size))
+    torch_options = (("max_model_len", args.max_model_len), ("dtype", args.dtype))
+    kwargs = {k: v for k, v in (mock_options if args.engine == "mock" else torch_options) if v is not None}
     served = await serve_model(rt, args.model, model_name=args.model_name, endpoint=args.endpoint,
                                engine=args.engine, tool_call_parser=args.tool_call_parser,
-                               reasoning_parser=args.reasoning_parser, model_type=args.model_type, **kwargs)
+                               reasoning_parser=args.reasoning_parser, model_type=args.model_type,
+                               kv_events=not args.no_kv_events, **kwargs)
     print(f"worker ready: model={served.card.name} endpoint={served.card.endpoint} "
           f"type={served.card.model_type}", flush=True)
     stop = asyncio.Event()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from pyimpl.llm.backend.engine_api import EmbedEngine, GenerateEngine, Handler, ServingEngine, WireContext
+from pyimpl.llm.backend.kv_publisher import KvPublisher, start_kv_publisher
 from pyimpl.llm.errors import EngineRequestError
 from pyimpl.llm.model_card import ModelCard, card_key
 from pyimpl.llm.model_facts import ModelFacts, read_model_facts
@@ -118,14 +119,6 @@ class BuiltEngine:
     handler: Handler
 
 
-def _mock_params(wire: dict) -> Any:
-    """MockSamplingParams from a wire request, until mock_engine has make_params (engine_api.GenerateEngine)."""
-    from pyimpl.llm.backend.mock_engine import MockSamplingParams
-    from pyimpl.llm.engine.wire_params import wire_fields
-    known = {f.name for f in dataclasses.fields(MockSamplingParams)}
-    return MockSamplingParams(**{k: v for k, v in wire_fields(wire).items() if k in known})
-
-
 def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: str, **engine_kwargs) -> BuiltEngine:
     """The engine for `engine` in ENGINES (or the embedding engine for an embedding model) and its handler."""
     if model_type == "embedding":
@@ -136,7 +129,7 @@ def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: st
         from pyimpl.llm.backend.mock_engine import MockEngine
         mock = MockEngine(eos_token_ids=facts.eos_token_ids, max_model_len=facts.context_length,
                           vocab_size=facts.vocab_size, **engine_kwargs)
-        return BuiltEngine(mock, GenerateHandler(mock, _mock_params))  # type: ignore[arg-type]
+        return BuiltEngine(mock, GenerateHandler(mock))
     if engine == "torch":
         from pyimpl.llm.engine import AsyncEngine
         torch_engine = AsyncEngine.from_pretrained(model_path, **engine_kwargs)
@@ -156,6 +149,7 @@ class ServedModel:
     instance_keys: list[str] = field(default_factory=list)
     stopped: bool = False
     withdrawn: bool = False
+    kv_publisher: KvPublisher | None = None
 
     def stats(self) -> dict:
         """The engine's figures (engine_figures)."""
@@ -178,14 +172,18 @@ class ServedModel:
             return
         self.stopped = True
         await self.withdraw()
+        if self.kv_publisher is not None:
+            await self.kv_publisher.close()
         await self.engine.shutdown()
 
 
 async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name: str | None = None,
                       endpoint: str = "dynamo.backend.generate", engine: str = "torch",
                       tool_call_parser: str | None = None, reasoning_parser: str | None = None,
-                      model_type: str | None = None, **engine_kwargs) -> ServedModel:
-    """Build the engine (or mock), serve it on `endpoint`, publish its card; returns a ServedModel."""
+                      model_type: str | None = None, kv_events: bool = True, **engine_kwargs) -> ServedModel:
+    """Build the engine (or mock), serve it on `endpoint`, publish its card; returns a ServedModel.
+    A generate engine's load, and its KV events unless `kv_events` is False, go on the event plane
+    (backend/kv_publisher.py) for KV-aware routing."""
     model_path = str(Path(model_path).resolve())
     namespace, component, _ = _split_endpoint(endpoint)
     facts = read_model_facts(model_path)
@@ -204,5 +202,8 @@ async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name
     await endpoints[1].register(StatsHandler(core))
     served = ServedModel(rt, card, core, card_key(card.name, rt.instance_id),
                          [ep.discovery_key(rt.instance_id) for ep in endpoints])
+    if isinstance(core, GenerateEngine):
+        served.kv_publisher, keys = await start_kv_publisher(rt, core, namespace, component, kv_events)
+        served.instance_keys.extend(keys)
     await rt.discovery.put(served.card_key, card.to_dict())
     return served

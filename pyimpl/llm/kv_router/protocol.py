@@ -56,6 +56,35 @@ class LoadMetrics(msgspec.Struct, frozen=True):
     num_waiting: int
 
 
+class BlockLedger:
+    """A publisher's blocks stored and not removed, with their parents, as of its last published event: what
+    it answers on `kv_snapshot` (a worker's publisher and the C KV-event API both keep one)."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, tuple[int | None, int]] = {}  # block_hash -> (parent_hash, tokens_hash)
+        self.last_event_id = 0
+
+    def apply(self, event: WireKvEvent) -> None:
+        self.last_event_id = event.event_id
+        if event.kind == "stored":
+            parent = event.parent_hash
+            for block in event.blocks:
+                self.blocks[block.block_hash] = (parent, block.tokens_hash)
+                parent = block.block_hash
+        elif event.kind == "removed":
+            for block_hash in event.block_hashes:
+                self.blocks.pop(block_hash, None)
+        else:
+            self.blocks.clear()
+
+    def snapshot(self, worker_id: int, block_size: int) -> KvEventBatch:
+        """One stored event per block, parents before children (the order they were stored in), each with the
+        ledger's last event id (a router applies only live events newer than that)."""
+        events = [WireKvEvent("stored", self.last_event_id, parent, [WireBlock(block_hash, hashed)])
+                  for block_hash, (parent, hashed) in self.blocks.items()]
+        return KvEventBatch(worker_id, block_size, events)
+
+
 encode = msgspec.msgpack.Encoder().encode
 decode_batch = msgspec.msgpack.Decoder(KvEventBatch).decode
 decode_load = msgspec.msgpack.Decoder(LoadMetrics).decode

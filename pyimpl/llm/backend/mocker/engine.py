@@ -46,9 +46,12 @@ class MockEngine:
     def __init__(self, eos_token_ids: list[int] | None = None, max_model_len: int = 4096,
                  vocab_size: int = 32000, block_size: int = 16, step_delay_s: float = 0.0,
                  perf_model: PerfModel | None = None, num_gpu_blocks: int = 16384,
-                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256):
+                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256, speedup_ratio: float | None = None):
+        """`speedup_ratio` (the worker's --speedup-ratio) turns the timing model on: PerfModel(speedup_ratio)."""
         if max_num_batched_tokens < 1 or max_num_seqs < 1:
             raise ValueError("max_num_batched_tokens and max_num_seqs must be positive")
+        if perf_model is None and speedup_ratio is not None:
+            perf_model = PerfModel(speedup_ratio)
         self._eos = list(eos_token_ids or [])
         self._max_model_len, self._vocab_size, self._block_size = max_model_len, vocab_size, block_size
         self.step_delay_s, self.perf_model = step_delay_s, perf_model
