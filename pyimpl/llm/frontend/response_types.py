@@ -31,13 +31,10 @@ class ToolCall(msgspec.Struct):
     type: Literal["function"] = "function"
 
 
-class ToolCallDelta(msgspec.Struct):
-    """A whole tool call in one chunk (the frontend parses calls before sending them)."""
+class ToolCallDelta(ToolCall, kw_only=True):
+    """A whole tool call in one chunk (the frontend parses calls before sending them), with its index."""
 
     index: int
-    id: str
-    function: ToolCallFunction
-    type: Literal["function"] = "function"
 
 
 class TopLogprob(msgspec.Struct):
