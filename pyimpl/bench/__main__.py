@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf", "api-contract")
+BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf", "api-contract", "chaos", "router")
 
 
 def main(argv: list[str]) -> int:
