@@ -37,6 +37,7 @@ class _Request:
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     generated: list[int] = field(default_factory=list)
     num_computed: int = 0
+    running: bool = False                # admitted: holds KV and is in the running list
     done: bool = False
 
 
@@ -191,7 +192,7 @@ class MockEngine:
         requests first (oldest first), then admissions in arrival order while budget and KV allow."""
         budget, work = self.max_num_batched_tokens, []
         for req in list(self._running):
-            if req.done or req not in self._running:
+            if not req.running:                 # preempted by an older request's growth this step
                 continue
             need = len(req.kv.tokens) - req.num_computed
             decode = need == 1 and bool(req.generated)
@@ -210,6 +211,7 @@ class MockEngine:
             self.kv.admit(req.kv, hits, len(req.kv.tokens))
             req.num_computed = len(hits) * self.kv.block_size
             self._running.append(req)
+            req.running = True
             chunk = min(len(req.kv.tokens) - req.num_computed, budget)
             work.append((req, chunk, False))        # an empty prompt: a step of no tokens
             budget -= chunk
@@ -231,6 +233,7 @@ class MockEngine:
     def _preempt(self, req: _Request) -> None:
         self.kv.release(req.kv)
         self._running.remove(req)
+        req.running = False
         req.num_computed = 0
         self._waiting.insert(0, req)
         self.num_preemptions += 1
@@ -238,7 +241,7 @@ class MockEngine:
     def _apply(self, work: list[tuple[_Request, int, bool]]) -> None:
         self.num_steps += 1
         for req, chunk, _ in work:
-            if req.done or req not in self._running:
+            if not req.running:                 # aborted while the step ran
                 continue
             req.num_computed += chunk
             self.kv.register(req.kv, req.num_computed)
@@ -272,11 +275,12 @@ class MockEngine:
             return
         req.done = True
         self._requests.pop(req.request_id, None)
-        if req in self._waiting:
-            self._waiting.remove(req)
-        if req in self._running:
+        if req.running:
+            req.running = False
             self._running.remove(req)
             self.kv.release(req.kv)
+        elif req in self._waiting:
+            self._waiting.remove(req)
         if reason == "abort":
             self._aborts += 1
         else:
