@@ -105,3 +105,126 @@ def test_migration_limit_zero_fails_the_broken_streams(deployment):
     assert all(0 < r.chunks < MAX_TOKENS for r, v in zip(results, verdicts) if v == "failed")
     assert migrations(url) == {}
     replace_killed_worker(deployment)
+
+
+# ---- the stream wrapper alone (no processes): what is re-sent, when, and what is never migrated ----------------
+
+class FakeStream:
+    """A runtime response stream that yields `chunks`, then raises `error` (None: ends normally)."""
+
+    def __init__(self, chunks: list[dict], error: BaseException | None = None):
+        self.chunks, self.error, self.closed = list(chunks), error, False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> dict:
+        if self.chunks:
+            return self.chunks.pop(0)
+        if self.error is not None:
+            raise self.error
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def tokens(*ids: int, finish: str | None = None) -> dict:
+    return {"token_ids": list(ids), "finish_reason": finish}
+
+
+class FakeInstances:
+    """An opener over scripted streams, one per open; records each re-sent request and the excluded instances."""
+
+    def __init__(self, *streams: FakeStream):
+        self.streams, self.opened = list(streams), []
+
+    async def __call__(self, wire: dict, exclude: frozenset):
+        from pyimpl.runtime.errors import NoInstancesError
+        if not self.streams:
+            raise NoInstancesError("none left")
+        self.opened.append((wire, exclude))
+        return 100 + len(self.opened), self.streams.pop(0)
+
+
+WIRE = {"token_ids": [1, 2, 3], "stop_conditions": {"max_tokens": 5, "min_tokens": 4}, "sampling_options": {}}
+
+
+async def drain(stream) -> list[dict]:
+    return [chunk async for chunk in stream]
+
+
+def run_migrating(instances: FakeInstances, limit: int = 3):
+    from pyimpl.llm.frontend.migration import open_migrating
+    kinds: list[str] = []
+
+    async def go():
+        return await drain(await open_migrating(instances, WIRE, limit, kinds.append))
+    return asyncio.run(go()), kinds
+
+
+def test_broken_stream_is_resent_with_its_tokens_and_smaller_limits():
+    from pyimpl.runtime.errors import StreamIncompleteError
+    first = FakeStream([tokens(7), tokens(8)], StreamIncompleteError("lost"))
+    instances = FakeInstances(first, FakeStream([tokens(9), tokens(10), tokens(11, finish="length")]))
+    chunks, kinds = run_migrating(instances)
+    assert [t for c in chunks for t in c["token_ids"]] == [7, 8, 9, 10, 11]
+    assert first.closed and kinds == ["ongoing_request"]
+    wire, exclude = instances.opened[1]
+    assert wire["token_ids"] == [1, 2, 3, 7, 8] and exclude == {101}
+    assert wire["stop_conditions"] == {"max_tokens": 3, "min_tokens": 2}
+    assert WIRE["token_ids"] == [1, 2, 3]            # the caller's request is not modified
+
+
+def test_break_before_the_first_token_is_a_new_request_migration():
+    from pyimpl.runtime.errors import NoInstancesError
+    instances = FakeInstances(FakeStream([], NoInstancesError("no responders")), FakeStream([tokens(5, finish="stop")]))
+    chunks, kinds = run_migrating(instances)
+    assert chunks == [tokens(5, finish="stop")] and kinds == ["new_request"]
+    assert instances.opened[1][0] is WIRE
+
+
+def test_limit_spent_or_nowhere_to_go_raises_the_original_loss():
+    from pyimpl.runtime.errors import DisconnectedError, StreamIncompleteError
+    lost = [FakeStream([tokens(1)], StreamIncompleteError(f"lost {i}")) for i in range(3)]
+    with pytest.raises(StreamIncompleteError, match="lost 2"):
+        run_migrating(FakeInstances(*lost), limit=2)
+    with pytest.raises(DisconnectedError, match="reset"):
+        run_migrating(FakeInstances(FakeStream([tokens(1)], DisconnectedError("reset"))))   # no other instance
+
+
+def test_request_errors_are_never_migrated():
+    from pyimpl.runtime.errors import RemoteHandlerError
+    instances = FakeInstances(FakeStream([tokens(1)], RemoteHandlerError("KeyError: 'token_ids'")), FakeStream([]))
+    with pytest.raises(RemoteHandlerError):
+        run_migrating(instances)
+    assert len(instances.opened) == 1
+
+
+def test_a_shutdown_abort_continues_elsewhere_keeping_its_tokens():
+    instances = FakeInstances(FakeStream([tokens(4), tokens(5, finish="abort")]),
+                              FakeStream([tokens(6), tokens(7), tokens(8, finish="length")]))
+    chunks, kinds = run_migrating(instances)
+    assert [t for c in chunks for t in c["token_ids"]] == [4, 5, 6, 7, 8]
+    assert [c["finish_reason"] for c in chunks] == [None, None, None, None, "length"]
+    assert kinds == ["ongoing_request"]
+    aborted = [tokens(4, finish="abort")]
+    assert run_migrating(FakeInstances(FakeStream(aborted)), limit=0)[0] == aborted   # off: the abort passes
+
+
+def test_all_tokens_arrived_but_not_the_end_finishes_without_a_resend():
+    from pyimpl.runtime.errors import StreamIncompleteError
+    instances = FakeInstances(FakeStream([tokens(1, 2), tokens(3, 4, 5)], StreamIncompleteError("lost")))
+    chunks, _ = run_migrating(instances)
+    assert chunks[-1] == tokens(finish="length") and len(instances.opened) == 1
+
+
+def test_migration_limit_from_the_environment(monkeypatch):
+    from pyimpl.llm.frontend.migration import DEFAULT_MIGRATION_LIMIT, migration_limit_from_env
+    monkeypatch.delenv("DYN_MIGRATION_LIMIT", raising=False)
+    assert migration_limit_from_env() == DEFAULT_MIGRATION_LIMIT == 3
+    monkeypatch.setenv("DYN_MIGRATION_LIMIT", "0")
+    assert migration_limit_from_env() == 0
+    monkeypatch.setenv("DYN_MIGRATION_LIMIT", "-1")
+    with pytest.raises(ValueError, match="DYN_MIGRATION_LIMIT"):
+        migration_limit_from_env()
