@@ -62,14 +62,13 @@ async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Preprocess
                 yield {**base, "choices": [choice]}
                 if reason is not None:
                     unfinished.discard(index)
-            if not unfinished:
+            if not unfinished or aborted:
                 break
-            if aborted:
-                if cancelled_finish:
-                    for i in sorted(unfinished):
-                        yield {**base, "choices": [_cancelled_choice(chat, i, pending[i] if token_ids else None)]}
-                raise NoWorkerError(f"the worker serving '{req.model}' stopped before the response "
-                                    f"was complete")  # never a normal-looking end
+        if unfinished:  # aborted, or the worker streams ended before every choice did: never a normal-looking end
+            if cancelled_finish:
+                for i in sorted(unfinished):
+                    yield {**base, "choices": [_cancelled_choice(chat, i, pending[i] if token_ids else None)]}
+            raise NoWorkerError(f"the worker serving '{req.model}' stopped before the response was complete")
     finally:
         await items.aclose()
     if req.include_usage:
