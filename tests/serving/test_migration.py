@@ -228,3 +228,17 @@ def test_migration_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv("DYN_MIGRATION_LIMIT", "-1")
     with pytest.raises(ValueError, match="DYN_MIGRATION_LIMIT"):
         migration_limit_from_env()
+
+
+def test_constrained_output_is_not_continued_after_its_first_tokens():
+    """A new worker would restart the JSON grammar on the appended tokens: a clear failure beats corrupt JSON."""
+    from pyimpl.llm.frontend.migration import open_migrating
+    from pyimpl.runtime.errors import StreamIncompleteError
+    instances = FakeInstances(FakeStream([tokens(1)], StreamIncompleteError("lost")), FakeStream([tokens(2)]))
+
+    async def go():
+        wire = dict(WIRE, guided_decoding={"json_object": True})
+        return await drain(await open_migrating(instances, wire, 3))
+    with pytest.raises(StreamIncompleteError):
+        asyncio.run(go())
+    assert len(instances.opened) == 1

@@ -115,8 +115,8 @@ class MigratingStream:
         """Re-send the request, with what was generated, to an instance it has not failed on; re-raise `exc`
         when the limit is spent."""
         await close_stream(self._stream)
-        if self.migrations >= self.limit:
-            raise exc
+        if self.migrations >= self.limit or (self.generated and self.wire.get("guided_decoding")):
+            raise exc       # spent; or constrained output, whose grammar state a new worker could not resume
         self.migrations += 1
         self._failed_on.add(self._instance)
         kind = "ongoing_request" if self._chunks else "new_request"
