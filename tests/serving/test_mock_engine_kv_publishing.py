@@ -133,3 +133,28 @@ def test_worker_cli_refuses_mock_options_elsewhere():
                  ["--engine", "mock", "--num-gpu-blocks", "-1"]):
         with pytest.raises(SystemExit):
             parse_args(["--model", "m", *argv])
+
+
+
+async def test_events_from_an_engine_thread_arrive_in_order_and_batched(mem_runtime):
+    """The torch engine calls back from its stepping thread: the publisher hops to the loop, keeps order."""
+    from pyimpl.llm.backend.kv_publisher import start_kv_publisher
+    from pyimpl.llm.backend.mock_engine import MockEngine
+    from pyimpl.llm.engine.kv_events import KvCacheRemoved, KvCacheStored, StoredBlock
+    rt = mem_runtime
+    engine = MockEngine(block_size=4)
+    events = Collected(decode_batch)
+    await rt.events.subscribe("thr.backend.kv_events", events)
+    publisher, keys = await start_kv_publisher(rt, engine, "thr", "backend")
+    assert keys == [rt.endpoint("thr.backend.kv_snapshot").discovery_key(rt.instance_id)]
+
+    def engine_thread() -> None:
+        for i in range(1, 2001, 2):
+            engine.kv.events.emit(KvCacheStored(i, None, [StoredBlock(i, i, [1, 2, 3, 4])]))
+            engine.kv.events.emit(KvCacheRemoved(i + 1, [i]))
+    await asyncio.to_thread(engine_thread)
+    batches = await events.until(lambda b: sum(len(x.events) for x in b) == 2000)
+    assert [e.event_id for b in batches for e in b.events] == list(range(1, 2001))
+    assert len(batches) < 100
+    assert publisher.ledger.blocks == {} and publisher.ledger.last_event_id == 2000
+    await publisher.close()
