@@ -640,6 +640,215 @@ typedef void (*dynamo_stream_callback_t)(dynamo_stream_t* stream, dynamo_status_
 DYNAMO_API dynamo_status_t dynamo_stream_set_callback(dynamo_stream_t* stream, dynamo_stream_callback_t cb,
                                                       void* user_data);
 
+/* ---- memory returned to the host ----------------------------------------------- */
+
+/* Release what a dynamo_* function below handed over with "free it with dynamo_free": token id
+ * arrays, strings, dynamo_embeddings_t results. NULL: no-op. Each pointer once. Never pass it a
+ * pointer that is borrowed (a chunk's fields, dynamo_last_error, dynamo_runtime_stats_json's string).
+ * Never blocks, never takes the interpreter lock. Any thread. */
+DYNAMO_API void dynamo_free(void* ptr);
+
+/* ---- text: the model's tokenizer and chat template ------------------------------ */
+
+/* Every function of this section and the next two names a model: model NULL or "" is the runtime's
+ * only model (DYNAMO_ERR_INVALID_ARGUMENT when it serves several or, DYNAMO_ERR_NOT_FOUND, none);
+ * an unknown name is DYNAMO_ERR_NOT_FOUND. They block the calling thread until the answer is
+ * there (the tokenizer loads on first use: seconds), take the interpreter lock briefly and do the
+ * work on the runtime's own thread (a long text off it), so other streams keep running. The
+ * model's tokenizer must be readable here: its folder is on this machine (a model served by a
+ * worker elsewhere is readable when that folder is shared). Thread-safe. */
+
+/* The token ids of text (NUL-terminated UTF-8, at most 8 MiB) with the model's tokenizer;
+ * add_special != 0 adds the tokenizer's special tokens (BOS and the like) as a completions prompt
+ * gets them; 0 gives the bare text's ids (what a chat template's output needs).
+ * Ownership: *ids is a malloc'd array of *n ids (NULL when *n is 0), the caller's: free it with
+ * dynamo_free. */
+DYNAMO_API dynamo_status_t dynamo_tokenize(dynamo_runtime_t* rt, const char* model, const char* text,
+                                           int add_special, uint32_t** ids, size_t* n);
+
+/* The text of n token ids (ids may be NULL when n is 0; an id outside the vocabulary is
+ * DYNAMO_ERR_INVALID_ARGUMENT); skip_special != 0 leaves special tokens (EOS, ...) out, as a
+ * chat stream does. Ownership: *text is a malloc'd NUL-terminated UTF-8 string, the caller's:
+ * free it with dynamo_free. */
+DYNAMO_API dynamo_status_t dynamo_detokenize(dynamo_runtime_t* rt, const char* model, const uint32_t* ids,
+                                             size_t n, int skip_special, char** text);
+
+/* The prompt text a chat request would give the model: messages_json is a JSON array of OpenAI
+ * chat messages, or a whole chat request object (its "messages" and "tools" are used, its "model"
+ * if model is NULL); add_generation_prompt != 0 appends the assistant turn's opening, as a chat
+ * completion does. A model without a chat template, or a template that rejects the messages, is
+ * DYNAMO_ERR_INVALID_ARGUMENT with the template's message. Tokenize the result with add_special 0.
+ * Ownership: *prompt is a malloc'd NUL-terminated UTF-8 string: free it with dynamo_free. */
+DYNAMO_API dynamo_status_t dynamo_apply_chat_template(dynamo_runtime_t* rt, const char* model,
+                                                      const char* messages_json, int add_generation_prompt,
+                                                      char** prompt);
+
+/* ---- model info ------------------------------------------------------------------ */
+
+#define DYNAMO_MODEL_INFO_MAX_EOS 8
+
+/* What a host asks about a model before it builds prompts (since 0.3).
+ * ABI: the caller sets struct_size = sizeof(dynamo_model_info_t) before the call; the library
+ * writes only the fields that fit in struct_size and leaves the rest alone, so a host built
+ * against this header works with later libraries (which may use the reserved words) and a
+ * later host's bigger struct works with this library (its newer fields stay as the host set them). */
+typedef struct dynamo_model_info {
+    uint32_t struct_size;        /* in: sizeof(dynamo_model_info_t) */
+    uint32_t context_length;     /* tokens the serving engine accepts (prompt + completion) */
+    uint32_t vocab_size;         /* the model's vocabulary (0: unknown) */
+    uint32_t num_eos_ids;        /* ids in eos_ids (at most DYNAMO_MODEL_INFO_MAX_EOS; the JSON has all) */
+    uint32_t eos_ids[DYNAMO_MODEL_INFO_MAX_EOS]; /* ids that end generation, the model's own first */
+    uint32_t kv_block_size;      /* tokens per KV cache block (0: unknown) */
+    uint32_t kv_total_blocks;    /* KV cache capacity in blocks of the engine in this process (0: unknown,
+                                    e.g. a worker elsewhere) */
+    int32_t  is_embedding;       /* 1: an embedding model (dynamo_embeddings), 0: a generative model */
+    uint32_t reserved0;
+    char     name[128];          /* the served model name, NUL-terminated (truncated if longer) */
+    char     architecture[64];   /* config.json's architectures[0], e.g. "LlamaForCausalLM"; "" if unknown */
+    char     dtype[16];          /* config.json's dtype ("bfloat16", "float32", ...); "" if not given (the
+                                    engine may compute in another where the device lacks it) */
+    uint64_t reserved[8];        /* zero; later versions' fields */
+} dynamo_model_info_t;
+
+/* The model's facts as a JSON object: {"name", "model_type", "context_length", "vocab_size",
+ * "eos_token_ids": [...], "architecture", "dtype", "kv_block_size", "kv_total_blocks",
+ * "has_chat_template", "model_path"} (unknown values are null).
+ * Ownership: *json is malloc'd, NUL-terminated, the caller's: free it with dynamo_free. */
+DYNAMO_API dynamo_status_t dynamo_model_info_json(dynamo_runtime_t* rt, const char* model, char** json);
+
+/* The same facts in a struct: info->struct_size must be set (at least offsetof(dynamo_model_info_t,
+ * context_length) + 4, else DYNAMO_ERR_INVALID_ARGUMENT). Nothing to free. */
+DYNAMO_API dynamo_status_t dynamo_model_info(dynamo_runtime_t* rt, const char* model, dynamo_model_info_t* info);
+
+/* ---- more request kinds ------------------------------------------------------------- */
+
+/* Start an OpenAI text completion ({"prompt": "..." or [token ids], ...}, "stream" implied; "model"
+ * may be omitted when one model is served). Each chunk's json is an OpenAI text_completion chunk of
+ * one choice; text is its text delta; choice_index as for chat. Checks, errors, ownership and
+ * threads as dynamo_chat_completion. */
+DYNAMO_API dynamo_status_t dynamo_completion(dynamo_runtime_t* rt, const char* request_json, dynamo_stream_t** out);
+
+/* Run a chat completion to its end and return the whole reply: an OpenAI chat.completion object
+ * (choices with message and finish_reason, usage). Errors as the first poll of a stream would
+ * return them (DYNAMO_ERR_NOT_FOUND for an unknown model, DYNAMO_ERR_INVALID_ARGUMENT naming the
+ * bad key, ...). Blocks the calling thread until the reply is complete (at most 10 minutes, then
+ * DYNAMO_ERR_UNAVAILABLE); it cannot be cancelled: use dynamo_chat_completion for that.
+ * Ownership: *response_json is malloc'd, NUL-terminated, the caller's: free it with dynamo_free.
+ * Thread-safe; waits without holding the interpreter lock. */
+DYNAMO_API dynamo_status_t dynamo_chat_completion_sync(dynamo_runtime_t* rt, const char* request_json,
+                                                       char** response_json);
+
+/* Embeddings of an embedding model (a runtime created with {"model": "<sentence-transformers folder>"}). */
+typedef struct dynamo_embeddings {
+    const float* data;    /* count * dims floats, row i (input i) at data + i * dims */
+    size_t       count;   /* inputs embedded */
+    size_t       dims;    /* floats per embedding */
+    uint32_t     prompt_tokens;
+    uint32_t     reserved0;
+    const char*  model;   /* the model that answered, NUL-terminated */
+} dynamo_embeddings_t;
+
+/* Embed request_json, an OpenAI embeddings request ({"input": "text" or ["text", ...] or token
+ * ids, "model"?}; "encoding_format" is ignored: the floats come as floats). Blocks until done.
+ * Ownership: *result is one allocation (the struct, its floats and its model string): free it
+ * with dynamo_free(*result); every pointer in it dies then. Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_embeddings(dynamo_runtime_t* rt, const char* request_json,
+                                             dynamo_embeddings_t** result);
+
+/* ---- typed sampling parameters (llama.h style) ----------------------------------------- */
+
+/* The sampling fields of a chat or completion request as a struct, for hosts that prefer one
+ * to JSON. Start from dynamo_sampling_params_default() (the values the engine uses when the JSON
+ * leaves a field out), change fields, then dynamo_sampling_params_apply() writes them into a
+ * request's JSON: the values then meet exactly the validation the JSON fields meet (an out-of-range
+ * temperature is DYNAMO_ERR_INVALID_ARGUMENT from the first poll, naming "temperature").
+ * ABI: struct_size is set by dynamo_sampling_params_default(); fields are only ever added at the
+ * end, and apply() reads only the fields that struct_size covers. */
+typedef struct dynamo_sampling_params {
+    uint32_t struct_size;        /* set by dynamo_sampling_params_default() */
+    int32_t  max_tokens;         /* 0: up to the model's context */
+    int32_t  min_tokens;         /* 0 */
+    int32_t  top_k;              /* 0 or -1: off */
+    float    temperature;        /* 1.0; 0: greedy */
+    float    top_p;              /* 1.0 */
+    float    min_p;              /* 0.0 */
+    float    repetition_penalty; /* 1.0 */
+    float    presence_penalty;   /* 0.0 */
+    float    frequency_penalty;  /* 0.0 */
+    int32_t  has_seed;           /* 0: a random seed per request; 1: seed below */
+    int32_t  ignore_eos;         /* 0 */
+    int64_t  seed;
+} dynamo_sampling_params_t;
+
+/* The defaults, by value. Never fails. Thread-safe, no interpreter. */
+DYNAMO_API dynamo_sampling_params_t dynamo_sampling_params_default(void);
+
+/* A copy of request_json (a JSON object, as dynamo_chat_completion takes) with the sampling fields
+ * of params set: "max_tokens" (left out when 0), "min_tokens", "top_k", "temperature", "top_p",
+ * "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed" (when has_seed),
+ * "ignore_eos". They replace the request's own keys of those names. A NaN or infinite float is
+ * DYNAMO_ERR_INVALID_ARGUMENT (JSON cannot carry it); ranges are checked where the JSON's are.
+ * Ownership: *out_json is malloc'd, NUL-terminated, the caller's: free it with dynamo_free.
+ * Never blocks, no interpreter. Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_sampling_params_apply(const dynamo_sampling_params_t* params,
+                                                        const char* request_json, char** out_json);
+
+/* ---- logging ---------------------------------------------------------------------------- */
+
+/* Levels (Python's logging numbers). */
+#define DYNAMO_LOG_DEBUG    10
+#define DYNAMO_LOG_INFO     20
+#define DYNAMO_LOG_WARNING  30
+#define DYNAMO_LOG_ERROR    40
+#define DYNAMO_LOG_CRITICAL 50
+
+/* logger: where it came from ("pyimpl.llm.engine...", "py.warnings", "stderr"); message: the text,
+ * with a traceback appended when there is one. Both borrowed for the call. */
+typedef void (*dynamo_log_callback_t)(int32_t level, const char* logger, const char* message, void* user_data);
+
+/* Send everything the library would print to cb instead of stderr: its log records at or above
+ * the level (dynamo_set_log_level), Python warnings, tracebacks of failures no call could report,
+ * and anything written to the interpreter's sys.stderr (at DYNAMO_LOG_WARNING, logger "stderr",
+ * one call per line). cb NULL restores the default: stderr, as without a callback (records of
+ * WARNING and above). May be set before the first runtime exists.
+ * cb runs on whichever library thread logs (several at once are possible: it must be
+ * thread-safe), never with the interpreter lock held; it must return promptly and must not call
+ * dynamo_* functions other than dynamo_status_str, dynamo_llm_version and dynamo_free.
+ * Once this call returns, the previous callback is not running and never runs again (user_data
+ * may be released). A Python host sharing its interpreter gets its sys.stderr redirected while a
+ * callback is set. Thread-safe; returns DYNAMO_OK, or DYNAMO_ERR_FORKED. */
+DYNAMO_API dynamo_status_t dynamo_set_log_callback(dynamo_log_callback_t cb, void* user_data);
+
+/* The lowest level sent to the log callback (default DYNAMO_LOG_WARNING). Any int32 is accepted
+ * (values between levels work as in Python's logging). Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_set_log_level(int32_t level);
+
+/* ---- callback streaming ------------------------------------------------------------------- */
+
+/* Called once per chunk (status DYNAMO_OK, chunk filled), then once at the end (status DYNAMO_END
+ * or the stream's error, chunk NULL). chunk's pointers are valid during the call only. */
+typedef void (*dynamo_stream_callback_t)(dynamo_stream_t* stream, dynamo_status_t status,
+                                         const dynamo_chunk_t* chunk, void* user_data);
+
+/* Deliver a stream's chunks to cb instead of dynamo_stream_poll (an alternative to poll/fd).
+ * The rules:
+ *  - cb runs on a library thread (one for all streams of the process: a slow callback delays the
+ *    others), never on the host's thread, never with the interpreter lock held;
+ *  - calls for one stream are ordered and never concurrent; the chunks already queued when this is
+ *    called come first;
+ *  - the terminal call (DYNAMO_END or an error, chunk NULL) comes exactly once, and nothing after it;
+ *  - inside cb the host may call dynamo_stream_cancel (the terminal call DYNAMO_ERR_CANCELLED
+ *    follows) and dynamo_stream_free (nothing more is delivered for the stream, not even the
+ *    terminal call; freeing at the terminal call is the usual way); from another thread it may
+ *    cancel at any time, but may free only after the terminal call (or from inside cb): a free
+ *    racing a callback would pull the chunk from under it;
+ *  - after this call the host must not poll the stream; dynamo_stream_fd stays the library's.
+ * Once per stream: a second call is DYNAMO_ERR_INVALID_ARGUMENT, as is cb NULL; a stream that
+ * ended before this call still gets its queued chunks and its terminal call.
+ * Returns without waiting. Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_stream_set_callback(dynamo_stream_t* stream, dynamo_stream_callback_t cb,
+                                                      void* user_data);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -38,6 +38,10 @@ class Preprocessor:
         self.tokenizer = tokenizer
         self.model_dir = model_dir
         self._eos_token_ids = list(eos_token_ids)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # tokenizer.json's own padding/truncation (sentence-transformers folders pad
+            backend.no_padding()  # and cut at 128) would pad or cut the ids tokenize() returns
+            backend.no_truncation()
 
     @classmethod
     def from_model_dir(cls, path: str | Path) -> "Preprocessor":
