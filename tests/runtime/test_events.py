@@ -211,3 +211,23 @@ async def test_zmq_across_processes_and_a_dead_publisher_leaves_discovery(tmp_pa
         proc.kill()
         proc.wait()
         await rt.shutdown()
+
+
+async def test_nats_subscriptions_survive_a_server_restart(nats_server_process, tmp_path):
+    kwargs = dict(discovery_backend="file", request_plane="nats", nats_server=nats_server_process.url,
+                  file_kv_dir=str(tmp_path))
+    pub = await DistributedRuntime.create(**kwargs)
+    sub = await DistributedRuntime.create(**kwargs)
+    assert pub.config.event_plane == "nats"
+    inbox = Inbox()
+    await sub.events.subscribe("r.s", inbox)
+    await publish_until(pub, "r.s", inbox)
+    nats_server_process.restart()
+    for _ in range(100):                    # both clients reconnect and the subscription is replayed
+        await pub.events.publish("r.s", b"after")
+        await asyncio.sleep(0.05)
+        if inbox.items:
+            break
+    assert inbox.items and inbox.items[0] == ("r.s", b"after")
+    await pub.shutdown()
+    await sub.shutdown()
