@@ -62,23 +62,6 @@ void dyn_set_model_info(uint32_t context_length, uint32_t vocab_size, const uint
 void dyn_set_embeddings(const float* data, size_t count, size_t dims, uint32_t prompt_tokens, const char* model);
 void dyn_log_emit(int32_t level, const char* logger, const char* message); /* to the host's log callback */
 int  dyn_log_wanted(int32_t* level);             /* 1 when the host set a log callback; marks Python attached */
-/* ---- the host API (host_text.c, log_callback.c; Python side: pyimpl/capi/host_calls.py, log_bridge.py) ----
- * dyn_py_host_call's ops; each answers with this thread's owned result (bytes handed to the host) */
-#define DYN_OP_TOKENIZE 1
-#define DYN_OP_DETOKENIZE 2
-#define DYN_OP_CHAT_TEMPLATE 3
-#define DYN_OP_MODEL_INFO 4
-#define DYN_OP_EMBEDDINGS 5
-#define DYN_OP_CHAT_SYNC 6
-void dyn_set_owned_result(const char* data, size_t len); /* a malloc'd copy + NUL, taken by dyn_take_owned_result */
-/* DYN_OP_MODEL_INFO also fills this thread's dynamo_model_info_t (strings NUL-terminated, truncated) */
-void dyn_set_model_info(uint32_t context_length, uint32_t vocab_size, const uint32_t* eos, size_t num_eos,
-                        uint32_t kv_block_size, uint32_t kv_total_blocks, int32_t is_embedding,
-                        const char* name, const char* architecture, const char* dtype);
-/* DYN_OP_EMBEDDINGS: this thread's owned result becomes one dynamo_embeddings_t allocation */
-void dyn_set_embeddings(const float* data, size_t count, size_t dims, uint32_t prompt_tokens, const char* model);
-void dyn_log_emit(int32_t level, const char* logger, const char* message); /* to the host's log callback */
-int  dyn_log_wanted(int32_t* level);             /* 1 when the host set a log callback; marks Python attached */
 /* ---- C/C++ engines (outbox.c, kv_events_c.c, endpoint_serve.c; Python side: pyimpl/capi/c_engines.py) ----
  * the outbox: a second queue to the loop thread; its events' kind is a DYN_OUT_*, `stream` the responder
  * (SEND/FINISH), `request` the payload: KV blobs (layout in pyimpl/capi/kv_publisher_c.py), a response's
@@ -104,8 +87,6 @@ int dyn_py_runtime_destroy(uint64_t runtime);
 int dyn_py_runtime_stats(uint64_t runtime);
 int dyn_py_host_call(uint64_t runtime, int32_t op, const char* model, const char* arg, size_t arg_len, int32_t flag);
 int dyn_py_log_config(int32_t enabled, int32_t level);
-int dyn_py_host_call(uint64_t runtime, int32_t op, const char* model, const char* arg, size_t arg_len, int32_t flag);
-int dyn_py_log_config(int32_t enabled, int32_t level);
 int dyn_py_llm_init(const char* namespace_name, const char* component, const char* endpoint, uint32_t kv_block_size);
 int dyn_py_llm_shutdown(void);
 int dyn_py_endpoint_serve(uint64_t runtime, uint64_t server, const char* path);
@@ -123,10 +104,6 @@ int  dyn_utf8_valid(const char* s, size_t n);
 int  dyn_json_valid_object(const char* s, size_t n);
 dynamo_status_t dyn_fail(dynamo_status_t status, const char* fmt, ...);
 extern volatile int dyn_forked;
-/* host_text.c: this thread's owned result (NULL if none), handed over: the caller frees it */
-char* dyn_take_owned_result(size_t* len);
-/* NULL, size (8 MiB), UTF-8 and JSON-object checks of a request-like argument named `what` */
-dynamo_status_t dyn_check_json_object(const char* what, const char* json, size_t* len);
 /* host_text.c: this thread's owned result (NULL if none), handed over: the caller frees it */
 char* dyn_take_owned_result(size_t* len);
 /* NULL, size (8 MiB), UTF-8 and JSON-object checks of a request-like argument named `what` */

@@ -167,10 +167,6 @@ dynamo_status_t dynamo_completion(dynamo_runtime_t* rt, const char* request_json
     return submit(rt, DYN_EV_COMPLETION, NULL, request_json, out);
 }
 
-dynamo_status_t dynamo_completion(dynamo_runtime_t* rt, const char* request_json, dynamo_stream_t** out) {
-    return submit(rt, DYN_EV_COMPLETION, NULL, request_json, out);
-}
-
 dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path, const char* request_json,
                                 dynamo_stream_t** out) {
     if (dyn_forked) return dyn_fail(DYNAMO_ERR_FORKED, "called from a child process after fork()");

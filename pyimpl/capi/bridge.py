@@ -11,8 +11,6 @@ from pyimpl.capi.chunks import ChunkBatch
 from pyimpl.capi.host import EmbeddedHost, Event
 from pyimpl.capi.host_api_bridge import install_host_api
 from pyimpl.capi.host_calls import HostCalls
-from pyimpl.capi.host_api_bridge import install_host_api
-from pyimpl.capi.host_calls import HostCalls
 from pyimpl.capi.status import ERR_INTERNAL, OK, describe, status_of, verify_codes
 
 host: EmbeddedHost | None = None
@@ -107,8 +105,6 @@ def install(ffi, lib) -> None:
             return OK
         except BaseException as exc:
             return fail(exc)
-
-    install_host_api(ffi, lib, HostCalls(host.sessions, host.call), fail)
 
     install_host_api(ffi, lib, HostCalls(host.sessions, host.call), fail)
 

@@ -168,8 +168,6 @@ class EmbeddedHost:
                 source = session.chat(request)
             elif event.kind == EV_COMPLETION:
                 source = session.completion(request)
-            elif event.kind == EV_COMPLETION:
-                source = session.completion(request)
             else:
                 source = await session.generate(event.endpoint, request)
             items, added = pump.items, pump.added

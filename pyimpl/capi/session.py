@@ -89,20 +89,6 @@ class RuntimeSession:
                 return {**request, "model": names[0]}
         return request
 
-    def completion(self, request: dict) -> AsyncIterator[dict]:
-        """OpenAI text_completion chunk dicts for an OpenAI completions request (validation on first iteration)."""
-        if self.models is None:
-            raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
-        return self.models.completion_stream(self._default_model(request))
-
-    def _default_model(self, request: Any) -> Any:
-        """request with "model" filled in when it names none and a single model is served."""
-        if isinstance(request, dict) and "model" not in request:
-            names = self.models.model_names()
-            if len(names) == 1:
-                return {**request, "model": names[0]}
-        return request
-
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
         """The runtime's response stream of endpoint `path` for `request`: the handler's items without
         Annotated wrappers (nothing here reads their annotations); aclose() cancels."""
