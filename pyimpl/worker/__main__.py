@@ -26,7 +26,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-kv-events", action="store_true",
                    help="publish no KV events (routers predict this worker's cache: approximate mode)")
     p.add_argument("--max-model-len", type=int, default=None,
-                   help="torch engine: cap the context (e.g. a 32k-context GGUF on a small KV pool)")
+                   help="torch engine: cap the context (e.g. a 32k-context GGUF on a small KV pool); "
+                        "mock engine: the context it claims (any length)")
     p.add_argument("--dtype", default=None, help="torch engine: bfloat16 | float32 | ... (default: the engine's)")
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
@@ -48,7 +49,8 @@ async def run(args: argparse.Namespace) -> None:
         pass
     rt = await DistributedRuntime.create()
     mock_options = (("step_delay_s", args.mock_step_delay_s), ("speedup_ratio", args.speedup_ratio),
-                    ("num_gpu_blocks", args.num_gpu_blocks), ("block_size", args.block_size))
+                    ("num_gpu_blocks", args.num_gpu_blocks), ("block_size", args.block_size),
+                    ("max_model_len", args.max_model_len))
     torch_options = (("max_model_len", args.max_model_len), ("dtype", args.dtype))
     kwargs = {k: v for k, v in (mock_options if args.engine == "mock" else torch_options) if v is not None}
     served = await serve_model(rt, args.model, model_name=args.model_name, endpoint=args.endpoint,

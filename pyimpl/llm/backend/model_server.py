@@ -127,8 +127,8 @@ def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: st
         return BuiltEngine(embedder, embedder.handler)
     if engine == "mock":
         from pyimpl.llm.backend.mock_engine import MockEngine
-        mock = MockEngine(eos_token_ids=facts.eos_token_ids, max_model_len=facts.context_length,
-                          vocab_size=facts.vocab_size, **engine_kwargs)
+        options = {"max_model_len": facts.context_length, **engine_kwargs}    # a bench may stretch the context
+        mock = MockEngine(eos_token_ids=facts.eos_token_ids, vocab_size=facts.vocab_size, **options)
         return BuiltEngine(mock, GenerateHandler(mock))
     if engine == "torch":
         from pyimpl.llm.engine import AsyncEngine
