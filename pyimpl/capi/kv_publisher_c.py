@@ -12,14 +12,14 @@ import logging
 import struct
 from array import array
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator
 
 import msgspec
 import xxhash
 
 from pyimpl.llm.engine.block_hash import HASH_SEED, local_block_hash
-from pyimpl.llm.kv_router.protocol import (KV_EVENTS_TOPIC, SNAPSHOT_ENDPOINT, KvEventBatch, WireBlock,
-                                           WireKvEvent, encode, subject)
+from pyimpl.llm.kv_router.protocol import (KV_EVENTS_TOPIC, SNAPSHOT_ENDPOINT, BlockLedger, KvEventBatch,
+                                           WireBlock, WireKvEvent, encode, subject)
 
 log = logging.getLogger("pyimpl.capi.kv_events")
 
@@ -74,31 +74,6 @@ def decode_removed(blob: bytes) -> WireKvEvent:
     event_id, count = REMOVED_HEADER.unpack_from(blob)
     ids = array("Q", blob[REMOVED_HEADER.size:REMOVED_HEADER.size + 8 * count])
     return WireKvEvent("removed", event_id, block_hashes=list(ids))
-
-
-class BlockLedger:
-    """The blocks stored and not removed, with their parents: what a late router gets as a snapshot."""
-
-    def __init__(self) -> None:
-        self.blocks: dict[int, tuple[Optional[int], int]] = {}  # block_hash -> (parent, tokens_hash)
-        self.last_event_id = 0
-
-    def apply(self, event: WireKvEvent) -> None:
-        self.last_event_id = event.event_id
-        if event.kind == "stored":
-            parent = event.parent_hash
-            for block in event.blocks:
-                self.blocks[block.block_hash] = (parent, block.tokens_hash)
-                parent = block.block_hash
-        else:
-            for block_hash in event.block_hashes:
-                self.blocks.pop(block_hash, None)
-
-    def snapshot(self, worker_id: int, block_size: int) -> KvEventBatch:
-        """One stored event per block, parents before children (the order they were stored in)."""
-        events = [WireKvEvent("stored", self.last_event_id, parent, [WireBlock(block_hash, hashed)])
-                  for block_hash, (parent, hashed) in self.blocks.items()]
-        return KvEventBatch(worker_id, block_size, events)
 
 
 class CKvPublisher:
