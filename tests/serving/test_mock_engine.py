@@ -158,3 +158,19 @@ async def test_speedup_ratio_divides_the_time():
     assert slow / fast > 3.0
     with pytest.raises(ValueError):
         PerfModel(0)
+
+
+async def test_a_slow_reader_holds_its_request_back_without_busy_waiting():
+    engine = MockEngine(eos_token_ids=[EOS])
+    stream = engine.generate([5, 6, 7], MockSamplingParams(max_tokens=100_000, ignore_eos=True), "slow")
+    await stream.__anext__()
+    await asyncio.sleep(0.2)
+    steps = engine.num_steps
+    await asyncio.sleep(0.2)
+    assert engine.num_steps == steps < 200          # paused at the unread limit, not spinning
+    other = await run(engine, [9, 8], "other", max_tokens=3, ignore_eos=True)
+    assert tokens(other) == [9, 8, 9]               # others are served meanwhile
+    more = [(await stream.__anext__()).new_token_ids[0] for _ in range(300)]   # reading resumes it
+    assert more == [[5, 6, 7][i % 3] for i in range(1, 301)]
+    await stream.aclose()
+    assert engine.abort_count == 1 and engine.stats().num_running == 0

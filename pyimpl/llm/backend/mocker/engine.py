@@ -24,6 +24,7 @@ from .params import MockSamplingParams, make_params
 from .timing import PerfModel
 
 log = logging.getLogger(__name__)
+MAX_UNREAD = 64     # outputs queued for a request's reader before its decoding waits (memory stays bounded)
 
 
 @dataclass(eq=False)
@@ -38,6 +39,7 @@ class _Request:
     generated: list[int] = field(default_factory=list)
     num_computed: int = 0
     running: bool = False                # admitted: holds KV and is in the running list
+    paused: bool = False                 # its reader is MAX_UNREAD outputs behind: no decode until it reads
     done: bool = False
 
 
@@ -132,6 +134,9 @@ class MockEngine:
         try:
             while True:
                 out = await req.outbox.get()
+                if req.paused:
+                    req.paused = False
+                    self._wake.set()
                 yield out
                 if out.finished:
                     return
@@ -152,10 +157,7 @@ class MockEngine:
             self._finish(req, "abort")
         if self._loop_task is not None:
             self._loop_task.cancel()
-            try:
-                await self._loop_task
-            except BaseException:
-                pass
+            await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
 
     # ---- scheduler
@@ -175,6 +177,10 @@ class MockEngine:
             started = loop.time()
             try:
                 work = self._schedule()
+                if not work:                    # every request waits for its reader (or for KV room)
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
                 delay = self.step_delay_s
                 if self.perf_model is not None:
                     prefill = sum(n for _, n, decode in work if not decode)
@@ -196,6 +202,9 @@ class MockEngine:
                 continue
             need = len(req.kv.tokens) - req.num_computed
             decode = need == 1 and bool(req.generated)
+            if decode and req.outbox.qsize() >= MAX_UNREAD:
+                req.paused = True
+                continue
             if decode and not self._make_room(req, len(req.kv.tokens)):    # its last token's slot
                 continue
             chunk = min(need, budget)
@@ -281,6 +290,8 @@ class MockEngine:
             self.kv.release(req.kv)
         elif req in self._waiting:
             self._waiting.remove(req)
+        if self._wake is not None:
+            self._wake.set()                    # its KV room may admit a waiting request
         if reason == "abort":
             self._aborts += 1
         else:
