@@ -8,7 +8,7 @@ CHAT_KEYS = frozenset({
     "model", "messages", "stream", "stream_options", "n", "max_tokens", "max_completion_tokens", "min_tokens",
     "stop", "stop_token_ids", "ignore_eos", "include_stop_str_in_output", "skip_special_tokens",
     "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
-    "seed", "tools", "tool_choice", "response_format", "logprobs", "top_logprobs",
+    "seed", "tools", "tool_choice", "response_format", "logprobs", "top_logprobs", "logit_bias",
     "user",  # OpenAI's end-user id: accepted, carries no behaviour
 })
 

@@ -8,6 +8,7 @@ class ServingError(Exception):
     status = 500
     error_type = "internal_error"
     code: str | None = None
+    retry_after_s: int | None = None   # HTTP answers carry `Retry-After` when set (a passing unavailability)
 
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
@@ -61,11 +62,12 @@ class PayloadTooLargeError(ServingError):
 
 
 class NoWorkerError(ServingError):
-    """The model is known but no worker is available to serve it (HTTP 503)."""
+    """The model is known but no worker is available to serve it (HTTP 503, `Retry-After`)."""
 
     status = 503
     error_type = "service_unavailable"
     code = "no_worker"
+    retry_after_s = 1
 
 
 class EngineError(ServingError):

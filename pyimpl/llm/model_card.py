@@ -38,3 +38,8 @@ class ModelCard:
 def card_key(model_name: str, instance_id: int) -> str:
     """Discovery key of one worker's card for `model_name`."""
     return f"{CARD_PREFIX}{model_name}/{instance_id:x}"
+
+
+def card_instance_id(key: str) -> int:
+    """The id of the worker instance that published the card at `key` (card_key's inverse)."""
+    return int(key.rsplit("/", 1)[1], 16)

@@ -1,6 +1,7 @@
 """Real-process fixtures for the serving tests: frontends and workers over file discovery + tcp plane."""
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -101,3 +102,20 @@ def wait_for_models(base_url: str, predicate, timeout: float = 30.0, headers: di
             return names
         time.sleep(0.1)
     raise AssertionError(f"models never satisfied the condition; last seen {names}")
+
+
+@contextlib.contextmanager
+def frontend_with_worker(env: dict, model: str, name: str, *worker_args: str):
+    """A frontend and one worker serving `model` as `name`, stopped on exit; yields the frontend's URL."""
+    frontend, url = start_frontend(env)
+    try:
+        worker = start_worker(env, model, "--model-name", name, *worker_args)
+    except BaseException:
+        frontend.stop()
+        raise
+    try:
+        wait_for_models(url, lambda names: name in names)
+        yield url
+    finally:
+        worker.stop()
+        frontend.stop()

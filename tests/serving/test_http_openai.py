@@ -167,15 +167,15 @@ async def test_no_worker_503(stack, serving_env, tiny_model):
         card = ModelCard(name="ghost", model_path=tiny_model, endpoint="ghost.backend.generate")
         await rt.discovery.put(card_key("ghost", rt.instance_id), card.to_dict())
         async with httpx.AsyncClient(base_url=stack, timeout=30) as http:
-            for _ in range(300):
-                names = [m["id"] for m in (await http.get("/v1/models")).json()["data"]]
-                if "ghost" in names:
+            for _ in range(300):   # 404 until the frontend has seen the card; then 503: known, but no live worker
+                r = await http.post("/v1/chat/completions", json={"model": "ghost",
+                                                                  "messages": [{"role": "user", "content": "hi"}]})
+                if r.status_code != 404:
                     break
                 await asyncio.sleep(0.05)
-            r = await http.post("/v1/chat/completions", json={"model": "ghost",
-                                                              "messages": [{"role": "user", "content": "hi"}]})
-        assert r.status_code == 503
-        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+            assert "ghost" not in [m["id"] for m in (await http.get("/v1/models")).json()["data"]]  # cannot serve
     finally:
         await rt.shutdown()
 

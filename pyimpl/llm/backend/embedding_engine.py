@@ -5,6 +5,7 @@ import asyncio
 from typing import Any, AsyncIterator
 
 from pyimpl.llm.engine.outputs import EngineStats
+from pyimpl.llm.errors import EngineRequestError
 from pyimpl.llm.model_facts import ModelFacts, read_model_facts
 
 
@@ -30,9 +31,15 @@ class EmbeddingEngine:
         self._lock = asyncio.Lock()
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """Unit-length sentence vectors and the number of tokens read."""
+        """Unit-length sentence vectors and the number of tokens read; a text over the model's maximum length is
+        refused (EngineRequestError naming it), never silently truncated."""
         torch = self.torch
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(texts, padding=True, truncation=False, return_tensors="pt")
+        lengths = batch["attention_mask"].sum(1).tolist()
+        too_long = next((i for i, n in enumerate(lengths) if n > self.max_length), None)
+        if too_long is not None:
+            raise EngineRequestError(f"'input[{too_long}]' has {lengths[too_long]} tokens; this embedding model reads "
+                                     f"at most {self.max_length}", f"input[{too_long}]")
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -70,6 +70,9 @@ class Sampler:
                 idx = torch.tensor(list(p.logit_bias.keys()), dtype=torch.long, device=logits.device)
                 val = torch.tensor(list(p.logit_bias.values()), dtype=logits.dtype, device=logits.device)
                 logits[r].index_add_(0, idx, val)
+                banned = [t for t, b in p.logit_bias.items() if b <= -100.0]
+                if banned:           # OpenAI: -100 bans the token, however large its logit
+                    logits[r, banned] = float("-inf")
             if s.num_output_tokens < p.min_tokens:
                 banned = list(p.stop_token_ids) + ([] if p.ignore_eos else self.eos_token_ids)
                 banned = [t for t in banned if t < self.vocab_size]

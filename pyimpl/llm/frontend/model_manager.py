@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from pyimpl.llm.frontend.aliases import ModelAlias
-from pyimpl.llm.errors import EngineError, InvalidRequestError, ModelNotFoundError, NoWorkerError
-from pyimpl.llm.model_card import CARD_PREFIX, ModelCard
+from pyimpl.llm.errors import InvalidRequestError, ModelNotFoundError, NoWorkerError
+from pyimpl.llm.model_card import CARD_PREFIX, ModelCard, card_instance_id
 from pyimpl.llm.frontend.openai_chunks import openai_chunks
-from pyimpl.llm.frontend.openai_stream import aggregate_chat, aggregate_completion, encode_embedding
+from pyimpl.llm.frontend.openai_stream import aggregate_chat, aggregate_completion, embedding_response
 from pyimpl.llm.text.preprocessor import LARGE_TEXT
 from pyimpl.llm.frontend.prompt_input import (ChatPromptCache, check_vocabulary, format_hint, load_preprocessor, text_size,
                                      tokenize_off_loop, tool_choice_hint)
@@ -24,7 +24,7 @@ from pyimpl.llm.frontend.protocols import (GenerationRequest, parse_chat_request
                                  parse_embedding_request, to_wire_request, with_usage)
 from pyimpl.llm.frontend.migration import migration_limit_from_env, open_migrating
 from pyimpl.llm.frontend.routing import ModelRouter, RouteListener, RouterSettings, with_nvext, with_worker_id
-from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
+from pyimpl.llm.frontend.worker_streams import close_stream, single_stream
 
 if TYPE_CHECKING:
     from pyimpl.llm.text.preprocessor import Preprocessor
@@ -35,16 +35,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServedModelEntry:
-    """One model name as seen in discovery: its cards (one per worker) and a client for its endpoint."""
+    """One model name as seen in discovery: its cards (one per worker) and a client for its endpoint.
+
+    Requests go only to the instances that published this model's card (`instances`): two models whose workers
+    share an endpoint never get each other's requests."""
 
     name: str
     cards: dict[str, ModelCard] = field(default_factory=dict)
     router: ModelRouter | None = None    # chooses the instance of each request (--router-mode)
     client: Client | None = None
+    instances: set[int] = field(default_factory=set)   # ids of the workers whose card is in `cards`
+    ready: bool = False                                 # the frontend can serve it (its tokenizer is loaded)
 
     @property
     def card(self) -> ModelCard:
         return next(iter(self.cards.values()))
+
+    def live_instances(self) -> list[int]:
+        """The workers requests of this model go to now: they published its card and are live in the client."""
+        return [i for i in self.client.instance_ids() if i in self.instances]
+
+    def servable(self) -> bool:
+        """Listed in /v1/models and counted by /health: ready, with at least one live worker."""
+        return self.ready and bool(self.live_instances())
 
 
 class ModelManager:
@@ -112,23 +125,31 @@ class ModelManager:
                                              card.kv_block_size, entry.client, self.on_route).start()
             self.models[card.name] = entry
         entry.cards[key] = card
-        if card.model_type != "embedding" and card.model_path not in self._preprocessors:
-            task = asyncio.create_task(self._preload_preprocessor(card))
+        entry.instances.add(card_instance_id(key))
+        if card.model_type == "embedding" or card.model_path in self._preprocessors:
+            entry.ready = True
+        else:
+            task = asyncio.create_task(self._preload_preprocessor(entry, card))
             self._background.add(task)  # asyncio keeps only weak references to tasks
             task.add_done_callback(self._background.discard)
         self._notify()
 
-    async def _preload_preprocessor(self, card: ModelCard) -> None:
+    async def _preload_preprocessor(self, entry: ServedModelEntry, card: ModelCard) -> None:
+        """Load the model's tokenizer, then list the model: its first request must not wait seconds for it."""
         try:
             await self.preprocessor(card)
         except Exception:  # reported again, to the client, on first use
             log.warning("could not load the tokenizer of %s", card.model_path, exc_info=True)
+            return
+        entry.ready = True
+        self._notify()
 
     def _on_delete(self, key: str) -> None:
         name = key[len(CARD_PREFIX):].rsplit("/", 1)[0]
         entry = self.models.get(name)
         if entry is not None:
             entry.cards.pop(key, None)
+            entry.instances.discard(card_instance_id(key))
             if not entry.cards:
                 del self.models[name]
                 if entry.router is not None:
@@ -144,8 +165,13 @@ class ModelManager:
     # ---- model listing ---------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
-        """Served model names, then aliases whose target is served."""
-        return sorted(self.models) + sorted(a for a, alias in self.aliases.items() if alias.model in self.models)
+        """Names of the models that can serve now (tokenizer loaded, a live worker), then aliases of them."""
+        served = {name for name, entry in self.models.items() if entry.servable()}
+        return sorted(served) + sorted(a for a, alias in self.aliases.items() if alias.model in served)
+
+    def live_instances(self) -> dict[str, int]:
+        """Live workers per known model: the ones its requests go to (what /health reports)."""
+        return {name: len(entry.live_instances()) for name, entry in self.models.items()}
 
     def list_models(self) -> dict:
         """The /v1/models body."""
@@ -153,15 +179,17 @@ class ModelManager:
                                             "owned_by": "pyimpl"} for name in self.model_names()]}
 
     async def wait_for_model(self, name: str | None = None, timeout: float | None = None) -> str:
-        """Wait until `name` (or any model when None) is served; returns the name."""
+        """Wait until `name` (or any model when None) can serve (model_names); returns the name."""
         async def wait() -> str:
             while True:
                 changed = self._changed
-                if name is None and self.models:
-                    return next(iter(self.models))
-                if name is not None and name in self.model_names():
-                    return name
-                await changed.wait()
+                names = self.model_names()
+                if names and (name is None or name in names):
+                    return names[0] if name is None else name
+                try:  # instances come and go in the clients too: look again now and then
+                    await asyncio.wait_for(changed.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
         return await asyncio.wait_for(wait(), timeout)
 
     async def wait_for_model_gone(self, name: str, timeout: float | None = None) -> None:
@@ -250,10 +278,9 @@ class ModelManager:
             # a text prompt gets the tokenizer's special tokens (BOS), as transformers and vLLM add them
             prompt_ids = pre.tokenize(req.prompt, True) if isinstance(req.prompt, str) else list(req.prompt)
             if not isinstance(req.prompt, str):
-                vocab = self._vocab_sizes.get(card.model_path)
-                if vocab is None:  # len() of a tokenizer can build its whole vocabulary: once per model
-                    vocab = self._vocab_sizes[card.model_path] = len(pre.tokenizer)
-                check_vocabulary(prompt_ids, vocab)
+                check_vocabulary(prompt_ids, self._vocab_size(card, pre))
+        if "logit_bias" in req.sampling:
+            check_vocabulary(req.sampling["logit_bias"], self._vocab_size(card, pre), "logit_bias")
         room = card.context_length - len(prompt_ids)
         if room <= 0:
             raise InvalidRequestError(f"the prompt has {len(prompt_ids)} tokens, the model's context is "
@@ -266,11 +293,17 @@ class ModelManager:
             raise InvalidRequestError("'min_tokens' must not exceed 'max_tokens'", "min_tokens")
         return req, entry, pre, prompt_ids, max_tokens
 
+    def _vocab_size(self, card: ModelCard, pre: Preprocessor) -> int:
+        vocab = self._vocab_sizes.get(card.model_path)
+        if vocab is None:  # len() of a tokenizer can build its whole vocabulary: once per model
+            vocab = self._vocab_sizes[card.model_path] = len(pre.tokenizer)
+        return vocab
+
     async def _open(self, entry: ServedModelEntry, wire: dict, exclude: frozenset = frozenset(),
                     pinned: int | None = None, served: list[int] | None = None) -> tuple[int, Any]:
         """(instance id, response stream) on an instance of `entry` not in `exclude` (`pinned`: that one only),
         chosen by the model's router; the id is appended to `served`; runtime errors as raised."""
-        instance, stream = await entry.router.open(wire, exclude, self.no_worker_wait_s, pinned)
+        instance, stream = await entry.router.open(wire, exclude, self.no_worker_wait_s, pinned, among=entry.instances)
         if served is not None:
             served.append(instance)
         return instance, stream
@@ -308,16 +341,9 @@ class ModelManager:
         """The /v1/embeddings body for a request (texts are tokenized by the embedding worker)."""
         body, entry = self._resolve(request)
         typed = parse_embedding_request(body)
-        model, texts, encoding = typed.model, typed.input, typed.encoding_format or "float"
-        entry = self._entry_for(model, entry, "embedding")
-        stream = await self._open_migrating(entry, {"input": texts})
+        entry = self._entry_for(typed.model, entry, "embedding")
+        stream = await self._open_migrating(entry, {"input": typed.input})
         result = None
-        async for item in stream:
-            result = chunk_data(item)
-        if not result or "embeddings" not in result:
-            raise EngineError("the embedding worker returned nothing")
-        data = [{"object": "embedding", "index": i, "embedding": encode_embedding(v, encoding)}
-                for i, v in enumerate(result["embeddings"])]
-        tokens = int(result.get("prompt_tokens", 0))
-        return {"object": "list", "data": data, "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        async for _, result in single_stream(stream):   # runtime errors mapped as for generation (400/500/503)
+            pass
+        return embedding_response(typed, result)

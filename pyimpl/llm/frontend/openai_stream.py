@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Callable
 
-from pyimpl.llm.errors import EngineError
+from pyimpl.llm.errors import EngineError, InvalidRequestError
+from pyimpl.llm.frontend.protocol_types import EmbeddingRequest
 from pyimpl.llm.frontend.protocols import GenerationRequest
 
 if TYPE_CHECKING:
@@ -198,3 +199,20 @@ def encode_embedding(vector: list[float], encoding_format: str) -> Any:
         packed = array.array("f", vector)
         return base64.b64encode(packed.tobytes()).decode()
     return vector
+
+
+def embedding_response(req: EmbeddingRequest, result: dict | None) -> dict:
+    """The /v1/embeddings body from the embedding worker's answer; `dimensions` other than the model's own size
+    is a 400 (these models are not trained for truncated embeddings, so none is made up)."""
+    if not result or "embeddings" not in result:
+        raise EngineError("the embedding worker returned nothing")
+    vectors = result["embeddings"]
+    size = len(vectors[0]) if vectors else 0
+    if req.dimensions is not None and req.dimensions != size:
+        raise InvalidRequestError(f"'dimensions': model '{req.model}' makes {size}-dimensional embeddings and "
+                                  f"cannot shorten them; leave 'dimensions' out or set it to {size}", "dimensions")
+    encoding = req.encoding_format or "float"
+    data = [{"object": "embedding", "index": i, "embedding": encode_embedding(v, encoding)}
+            for i, v in enumerate(vectors)]
+    tokens = int(result.get("prompt_tokens", 0))
+    return {"object": "list", "data": data, "model": req.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import msgspec
 
@@ -89,11 +89,12 @@ async def tokenize_off_loop(tokenize: Any, *args: Any, limit: int, where: str, *
         raise InvalidRequestError(f"could not {what}: {exc}", where) from exc
 
 
-def check_vocabulary(token_ids: list[int], vocab_size: int) -> None:
-    """Token-id prompts must be the model's tokens (an id past the vocabulary broke decoding: a 500)."""
+def check_vocabulary(token_ids: Iterable[int], vocab_size: int, param: str = "prompt") -> None:
+    """Token ids a request names (a prompt, logit_bias keys) must be the model's tokens (an id past the vocabulary
+    broke decoding: a 500); a 400 naming `param` otherwise."""
     bad = next((t for t in token_ids if t >= vocab_size), None)
     if bad is not None:
-        raise InvalidRequestError(f"'prompt': token id {bad} is outside the vocabulary [0, {vocab_size})", "prompt")
+        raise InvalidRequestError(f"'{param}': token id {bad} is outside the vocabulary [0, {vocab_size})", param)
 
 
 def load_preprocessor(model_path: str) -> Preprocessor:

@@ -129,11 +129,21 @@ class _GenerationRequest(msgspec.Struct, kw_only=True):
     ignore_eos: Optional[bool] = None
     include_stop_str_in_output: Optional[bool] = None
     skip_special_tokens: Optional[bool] = None
+    logit_bias: Optional[dict[str, Annotated[float, Meta(ge=-100.0, le=100.0)]]] = None  # token id -> bias
     nvext: Optional[NvExt] = None
 
 
 SAMPLING_FIELDS = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
                    "top_k", "seed")
+
+# Sampling parameters of OpenAI, vLLM or llama.cpp that no engine here implements. Unknown top-level fields are
+# ignored (as OpenAI does), but one of these changes what is generated: it is a 400 naming it, never a silent drop.
+UNSUPPORTED_SAMPLING_FIELDS = (
+    "best_of", "use_beam_search", "length_penalty", "early_stopping", "typical_p", "prompt_logprobs", "bad_words",
+    "allowed_token_ids", "truncate_prompt_tokens", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+    "structural_tag", "top_a", "tfs_z", "mirostat", "mirostat_tau", "mirostat_eta", "dynatemp_range",
+    "dynatemp_exponent", "repeat_penalty", "repeat_last_n", "penalize_nl", "dry_multiplier", "dry_base",
+    "xtc_probability", "xtc_threshold", "n_probs", "spaces_between_special_tokens", "prediction")
 
 
 class ChatCompletionRequest(_GenerationRequest, kw_only=True):
@@ -158,6 +168,7 @@ class CompletionRequest(_GenerationRequest, kw_only=True):
     prompt: Prompt
     logprobs: Optional[Annotated[int, Meta(ge=0, le=MAX_COMPLETION_LOGPROBS)]] = None
     echo: Optional[bool] = None
+    suffix: Optional[str] = None   # fill-in-the-middle: no model served here does it, so a non-empty one is a 400
 
 
 class EmbeddingRequest(msgspec.Struct, kw_only=True):
@@ -166,6 +177,7 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     model: NonEmptyStr
     input: Union[str, Annotated[list[str], Meta(min_length=1)]]
     encoding_format: Optional[Literal["float", "base64"]] = None
+    dimensions: Optional[Annotated[int, Meta(ge=1)]] = None   # only the model's own size (no truncation)
 
 
 REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)

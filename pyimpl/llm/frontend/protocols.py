@@ -13,8 +13,9 @@ from typing import Any
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.frontend.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS,  # noqa: F401
-                                       SAMPLING_FIELDS, ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
+from pyimpl.llm.frontend.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOKEN_ID,  # noqa: F401
+                                                MAX_TOP_LOGPROBS, SAMPLING_FIELDS, UNSUPPORTED_SAMPLING_FIELDS,
+                                                ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
@@ -89,12 +90,28 @@ def _common(body: Any, kind: type, req_kind: str) -> tuple[Any, GenerationReques
     req.include_stop_str_in_output = _flag(typed.include_stop_str_in_output)
     req.skip_special_tokens = _flag(typed.skip_special_tokens, True)
     req.sampling = {name: value for name in SAMPLING_FIELDS if (value := getattr(typed, name)) is not None}
+    if typed.logit_bias:
+        req.sampling["logit_bias"] = _logit_bias(typed.logit_bias)
+    unsupported = next((name for name in UNSUPPORTED_SAMPLING_FIELDS if body.get(name) is not None), None)
+    if unsupported is not None:
+        _fail(f"'{unsupported}' is not supported by this server (it would change what is generated, so it is "
+              f"refused rather than ignored)", unsupported)
     if typed.nvext is not None:
         req.extra_fields = list(typed.nvext.extra_fields or ())
         req.backend_instance_id = typed.nvext.backend_instance_id
     if typed.seed is not None and typed.seed > MAX_SEED:  # msgspec bounds stop at int64; the schema says this
         _fail(f"'seed' must be at most {MAX_SEED}", "seed")
     return typed, req
+
+
+def _logit_bias(bias: dict[str, float]) -> dict[int, float]:
+    """OpenAI's logit_bias (token id strings -> bias) with int keys; the model's vocabulary is checked later."""
+    ids: dict[int, float] = {}
+    for key, value in bias.items():
+        if not key.isdigit() or int(key) > MAX_TOKEN_ID:
+            _fail(f"'logit_bias' keys must be token ids (0 to {MAX_TOKEN_ID}), got {key!r}", "logit_bias")
+        ids[int(key)] = value
+    return ids
 
 
 def _validate_messages(typed: ChatCompletionRequest, messages: list[dict]) -> list[dict]:
@@ -148,6 +165,8 @@ def parse_completion_request(body: Any) -> GenerationRequest:
     if typed.logprobs is not None:
         req.logprobs, req.top_logprobs = True, typed.logprobs
     req.echo = _flag(typed.echo)
+    if typed.suffix:
+        _fail("'suffix' is not supported: no model served here does fill-in-the-middle", "suffix")
     return req
 
 

@@ -122,6 +122,10 @@ class OpenAIFrontend:
             return error_response(err)
         model = self._metric_model(body.get("model"))
         streaming = body.get("stream") is True
+        if body.get("stream") in (None, False) and body.get("stream_options") is not None:
+            self.metrics.requests.labels(model, endpoint, "unary", "error").inc()
+            return error_response(InvalidRequestError("'stream_options' is only allowed when 'stream' is true",
+                                                      "stream_options"))
         tracker = StreamTracker(self.metrics, model, endpoint, "stream" if streaming else "unary")
         if streaming:
             options = body.get("stream_options")
@@ -195,13 +199,13 @@ class OpenAIFrontend:
         return json_response({"version": __version__})
 
     async def health(self, request: Request) -> Response:
-        """GET /health: healthy once at least one model is served."""
+        """GET /health: 200 once at least one model can serve (tokenizer loaded, a live worker), else 503;
+        `instances` counts each known model's live workers, exactly those its requests go to."""
         manager = self.manager
         names = manager.model_names() if manager is not None else []
-        instances = {name: len(entry.client.instance_ids()) for name, entry in manager.models.items()} \
-            if manager is not None else {}
+        instances = manager.live_instances() if manager is not None else {}
         return json_response({"status": "healthy" if names else "no_models", "models": names,
-                              "instances": instances})
+                              "instances": instances}, 200 if names else 503)
 
     async def live(self, request: Request) -> Response:
         """GET /live: the process is up."""

@@ -18,13 +18,16 @@ _REF = "#/components/schemas/{name}"
 ERROR_STATUSES = {
     400: "Invalid request: wrong JSON, a wrong type or value anywhere (`param` names the field), or what "
          "depends on the model: a prompt plus max_tokens over its context, token ids outside its vocabulary, "
-         "a model that does not serve this kind of request",
+         "a model that does not serve this kind of request, a sampling parameter no engine here implements "
+         "(e.g. `best_of`, `suffix`), `stream_options` without `stream`",
     401: "Missing or wrong API key (only when the frontend runs with an API key)",
     404: "No served model or alias has this name",
     413: "The body exceeds the frontend's limit",
     500: "The worker or engine failed while generating",
-    503: "No worker is serving the model right now",
+    503: "The model is known but no live worker serves it right now (`Retry-After` says when to try again)",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
+                               "schema": {"type": "integer", "minimum": 0}}}
 GENERATION_ERRORS = (400, 401, 404, 413, 500, 503)
 
 
@@ -41,6 +44,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
     path_params: tuple[str, ...] = ()  # names of `{name}` segments of `path`, each a required string
+    unavailable: type | None = None    # the 503 answer's body type when it is not the error envelope
 
 
 OPERATIONS = (
@@ -50,12 +54,14 @@ OPERATIONS = (
               req.CompletionRequest, resp.Completion, resp.Completion, GENERATION_ERRORS),
     Operation("/v1/embeddings", "post", "Embeddings of one text or a list of texts",
               req.EmbeddingRequest, resp.EmbeddingList, None, GENERATION_ERRORS),
-    Operation("/v1/models", "get", "Models served by live workers, then their aliases", None, resp.ModelList,
+    Operation("/v1/models", "get", "Models that can serve now (tokenizer loaded, a live worker), then their aliases",
+              None, resp.ModelList,
               errors=(401,)),
     Operation("/v1/models/{model}", "get", "One served model or alias", None, resp.Model, errors=(401, 404),
               path_params=("model",)),
     Operation("/version", "get", "The frontend's version", None, resp.Version),
-    Operation("/health", "get", "Health: served models and worker instances per model", None, resp.Health),
+    Operation("/health", "get", "Health: 200 once a model can serve, else 503; live worker instances per model",
+              None, resp.Health, unavailable=resp.Health),
     Operation("/live", "get", "Liveness: the process is up", None, resp.Live),
     Operation("/metrics", "get", "Prometheus metrics (dynamo_frontend_*)", media_type="text/plain"),
     Operation("/openapi.json", "get", "This document"),
@@ -91,6 +97,11 @@ def _operation(op: Operation) -> dict:
     for status in op.errors:
         responses[str(status)] = {"description": ERROR_STATUSES[status],
                                   "content": {"application/json": {"schema": _ref(resp.ErrorResponse)}}}
+        if status == 503:
+            responses["503"]["headers"] = RETRY_AFTER
+    if op.unavailable is not None:
+        responses["503"] = {"description": "Not ready: no model can serve yet",
+                            "content": {"application/json": {"schema": _ref(op.unavailable)}}}
     op_id = op.path.strip("/").replace("/", "_").replace(".", "_").replace("{", "").replace("}", "")
     body: dict = {"summary": op.summary, "operationId": op_id, "responses": responses}
     if op.path_params:

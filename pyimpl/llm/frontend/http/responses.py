@@ -3,6 +3,7 @@ cancel-on-disconnect, as small raw ASGI responses (no middleware on the per-chun
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, AsyncIterator, Callable
 
@@ -20,6 +21,7 @@ decode_json = msgspec.json.Decoder().decode
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 DONE = b"data: [DONE]\n\n"
+log = logging.getLogger("pyimpl.frontend")
 KEEPALIVE = b": keep-alive\n\n"
 
 
@@ -29,8 +31,14 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def error_response(err: ServingError) -> Response:
-    """OpenAI's error envelope with the error's HTTP status."""
-    return json_response(err.envelope(), err.status)
+    """OpenAI's error envelope with the error's HTTP status (and `Retry-After` when the error passes)."""
+    if err.status >= 500:
+        log.log(logging.WARNING if err.retry_after_s else logging.ERROR, "%d %s: %s", err.status, err.error_type,
+                err.message)
+    response = json_response(err.envelope(), err.status)
+    if err.retry_after_s is not None:
+        response.headers["retry-after"] = str(err.retry_after_s)
+    return response
 
 
 async def http_error_response(request: Request, exc: HTTPException) -> Response:
@@ -61,6 +69,7 @@ def as_serving_error(exc: BaseException) -> ServingError:
     from pyimpl.runtime.errors import NoInstancesError
     if isinstance(exc, NoInstancesError):
         return NoWorkerError(str(exc))
+    log.error("unexpected error serving a request", exc_info=exc)
     return ServingError(f"{type(exc).__name__}: {exc}")
 
 
