@@ -1,6 +1,6 @@
-/* C-served endpoints: server and responder handles, each server's handler thread, and what the host's
- * answers become (outbox events the loop thread streams back to the clients: pyimpl/capi/c_endpoint.py).
- * One mutex guards both tables: every critical section is a few field updates. */
+/* C-served endpoints: server handles, each server's handler thread (one call at a time, in arrival order),
+ * requests handed over by the Python side (pyimpl/capi/c_endpoint.py), model cards, and the stop's drain.
+ * Responder handles and the responder API: responders.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -8,10 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "stream_slot.h"
+#include "serve_tables.h"
 
-enum { TAG_SERVER = 0x3, TAG_RESPONDER = 0x7, MAX_SERVERS = 64, MAX_RESPONDERS = 1 << 20 };
-#define MAX_ERROR_BYTES 65536u
+enum { MAX_SERVERS = 64 };
 
 typedef struct pending_call {
     struct pending_call* next;
@@ -35,18 +34,8 @@ typedef struct {
     pthread_cond_t cv;     /* calls queued, exit, open reaching 0 */
 } server_slot;
 
-typedef struct {
-    uint32_t gen;
-    int live;
-    int cancelled;
-    uint32_t server;       /* index in servers */
-} responder_slot;
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t dyn_serve_mu = PTHREAD_MUTEX_INITIALIZER;
 static server_slot servers[MAX_SERVERS];
-static responder_slot* responders; /* grown by realloc: only touched under mu */
-static uint32_t responders_made, *free_responders;
-static size_t free_count;
 
 static server_slot* server_locked(uint64_t h) {
     uint32_t index, gen;
@@ -55,70 +44,31 @@ static server_slot* server_locked(uint64_t h) {
     return s->in_use && s->gen == gen ? s : NULL;
 }
 
-static responder_slot* responder_locked(uint64_t h) {
-    uint32_t index, gen;
-    if (!handle_split(h, TAG_RESPONDER, &index, &gen) || index >= responders_made) return NULL;
-    responder_slot* r = &responders[index];
-    return r->live && r->gen == gen ? r : NULL;
-}
-
-/* Under mu: a new live responder of server index, 0 when the table is full or memory is out. */
-static uint64_t responder_new_locked(uint32_t server) {
-    uint32_t index;
-    if (free_count) {
-        index = free_responders[--free_count];
-    } else {
-        if (responders_made == MAX_RESPONDERS) return 0;
-        responder_slot* grown = realloc(responders, (responders_made + 1) * sizeof *grown);
-        uint32_t* free_grown = realloc(free_responders, (responders_made + 1) * sizeof *free_grown);
-        if (grown) responders = grown;
-        if (free_grown) free_responders = free_grown;
-        if (!grown || !free_grown) return 0;
-        memset(&responders[responders_made], 0, sizeof *responders);
-        index = responders_made++;
-    }
-    responder_slot* r = &responders[index];
-    r->gen = r->gen + 1 ? r->gen + 1 : 1;
-    r->live = 1;
-    r->cancelled = 0;
-    r->server = server;
-    return handle_make(index, r->gen, TAG_RESPONDER);
-}
-
-/* Under mu: end a live responder: its server's count, the slot back, the client told (error NULL: normal end). */
-static void responder_end_locked(uint64_t h, responder_slot* r, const char* error) {
-    r->live = 0;
-    server_slot* s = &servers[r->server];
+void dyn_server_response_done_locked(uint32_t server) {
+    server_slot* s = &servers[server];
     if (s->open && --s->open == 0) pthread_cond_broadcast(&s->cv);
-    free_responders[free_count++] = (uint32_t)((h >> 4) & 0x0FFFFFFF);
-    size_t len = error ? strnlen(error, MAX_ERROR_BYTES) : 0;
-    dyn_event_t* ev = dyn_outbox_event(DYN_OUT_FINISH, h, error, len);
-    if (ev) dyn_outbox_push(ev); /* out of memory: the client's stream ends when the server stops */
 }
 
 /* ---- the handler thread of a server ---- */
 
 static void* handler_main(void* arg) {
     server_slot* s = arg;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     uint32_t gen = s->gen; /* a slot reused after a stop from inside this thread's handler is not ours */
     for (;;) {
-        while (!s->head && !s->exit && s->gen == gen) pthread_cond_wait(&s->cv, &mu);
+        while (!s->head && !s->exit && s->gen == gen) pthread_cond_wait(&s->cv, &dyn_serve_mu);
         pending_call* call = s->gen == gen ? s->head : NULL;
         if (!call) break;
         s->head = call->next;
         if (!s->head) s->tail = NULL;
-        responder_slot* r = responder_locked(call->responder);
-        if (r && r->cancelled) { /* the client left while the call was queued: never handed over */
-            responder_end_locked(call->responder, r, NULL);
-            r = NULL;
-        }
-        pthread_mutex_unlock(&mu);
-        if (r) s->handler(s->user_data, call->request, call->len, (dynamo_responder_t*)(uintptr_t)call->responder);
+        int state = dyn_responder_state_locked(call->responder);
+        if (state > 0) dyn_responder_end_locked(call->responder, NULL); /* the client left while it was queued */
+        pthread_mutex_unlock(&dyn_serve_mu);
+        if (state == 0) s->handler(s->user_data, call->request, call->len, (dynamo_responder_t*)(uintptr_t)call->responder);
         free(call);
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&dyn_serve_mu);
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     return NULL;
 }
 
@@ -131,9 +81,9 @@ uint64_t dyn_serve_dispatch(uint64_t server, const char* request, size_t len) {
     call->request[len] = '\0';
     call->len = len;
     call->next = NULL;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     server_slot* s = server_locked(server);
-    uint64_t h = s && !s->stopping ? responder_new_locked((uint32_t)(s - servers)) : 0;
+    uint64_t h = s && !s->stopping ? dyn_responder_new_locked((uint32_t)(s - servers)) : 0;
     if (h) {
         call->responder = h;
         if (s->tail) s->tail->next = call; else s->head = call;
@@ -141,23 +91,16 @@ uint64_t dyn_serve_dispatch(uint64_t server, const char* request, size_t len) {
         s->open++;
         pthread_cond_broadcast(&s->cv);
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     if (!h) free(call);
     return h;
 }
 
-void dyn_responder_cancel(uint64_t responder) {
-    pthread_mutex_lock(&mu);
-    responder_slot* r = responder_locked(responder);
-    if (r) r->cancelled = 1;
-    pthread_mutex_unlock(&mu);
-}
-
 void dyn_server_set_grace_ms(uint64_t server, int64_t ms) {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     server_slot* s = server_locked(server);
     if (s) s->grace_ms = ms < 0 ? 0 : ms;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
 }
 
 /* ---- the API ---- */
@@ -182,11 +125,11 @@ dynamo_status_t dynamo_endpoint_serve(dynamo_runtime_t* rt, const char* endpoint
     pthread_mutex_unlock(&dyn_rt_mu);
     if (!live) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid runtime handle");
 
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     uint32_t index = 0;
     while (index < MAX_SERVERS && servers[index].in_use) index++;
     if (index == MAX_SERVERS) {
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&dyn_serve_mu);
         return dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "too many servers (%d)", MAX_SERVERS);
     }
     server_slot* s = &servers[index];
@@ -201,7 +144,7 @@ dynamo_status_t dynamo_endpoint_serve(dynamo_runtime_t* rt, const char* endpoint
     s->grace_ms = 5000;
     s->open = 0;
     uint64_t h = handle_make(index, s->gen, TAG_SERVER);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
 
     /* the handler thread blocks asynchronous signals: they stay the host's threads' business */
     sigset_t all, saved;
@@ -215,14 +158,14 @@ dynamo_status_t dynamo_endpoint_serve(dynamo_runtime_t* rt, const char* endpoint
         st = (dynamo_status_t)dyn_python_call(call_serve, &args);
     }
     if (st != DYNAMO_OK) {
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&dyn_serve_mu);
         s->stopping = s->exit = 1;
         pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&dyn_serve_mu);
         if (started == 0) pthread_join(s->thread, NULL);
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&dyn_serve_mu);
         s->in_use = 0;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&dyn_serve_mu);
         return st;
     }
     *out = (dynamo_server_t*)(uintptr_t)h;
@@ -237,48 +180,37 @@ dynamo_status_t dynamo_model_register(dynamo_server_t* server, const char* card_
     if (len > DYN_MAX_CONFIG_BYTES || !dyn_utf8_valid(card_json, len) || !dyn_json_valid_object(card_json, len))
         return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "card_json is not a well-formed JSON object (UTF-8, at most 1 MiB)");
     uint64_t h = (uint64_t)(uintptr_t)server;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     server_slot* s = server_locked(h);
     int ok = s && !s->stopping;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     if (!ok) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid server handle");
     py_args args = {0, h, card_json};
     return (dynamo_status_t)dyn_python_call(call_register, &args);
 }
 
-/* Stop server h (its slot already marked stopping by the caller, under mu). */
+/* Stop server h (its slot already marked stopping by the caller). */
 static dynamo_status_t stop_server(uint64_t h, server_slot* s) {
     py_args args = {0, h, NULL};
     dynamo_status_t st = (dynamo_status_t)dyn_python_call(call_stop, &args); /* deregistered: no new requests */
-    pthread_mutex_lock(&mu);
-    for (pending_call* call = s->head; call; call = call->next) { /* queued, never handed over: they fail */
-        responder_slot* r = responder_locked(call->responder);
-        if (r) {
-            r->cancelled = 1;
-            responder_end_locked(call->responder, r, "the endpoint stopped before the request was handled");
-        }
-    }
+    pthread_mutex_lock(&dyn_serve_mu);
+    for (pending_call* call = s->head; call; call = call->next) /* queued, never handed over: they fail */
+        dyn_responder_end_locked(call->responder, "the endpoint stopped before the request was handled");
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += s->grace_ms / 1000;
     deadline.tv_nsec += (s->grace_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    while (s->open && pthread_cond_timedwait(&s->cv, &mu, &deadline) != ETIMEDOUT) {}
-    uint32_t index = (uint32_t)(s - servers);
-    for (uint32_t i = 0; s->open && i < responders_made; i++) { /* the drain gave up on these */
-        responder_slot* r = &responders[i];
-        if (r->live && r->server == index) {
-            r->cancelled = 1;
-            responder_end_locked(handle_make(i, r->gen, TAG_RESPONDER), r,
-                                 "the engine did not finish the response before its endpoint stopped");
-        }
-    }
+    while (s->open && pthread_cond_timedwait(&s->cv, &dyn_serve_mu, &deadline) != ETIMEDOUT) {}
+    if (s->open) /* the drain gave up on these */
+        dyn_responders_expire_locked((uint32_t)(s - servers),
+                                     "the engine did not finish the response before its endpoint stopped");
     s->exit = 1;
     pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     if (pthread_equal(pthread_self(), s->thread)) pthread_detach(s->thread); /* stop from its own handler */
     else pthread_join(s->thread, NULL);
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     for (pending_call* call = s->head; call;) { /* already failed above */
         pending_call* next = call->next;
         free(call);
@@ -286,7 +218,7 @@ static dynamo_status_t stop_server(uint64_t h, server_slot* s) {
     }
     s->head = s->tail = NULL;
     s->in_use = 0;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     return st;
 }
 
@@ -294,68 +226,23 @@ dynamo_status_t dynamo_server_stop(dynamo_server_t* server) {
     REFUSE_IF_FORKED();
     if (!server) return DYNAMO_OK;
     uint64_t h = (uint64_t)(uintptr_t)server;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&dyn_serve_mu);
     server_slot* s = server_locked(h);
     int ok = s && !s->stopping;
     if (ok) s->stopping = 1;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&dyn_serve_mu);
     if (!ok) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid server handle");
     return stop_server(h, s);
 }
 
 void dyn_servers_stop_of(uint64_t runtime) {
     for (uint32_t i = 0; i < MAX_SERVERS; i++) {
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&dyn_serve_mu);
         server_slot* s = &servers[i];
         int mine = s->in_use && !s->stopping && s->runtime == runtime;
         if (mine) s->stopping = 1;
         uint64_t h = handle_make(i, s->gen, TAG_SERVER);
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&dyn_serve_mu);
         if (mine) stop_server(h, s);
     }
-}
-
-dynamo_status_t dynamo_responder_send(dynamo_responder_t* responder, const char* json, size_t json_len) {
-    REFUSE_IF_FORKED();
-    if (!responder) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the responder is NULL");
-    if (!json) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "json is NULL");
-    if (json_len > DYN_MAX_REQUEST_BYTES)
-        return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "json is larger than %u bytes", DYN_MAX_REQUEST_BYTES);
-    if (!dyn_utf8_valid(json, json_len)) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "json is not valid UTF-8");
-    if (!dyn_json_valid_object(json, json_len))
-        return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "json is not a well-formed JSON object");
-    uint64_t h = (uint64_t)(uintptr_t)responder;
-    dyn_event_t* ev = dyn_outbox_event(DYN_OUT_SEND, h, json, json_len);
-    if (!ev) return dyn_fail(DYNAMO_ERR_OUT_OF_MEMORY, "out of memory");
-    pthread_mutex_lock(&mu);
-    responder_slot* r = responder_locked(h);
-    dynamo_status_t st = !r ? DYNAMO_ERR_INVALID_HANDLE : r->cancelled ? DYNAMO_ERR_CANCELLED : DYNAMO_OK;
-    if (st == DYNAMO_OK) dyn_outbox_push(ev); /* under mu: never after this responder's finish */
-    pthread_mutex_unlock(&mu);
-    if (st == DYNAMO_OK) return st;
-    dyn_event_release(ev);
-    return st == DYNAMO_ERR_CANCELLED ? dyn_fail(st, "the client went away or the endpoint is stopping")
-                                      : dyn_fail(st, "invalid responder handle (finished, forged or expired)");
-}
-
-dynamo_status_t dynamo_responder_finish(dynamo_responder_t* responder, const char* error_message) {
-    REFUSE_IF_FORKED();
-    if (!responder) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the responder is NULL");
-    uint64_t h = (uint64_t)(uintptr_t)responder;
-    pthread_mutex_lock(&mu);
-    responder_slot* r = responder_locked(h);
-    if (r) responder_end_locked(h, r, error_message);
-    pthread_mutex_unlock(&mu);
-    return r ? DYNAMO_OK : dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid responder handle (finished, forged or expired)");
-}
-
-int dynamo_responder_is_cancelled(dynamo_responder_t* responder) {
-    if (dyn_forked) return 1;
-    uint64_t h = (uint64_t)(uintptr_t)responder;
-    pthread_mutex_lock(&mu);
-    responder_slot* r = responder_locked(h);
-    int cancelled = !r || r->cancelled;
-    pthread_mutex_unlock(&mu);
-    if (!r) dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid responder handle (finished, forged or expired)");
-    return cancelled;
 }
