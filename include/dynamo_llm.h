@@ -182,6 +182,15 @@ DYNAMO_API const char* dynamo_last_error(void);
  *       continuing with no gap and no duplicate (N >= 0; 0: off; left out:
  *       DYN_MIGRATION_LIMIT, else 3: a request survives a worker's loss, and
  *       one that kills every worker it reaches takes down at most 4);
+ *   "router_mode": "round-robin"|"random"|"kv", "kv_overlap_score_weight": W,
+ *   "router_temperature": T, "no_kv_events": true, "kv_cache_block_size": B
+ *       how a request's worker is chosen, as the HTTP frontend's flags of the
+ *       same names: "kv" sends it to the worker that already caches the
+ *       longest prefix of its prompt, weighed against that worker's load
+ *       (cost W x prefill blocks + decode blocks; T 0: the cheapest, > 0:
+ *       sampled), from the KV events workers publish ("no_kv_events":
+ *       predicted from its own decisions); defaults "round-robin" (or
+ *       DYN_ROUTER_MODE), 1, 0, false, the model card's block size;
  *   "mock_endpoint": "ns.comp.ep"    also serve a built-in test generator
  *       there: request {"n": N, "interval_us": U, "busy_ms": B}, chunks
  *       {"index": i, "token_ids": [i], "t_ns": CLOCK_MONOTONIC ns}.

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
 from pyimpl.llm.frontend.migration import DEFAULT_MIGRATION_LIMIT, migration_limit_from_env
+from pyimpl.llm.frontend.routing import ROUTER_MODES, RouterSettings
 from pyimpl.runtime.config import ENV_NAMES, env_setting
 
 DISCOVERY = ("mem", "file", "nats")
@@ -27,13 +29,25 @@ class EmbeddedConfig:
     serve_model: bool = True
     mock_endpoint: str | None = None
     migration_limit: int = DEFAULT_MIGRATION_LIMIT  # re-sends of a request whose worker is lost (0: off)
+    router_mode: str = "round-robin"  # the frontend's flags of the same names (--router-mode, ...)
+    kv_overlap_score_weight: float = 1.0
+    router_temperature: float = 0.0
+    no_kv_events: bool = False
+    kv_cache_block_size: int | None = None
+
+    def router_settings(self) -> RouterSettings:
+        """How the runtime's ModelManager chooses workers (ValueError for values the router refuses)."""
+        return RouterSettings(mode=self.router_mode, overlap_score_weight=self.kv_overlap_score_weight,
+                              router_temperature=self.router_temperature, use_kv_events=not self.no_kv_events,
+                              kv_cache_block_size=self.kv_cache_block_size)
 
 
-_KIND = {str: "a string", bool: "true or false", int: "a whole number >= 0"}
+_KIND = {str: "a string", bool: "true or false", int: "a whole number >= 0", float: "a number >= 0"}
 _FROM_ENV = {"discovery": "discovery_backend", "request_plane": "request_plane"}  # key -> RuntimeConfig field
 _TYPES = {"discovery": str, "request_plane": str, "nats_url": str, "file_kv_dir": str, "model": str,
           "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str,
-          "migration_limit": int}
+          "migration_limit": int, "router_mode": str, "kv_overlap_score_weight": float,
+          "router_temperature": float, "no_kv_events": bool, "kv_cache_block_size": int}
 
 
 def _bad(message: str) -> CapiError:
@@ -53,7 +67,12 @@ def parse_config(text: str | None) -> EmbeddedConfig:
         names = ", ".join(f'"{key}"' for key in unknown)
         raise _bad(f"has unknown key{'s' if len(unknown) > 1 else ''} {names} (known keys: {', '.join(sorted(_TYPES))})")
     for key, value in raw.items():
-        if not isinstance(value, _TYPES[key]) or (_TYPES[key] is int and (type(value) is bool or value < 0)):
+        expected = _TYPES[key]
+        if expected is float:
+            valid = isinstance(value, (int, float)) and type(value) is not bool and value >= 0
+        else:
+            valid = isinstance(value, expected) and not (expected is int and (type(value) is bool or value < 0))
+        if not valid:
             raise _bad(f'key "{key}" must be {_KIND[_TYPES[key]]}')
     source = {key: f'key "{key}"' for key in raw}
     for key, field in _FROM_ENV.items():  # what the JSON leaves out, the runtime's environment fills in
@@ -65,6 +84,8 @@ def parse_config(text: str | None) -> EmbeddedConfig:
             raw["migration_limit"] = migration_limit_from_env()
         except ValueError as exc:
             raise _bad(f"leaves migration_limit to the environment, but {exc}") from None
+    if "router_mode" not in raw and os.environ.get("DYN_ROUTER_MODE"):
+        raw["router_mode"], source["router_mode"] = os.environ["DYN_ROUTER_MODE"], "DYN_ROUTER_MODE"
     distributed = raw.get("discovery", "mem") != "mem"
     raw.setdefault("serve_model", not distributed or "model" in raw)
     raw.setdefault("request_plane", "nats" if raw.get("discovery") == "nats" else "tcp" if distributed else "inproc")
@@ -78,6 +99,12 @@ def parse_config(text: str | None) -> EmbeddedConfig:
                    f'{source["discovery"]} "{config.discovery}"; use "tcp" or "nats"')
     if config.engine not in ENGINES:
         raise _bad(f'key "engine" must be one of {", ".join(ENGINES)}')
+    if config.router_mode not in ROUTER_MODES:
+        raise _bad(f'{source["router_mode"]} must be one of {", ".join(ROUTER_MODES)}')
+    try:
+        config.router_settings()
+    except ValueError as exc:
+        raise _bad(f"has a routing setting the router refuses: {exc}") from None
     if config.mock_endpoint is not None and len(config.mock_endpoint.split(".")) != 3:
         raise _bad('key "mock_endpoint" must be "namespace.component.endpoint"')
     return config

@@ -60,7 +60,8 @@ class RuntimeSession:
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem":
             from pyimpl.llm.frontend.model_manager import ModelManager
-            self.models = ModelManager(self.runtime, migration_limit=config.migration_limit)
+            self.models = ModelManager(self.runtime, migration_limit=config.migration_limit,
+                                       router=config.router_settings())
             await self.models.start()
             if self.served is not None:
                 await self.models.wait_for_model(self.served.card.name, timeout=MODEL_WAIT_S)

@@ -129,3 +129,23 @@ def test_kv_routing_metrics_and_flags():
                        "--no-kv-events", "--kv-cache-block-size", "32"])
     assert router_settings(args) == RouterSettings("kv", 2.0, 0.5, False, 32)
     assert router_settings(parse_args([])) == RouterSettings()
+
+
+def test_c_runtime_config_takes_the_routing_keys(monkeypatch):
+    from pyimpl.capi.config import parse_config
+    from pyimpl.capi.status import CapiError
+
+    monkeypatch.delenv("DYN_ROUTER_MODE", raising=False)
+    config = parse_config('{"router_mode": "kv", "kv_overlap_score_weight": 2, "router_temperature": 0.25, '
+                          '"no_kv_events": true, "kv_cache_block_size": 32}')
+    assert config.router_settings() == RouterSettings("kv", 2.0, 0.25, False, 32)
+    assert parse_config("{}").router_settings() == RouterSettings()
+    monkeypatch.setenv("DYN_ROUTER_MODE", "random")
+    assert parse_config("{}").router_mode == "random"
+    for bad, words in (('{"router_mode": "fastest"}', "router_mode"), ('{"router_temperature": -1}', "number >= 0"),
+                       ('{"kv_cache_block_size": 0}', "block size"), ('{"no_kv_events": 1}', "true or false")):
+        with pytest.raises(CapiError, match=words):
+            parse_config(bad)
+    monkeypatch.setenv("DYN_ROUTER_MODE", "fastest")
+    with pytest.raises(CapiError, match="DYN_ROUTER_MODE"):
+        parse_config("{}")

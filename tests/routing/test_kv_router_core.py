@@ -142,3 +142,16 @@ def test_bad_settings_are_refused():
     for kwargs in ({"block_size": 0}, {"overlap_score_weight": -1}, {"router_temperature": -0.5}):
         with pytest.raises(ValueError):
             KvRouterConfig(**kwargs)
+
+
+def test_approximate_mode_keeps_no_more_than_the_worker_caches():
+    from pyimpl.llm.kv_router.protocol import LoadMetrics
+    router = KvRouter(KvRouterConfig(block_size=B, use_kv_events=False), rng=random.Random(0))
+    router.apply_load(LoadMetrics(11, active_blocks=0, total_blocks=12, num_running=0, num_waiting=0))
+    old, new = prompt(20, 40), prompt(21, 32)
+    router.route("old", old, [11])
+    router.finished("old")
+    router.route("new", new, [11])
+    router.finished("new")
+    assert router.find_matches(new) == {11: 8}
+    assert router.find_matches(old) == {11: 4}        # the old prompt's deepest blocks went first

@@ -86,7 +86,8 @@ class KvRouter:
         prompt_blocks = -(-len(token_ids) // block_size)
         self.active.add(request_id, worker, hashes, prompt_blocks, max(0, len(token_ids) - overlap * block_size))
         if isinstance(self.indexer, ApproxIndexer):
-            self.indexer.record(worker, local, hashes)
+            load = self.loads.get(worker)
+            self.indexer.record(worker, local, hashes, load.total_blocks if load is not None else None)
         return RouteDecision(worker, overlap, prompt_blocks, overlap * block_size)
 
     def prefill_done(self, request_id: str) -> None:
