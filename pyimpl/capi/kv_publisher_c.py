@@ -138,7 +138,7 @@ class CKvPublisher:
 
     async def flush(self) -> None:
         """Publish what is queued now (events stay in order: the task publishes one batch at a time)."""
-        while self.pending or self.wake.is_set():
+        while (self.pending or self.wake.is_set()) and not self.task.done():
             await asyncio.sleep(0)
 
     async def _run(self) -> None:
@@ -161,4 +161,6 @@ class CKvPublisher:
             self.closing = True
             self.wake.set()
             await self.task
+            if self.bound is not None:   # the serving runtime lives on: its snapshot endpoint goes
+                await self.unbind(self.bound)
             await self.own.shutdown()

@@ -78,3 +78,67 @@ def test_c_kv_events_reach_a_subscriber_hashed_as_the_router_indexes_them():
     run = subprocess.run([sys.executable, "-c", HOST, str(LIB)], capture_output=True, text=True, timeout=120,
                          cwd=REPO, env=env)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout + run.stderr
+
+
+BOUND_HOST = r"""
+import asyncio, ctypes, sys
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_size_t, c_uint32, c_uint64, c_void_p
+lib = ctypes.CDLL(sys.argv[1])
+lib.dynamo_llm_init.argtypes = [c_char_p, c_char_p, c_char_p, c_uint32]
+lib.dynamo_kv_event_publish_stored.argtypes = [c_uint64, POINTER(c_uint32), POINTER(c_size_t), POINTER(c_uint64),
+                                               c_size_t, POINTER(c_uint64), c_char_p]
+HANDLER = CFUNCTYPE(None, c_void_p, c_char_p, c_size_t, c_void_p)
+lib.dynamo_endpoint_serve.argtypes = [c_void_p, c_char_p, HANDLER, c_void_p, POINTER(c_void_p)]
+lib.dynamo_server_stop.argtypes = [c_void_p]
+lib.dynamo_runtime_destroy.argtypes = [c_void_p]
+from pyimpl.runtime import DistributedRuntime
+from pyimpl.llm.kv_router.protocol import decode_batch
+
+handler = HANDLER(lambda user, request, length, responder: lib.dynamo_responder_finish(c_void_p(responder), None))
+tokens, counts, ids = (c_uint32 * 4)(1, 2, 3, 4), (c_size_t * 1)(4), (c_uint64 * 1)(7)
+
+async def first_batch(got, event_id):
+    for _ in range(100):  # zmq: the subscriber connects to a new publisher within a watch interval
+        assert lib.dynamo_kv_event_publish_stored(event_id, tokens, counts, ids, 1, None, None) == 0
+        await asyncio.sleep(0.1)
+        if got:
+            return got[-1]
+    raise AssertionError("no KV event arrived")
+
+async def main():
+    rt = await DistributedRuntime.create()  # the file/tcp/zmq deployment of DYN_* in the environment
+    got = []
+    await rt.events.subscribe("test.backend.kv_events", lambda subject, data: got.append(decode_batch(data)))
+    # init before the engine serves its endpoint: events go out as the publisher's own runtime
+    assert await asyncio.to_thread(lib.dynamo_llm_init, b"test", None, b"generate", 4) == 0
+    own = (await first_batch(got, 1)).worker_id
+    c_rt, server = c_void_p(), c_void_p()
+    assert await asyncio.to_thread(lib.dynamo_runtime_create, b"{}", ctypes.byref(c_rt)) == 0
+    assert await asyncio.to_thread(lib.dynamo_endpoint_serve, c_rt, b"test.backend.generate", handler, None,
+                                   ctypes.byref(server)) == 0
+    client = await rt.endpoint("test.backend.generate").client()
+    await client.wait_for_instances(timeout=10)
+    serving = client.instance_ids()[0]
+    assert serving != own
+    got.clear()
+    # served now: the same publisher speaks as the serving instance, the one the router picks
+    assert (await first_batch(got, 2)).worker_id == serving
+    assert await asyncio.to_thread(lib.dynamo_server_stop, server) == 0
+    got.clear()
+    assert (await first_batch(got, 3)).worker_id == own  # the endpoint stopped: back to its own runtime
+    assert await asyncio.to_thread(lib.dynamo_llm_shutdown) == 0
+    assert await asyncio.to_thread(lib.dynamo_runtime_destroy, c_rt) == 0
+    await rt.shutdown()
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not LIB.exists(), reason="the C library is not built (scripts/setup.sh)")
+def test_c_kv_events_speak_as_the_instance_serving_the_engines_endpoint(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DYN_")}
+    env.update(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", BOUND_HOST, str(LIB)], capture_output=True, text=True, timeout=120,
+                         cwd=REPO, env=env)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout + run.stderr
