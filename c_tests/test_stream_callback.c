@@ -34,8 +34,8 @@ static void on_event(dynamo_stream_t* s, dynamo_status_t st, const dynamo_chunk_
     }
     CHECK(chunk == NULL);
     atomic_store(&w->last_status, st);
-    atomic_fetch_add(&w->terminals, 1);
     if (w->free_at == -2) CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
+    atomic_fetch_add(&w->terminals, 1); /* the last touch of w: the host may reuse it once it sees this */
 }
 
 static void wait_until(atomic_int* value, int want) {
@@ -58,60 +58,70 @@ static void watch_init(watch_t* w, int cancel_at, int free_at) {
     w->host = pthread_self();
 }
 
+/* A watch of its own per stream: a callback may still be reading its watch after the count the host
+ * waited for (e.g. after a chunk it freed the stream on). */
+static watch_t* fresh(int cancel_at, int free_at) {
+    static watch_t pool[16];
+    static int used;
+    CHECK(used < 16);
+    watch_t* w = &pool[used++];
+    watch_init(w, cancel_at, free_at);
+    return w;
+}
+
 int main(void) {
     dynamo_runtime_t* rt = NULL;
     CHECK_STATUS(dynamo_runtime_create(MOCK_CONFIG, &rt), DYNAMO_OK);
 
     /* every chunk in order, then END once, on a library thread; freed at the terminal call */
-    watch_t w;
-    watch_init(&w, -1, -2);
+    watch_t* w = fresh(-1, -2);
     dynamo_stream_t* s = start(rt, 50, 100);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_ERR_INVALID_ARGUMENT);
-    wait_until(&w.terminals, 1);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_ERR_INVALID_ARGUMENT);
+    wait_until(&w->terminals, 1);
     usleep(50000);
-    CHECK(w.chunks == 50 && w.terminals == 1 && w.last_status == DYNAMO_END && w.out_of_order == 0);
-    CHECK(w.on_host_thread == 0 && w.after_terminal == 0);
+    CHECK(w->chunks == 50 && w->terminals == 1 && w->last_status == DYNAMO_END && w->out_of_order == 0);
+    CHECK(w->on_host_thread == 0 && w->after_terminal == 0);
 
     /* cancel from inside the callback: the terminal call is CANCELLED, nothing after it */
-    watch_init(&w, 3, -1);
+    w = fresh(3, -1);
     s = start(rt, 100000, 1000);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    wait_until(&w.terminals, 1);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    wait_until(&w->terminals, 1);
     usleep(50000);
-    CHECK(w.last_status == DYNAMO_ERR_CANCELLED && w.terminals == 1 && w.after_terminal == 0 && w.chunks >= 4);
+    CHECK(w->last_status == DYNAMO_ERR_CANCELLED && w->terminals == 1 && w->after_terminal == 0 && w->chunks >= 4);
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
 
     /* free from inside the callback: nothing more is delivered, not even a terminal call */
-    watch_init(&w, -1, 5);
+    w = fresh(-1, 5);
     s = start(rt, 100000, 1000);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    wait_until(&w.chunks, 6);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    wait_until(&w->chunks, 6);
     usleep(200000);
-    CHECK(w.chunks == 6 && w.terminals == 0);
+    CHECK(w->chunks == 6 && w->terminals == 0);
 
     /* cancelled from the host's thread while streaming */
-    watch_init(&w, -1, -1);
+    w = fresh(-1, -1);
     s = start(rt, 100000, 1000);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    wait_until(&w.chunks, 2);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    wait_until(&w->chunks, 2);
     CHECK_STATUS(dynamo_stream_cancel(s), DYNAMO_OK);
-    wait_until(&w.terminals, 1);
-    CHECK(w.last_status == DYNAMO_ERR_CANCELLED);
+    wait_until(&w->terminals, 1);
+    CHECK(w->last_status == DYNAMO_ERR_CANCELLED);
     usleep(20000);
-    CHECK(w.terminals == 1 && w.after_terminal == 0);
+    CHECK(w->terminals == 1 && w->after_terminal == 0);
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
 
     /* a stream that ended before its callback was set still delivers everything */
-    watch_init(&w, -1, -2);
+    w = fresh(-1, -2);
     s = start(rt, 5, 0);
     dynamo_chunk_t c;
     int fd = dynamo_stream_fd(s);
     CHECK(fd >= 0);
     for (int i = 0; i < 300; i++) { usleep(10000); } /* 3 s: the mock's 5 chunks are long done */
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    wait_until(&w.terminals, 1);
-    CHECK(w.chunks == 5 && w.last_status == DYNAMO_END);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    wait_until(&w->terminals, 1);
+    CHECK(w->chunks == 5 && w->last_status == DYNAMO_END);
     (void)c;
 
     /* 200 concurrent streams, half cancelled by the host mid-way: each ends exactly once */
@@ -142,18 +152,18 @@ int main(void) {
     CHECK_STATUS(dynamo_stream_set_callback(s, NULL, NULL), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_stream_set_callback(NULL, on_event, NULL), DYNAMO_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_ERR_INVALID_HANDLE);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_ERR_INVALID_HANDLE);
 
     /* a runtime destroyed under live callback streams: each gets DYNAMO_ERR_SHUTDOWN once */
-    watch_init(&w, -1, -1);
+    w = fresh(-1, -1);
     s = start(rt, 100000, 1000);
-    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, &w), DYNAMO_OK);
-    wait_until(&w.chunks, 1);
+    CHECK_STATUS(dynamo_stream_set_callback(s, on_event, w), DYNAMO_OK);
+    wait_until(&w->chunks, 1);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
-    wait_until(&w.terminals, 1);
-    CHECK(w.last_status == DYNAMO_ERR_SHUTDOWN);
+    wait_until(&w->terminals, 1);
+    CHECK(w->last_status == DYNAMO_ERR_SHUTDOWN);
     usleep(20000);
-    CHECK(w.terminals == 1);
+    CHECK(w->terminals == 1);
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
     puts("ok");
     return 0;
