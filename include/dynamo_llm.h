@@ -411,7 +411,8 @@ DYNAMO_API dynamo_status_t dynamo_model_register(dynamo_server_t* server, const 
  * at most 8 MiB), copied during the call (the client receives it as a parsed object: the token protocol's
  * {"token_ids": [...], "finish_reason": null|"stop"|"length"}). Never waits for the interpreter or the
  * client: responses are queued in order (one responder should be sent to by one thread at a time, or the
- * host orders them). DYNAMO_ERR_CANCELLED: the client went away or the server is stopping (the response
+ * host orders them), without a bound: a host that produces much faster than its clients read should pace
+ * itself (the token protocol's one chunk per step does). DYNAMO_ERR_CANCELLED: the client went away or the server is stopping (the response
  * is dropped; still call finish); DYNAMO_ERR_INVALID_ARGUMENT: NULL, bad UTF-8 or not a JSON object;
  * DYNAMO_ERR_INVALID_HANDLE: a finished, forged or expired responder. Any thread. */
 DYNAMO_API dynamo_status_t dynamo_responder_send(dynamo_responder_t* responder, const char* json,
