@@ -13,6 +13,8 @@ typedef struct {
     atomic_int calls;
     atomic_int saw_cancel;       /* a "wait_cancel" request's thread saw is_cancelled */
     dynamo_responder_t* _Atomic never; /* the responder of a "never" request */
+    dynamo_server_t* _Atomic self;     /* the server a "stop_self" request stops from its handler */
+    atomic_int self_stopped;
 } server_state;
 
 typedef struct { dynamo_responder_t* r; server_state* state; int n; } job;
@@ -72,6 +74,11 @@ static void handler(void* user_data, const char* request, size_t len, dynamo_res
         CHECK_STATUS(dynamo_responder_send(r, "{\"a\":", 5), DYNAMO_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(dynamo_responder_send(r, "{\"a\":\"\xff\"}", 9), DYNAMO_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(dynamo_responder_finish(r, "boom: the engine failed"), DYNAMO_OK);
+    } else if (strstr(request, "\"stop_self\"")) {
+        send_n(r, 2);
+        CHECK_STATUS(dynamo_responder_finish(r, NULL), DYNAMO_OK);
+        CHECK_STATUS(dynamo_server_stop(atomic_load(&state->self)), DYNAMO_OK); /* from its own handler */
+        atomic_store(&state->self_stopped, 1);
     } else if (strstr(request, "\"wait_cancel\"")) {
         spawn(wait_cancel, r, state, 0);
     } else { /* "never": kept open until the server's stop gives up on it */
@@ -191,13 +198,27 @@ int main(void) {
     CHECK(drain_counting(s, &end) == 0 && (end == DYNAMO_ERR_NOT_FOUND || end == DYNAMO_ERR_UNAVAILABLE));
     dynamo_stream_free(s);
 
-    /* served again after the stop; the runtime's destroy stops it (its handle then expires) */
+    /* served again after the stop */
     int calls = atomic_load(&state.calls);
     CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_OK);
     s = ask(rt, "later");
     CHECK(drain_counting(s, &end) == 4 && end == DYNAMO_END);
     dynamo_stream_free(s);
     CHECK(atomic_load(&state.calls) == calls + 1);
+    CHECK_STATUS(dynamo_server_stop(server), DYNAMO_OK);
+
+    /* a handler may stop its own server (it cannot wait for itself: the call returns, the handler ends) */
+    CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_OK);
+    atomic_store(&state.self, server);
+    s = ask(rt, "stop_self");
+    CHECK(drain_counting(s, &end) == 2 && end == DYNAMO_END);
+    dynamo_stream_free(s);
+    for (int i = 0; i < 500 && !atomic_load(&state.self_stopped); i++) usleep(10000);
+    CHECK(atomic_load(&state.self_stopped) == 1);
+    CHECK_STATUS(dynamo_server_stop(server), DYNAMO_ERR_INVALID_HANDLE);
+
+    /* the runtime's destroy stops its servers (their handles then expire) */
+    CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
     CHECK_STATUS(dynamo_server_stop(server), DYNAMO_ERR_INVALID_HANDLE);
     puts("ok");

@@ -379,7 +379,7 @@ typedef struct dynamo_responder dynamo_responder_t; /* opaque handle, never dere
  * Threading: each server has one library thread that calls its handler, one request at a time, in
  * arrival order; while a call runs no other request of that server is handed over, so return quickly and
  * do the work on the host's threads (or answer inline for trivial work). The handler runs without the
- * interpreter lock; it may call any dynamo_* function except dynamo_server_stop of its own server. */
+ * interpreter lock; it may call any dynamo_* function (dynamo_server_stop of its own server too: see there). */
 typedef void (*dynamo_request_handler_t)(void* user_data, const char* request_json, size_t request_len,
                                          dynamo_responder_t* responder);
 
@@ -436,8 +436,9 @@ DYNAMO_API int dynamo_responder_is_cancelled(dynamo_responder_t* responder);
  * be finished, up to the runtime's grace period (DYN_GRACE_PERIOD, default 5 s); those still open then
  * are cancelled, their clients' streams fail and their handles expire. When it returns the handler is
  * never called again and user_data is no longer used. NULL: no-op, DYNAMO_OK. DYNAMO_ERR_INVALID_HANDLE:
- * a stopped, forged or expired server (its runtime's destroy stops it too).
- * DYNAMO_ERR_INVALID_ARGUMENT: called from the server's own handler. Thread-safe; blocks. */
+ * a stopped, forged or expired server (its runtime's destroy stops it too). Called from the server's own
+ * handler, it cannot wait for that handler call (its caller) to return: the handler must not touch
+ * user_data after it. Thread-safe; blocks. */
 DYNAMO_API dynamo_status_t dynamo_server_stop(dynamo_server_t* server);
 
 
