@@ -1,7 +1,7 @@
 """A worker's KV events and load on the runtime's event plane, for KV-aware routing (kv_router/protocol.py).
 
 The engine's events (from its stepping thread for the torch engine, inside its step for the mock) are
-queued and published a few milliseconds later as one KvEventBatch on `{namespace}.{component}.kv_events`,
+queued and published a millisecond later as one KvEventBatch on `{namespace}.{component}.kv_events`,
 never one message per block; the published state is kept in a BlockLedger and served on the
 `kv_snapshot` endpoint, so a router that starts late (or finds a gap in the event ids) catches up. The
 engine's load (LoadMetrics) goes to `{namespace}.{component}.kv_load` when it changes, checked every
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pyimpl.runtime import DistributedRuntime
 
 log = logging.getLogger(__name__)
-FLUSH_DELAY_S = 0.005       # events of a few steps travel together
+FLUSH_DELAY_S = 0.001       # events of a step (or a burst from the engine thread) travel together
 LOAD_INTERVAL_S = 0.05
 LOAD_HEARTBEAT_S = 1.0
 
