@@ -55,30 +55,20 @@ class ModelRouter:
         self.on_route = on_route
         self.kv: Optional[KvRouter] = None
         self._subscriber: Optional[KvEventSubscriber] = None
-        self._follow: Optional[asyncio.Task] = None
         if settings.mode == "kv":
             self.kv = KvRouter(settings.kv_config(block_size))
 
     async def start(self) -> "ModelRouter":
         if self.kv is None:
             return self
-        if self.settings.use_kv_events:
-            namespace, component = self.endpoint.split(".")[:2]
-            self._subscriber = await KvEventSubscriber(self.rt, namespace, component, self.kv, self.client).start()
-        else:   # approximate: no events to follow, only workers leaving
-            self._follow = asyncio.create_task(self._retain_live())
+        namespace, component = self.endpoint.split(".")[:2]
+        self._subscriber = await KvEventSubscriber(self.rt, namespace, component, self.kv, self.client,
+                                                   kv_events=self.settings.use_kv_events).start()
         return self
-
-    async def _retain_live(self) -> None:
-        async for ids in self.client.instance_changes():
-            self.kv.retain(ids)
 
     async def stop(self) -> None:
         if self._subscriber is not None:
             await self._subscriber.stop()
-        if self._follow is not None:
-            self._follow.cancel()
-            await asyncio.gather(self._follow, return_exceptions=True)
 
     async def wait_synced(self, timeout: float) -> None:
         """Wait until the workers present at start were synced from their snapshots (tests, benchmarks)."""

@@ -6,6 +6,7 @@ import sys
 from array import array
 from itertools import repeat
 
+import numpy as np
 import xxhash
 
 from pyimpl.llm.engine.block_hash import HASH_SEED
@@ -26,12 +27,26 @@ def tokens_hashes(token_ids, block_size: int) -> list[int]:
     return list(map(_hash, [raw[i * step:(i + 1) * step] for i in range(count)], repeat(HASH_SEED, count)))
 
 
+_P = np.uint64(0x9E3779B97F4A7C15)             # odd, so invertible modulo 2**64
+_P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
+_powers: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]   # P**i, P**-i for i < len
+
+
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(_powers[0]) < n:
+        size = max(n, 2 * len(_powers[0]))
+        with np.errstate(over="ignore"):
+            _powers[0] = np.cumprod(np.full(size, _P, np.uint64)) * _P_INV          # P**0 .. P**(size-1)
+            _powers[1] = np.cumprod(np.full(size, _P_INV, np.uint64)) * _P
+    return _powers[0][:n], _powers[1][:n]
+
+
 def prefix_ids(local_hashes: list[int]) -> list[int]:
-    """A router-internal id per prefix (each block's id chained with its parent's): equal ids mean equal prefixes.
-    Python's tuple hash, not the publishers' XXH3 chain: it never leaves the router and costs a third."""
-    out: list[int] = []
-    parent = 0
-    for local in local_hashes:
-        parent = hash((parent, local))
-        out.append(parent)
-    return out
+    """A router-internal id per prefix: equal ids mean equal prefixes (up to 64-bit collisions). A polynomial hash of
+    the blocks' tokens hashes modulo 2**64, id_i = sum_j<=i h_j P**(i-j), computed as P**i x cumsum(h_j P**-j) in
+    numpy: it never leaves the router, and costs a fifth of a Python loop over the blocks."""
+    if not local_hashes:
+        return []
+    up, down = _power_tables(len(local_hashes))
+    with np.errstate(over="ignore"):
+        return (np.cumsum(np.array(local_hashes, np.uint64) * down) * up).tolist()

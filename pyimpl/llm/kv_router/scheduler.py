@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -29,7 +30,7 @@ class ActiveSequences:
 
     def __init__(self) -> None:
         self._requests: dict[str, _Active] = {}
-        self._held: dict[int, dict[int, int]] = {}     # worker -> prefix id -> active requests holding it
+        self._held: dict[int, Counter] = {}     # worker -> prefix id -> active requests holding it
         self._extra: dict[int, int] = {}
         self.prefill_tokens: dict[int, int] = {}
 
@@ -39,9 +40,10 @@ class ActiveSequences:
         self.free(request_id)
         active = _Active(worker_id, hashes, request_blocks - len(hashes), prefill_tokens)
         self._requests[request_id] = active
-        held = self._held.setdefault(worker_id, {})
-        for h in hashes:
-            held[h] = held.get(h, 0) + 1
+        held = self._held.get(worker_id)
+        if held is None:
+            held = self._held[worker_id] = Counter()
+        held.update(hashes)         # Counter's C loop: this runs on every routing decision
         self._extra[worker_id] = self._extra.get(worker_id, 0) + active.extra_blocks
         self.prefill_tokens[worker_id] = self.prefill_tokens.get(worker_id, 0) + prefill_tokens
 

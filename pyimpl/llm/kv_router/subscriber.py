@@ -30,12 +30,13 @@ def as_batch(data: Any) -> KvEventBatch:
 
 
 class KvEventSubscriber:
-    """Subscribes to `{namespace}.{component}.kv_events` / `.kv_load` and keeps `router` in step with the workers
-    of `instances`; start() / stop()."""
+    """Subscribes to `{namespace}.{component}.kv_events` (unless `kv_events` is False: approximate mode, which still
+    reads the load, for the workers' cache sizes) and `.kv_load`, and keeps `router` in step with the workers of
+    `instances`; start() / stop()."""
 
     def __init__(self, rt: Any, namespace: str, component: str, router: KvRouter, instances: InstanceSource,
-                 snapshot_timeout_s: float = 2.0):
-        self.rt, self.router, self.instances = rt, router, instances
+                 snapshot_timeout_s: float = 2.0, kv_events: bool = True):
+        self.rt, self.router, self.instances, self.kv_events = rt, router, instances, kv_events
         self.namespace, self.component = namespace, component
         self.snapshot_timeout_s = snapshot_timeout_s
         self._unsubscribe: list[Any] = []
@@ -50,9 +51,12 @@ class KvEventSubscriber:
     async def start(self) -> "KvEventSubscriber":
         events = self.rt.events
         self._unsubscribe = [
-            await events.subscribe(subject(self.namespace, self.component, KV_EVENTS_TOPIC), self._on_events),
             await events.subscribe(subject(self.namespace, self.component, LOAD_TOPIC), self._on_load)]
-        self._snapshots = await self.rt.endpoint(f"{self.namespace}.{self.component}.{SNAPSHOT_ENDPOINT}").client()
+        if self.kv_events:
+            self._unsubscribe.append(
+                await events.subscribe(subject(self.namespace, self.component, KV_EVENTS_TOPIC), self._on_events))
+            self._snapshots = await self.rt.endpoint(
+                f"{self.namespace}.{self.component}.{SNAPSHOT_ENDPOINT}").client()
         self._follow = asyncio.create_task(self._follow_instances())
         return self
 
@@ -106,7 +110,7 @@ class KvEventSubscriber:
             self.router.retain(ids)
             new = [i for i in ids if i not in self._known]
             self._known = set(ids)
-            syncs = [self.sync(worker) for worker in new]
+            syncs = [self.sync(worker) for worker in new] if self.kv_events else []
             if first:
                 first = False
                 task = asyncio.create_task(self._mark_synced(syncs))
