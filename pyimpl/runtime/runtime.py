@@ -188,6 +188,7 @@ class DistributedRuntime:
     async def shutdown(self) -> None:
         """Deregister first, drain in-flight streams up to the grace period, then close; idempotent."""
         if self._started is None or self._shutdown_done is None:
+            await self.events.close()       # a mem subscription needs no started runtime
             return
         if self._shutdown_started:
             await self._shutdown_done.wait()

@@ -231,3 +231,29 @@ async def test_nats_subscriptions_survive_a_server_restart(nats_server_process, 
     assert inbox.items and inbox.items[0] == ("r.s", b"after")
     await pub.shutdown()
     await sub.shutdown()
+
+
+async def test_mem_delivers_to_a_subscriber_on_another_event_loop():
+    """The C ABI runs runtimes on their own loop threads: a message crosses to the subscriber's loop."""
+    import threading
+    scope = f"threads-{uuid.uuid4().hex}"
+    got: list[tuple[str, bytes, int]] = []
+    ready, done = threading.Event(), threading.Event()
+
+    def subscriber_thread() -> None:
+        async def run() -> None:
+            rt = await DistributedRuntime.create(mem_scope=scope)
+            await rt.events.subscribe("t.u", lambda s, d: (got.append((s, d, threading.get_ident())), done.set()))
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, done.wait, 5)
+            await rt.shutdown()
+        asyncio.run(run())
+
+    thread = threading.Thread(target=subscriber_thread)
+    thread.start()
+    await asyncio.get_running_loop().run_in_executor(None, ready.wait, 5)
+    pub = await DistributedRuntime.create(mem_scope=scope)
+    await pub.events.publish("t.u", b"across")
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, 5)
+    assert [(s, d) for s, d, _ in got] == [("t.u", b"across")] and got[0][2] == thread.ident
+    await pub.shutdown()

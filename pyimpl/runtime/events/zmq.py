@@ -47,6 +47,7 @@ class ZmqEventPlane:
         self._peers: dict[str, str] = {}           # discovery key -> connected address
         self._tasks: list[asyncio.Task] = []
         self._closed = False
+        self.dropped = 0                            # messages a full subscriber queue refused
 
     def _context(self) -> zmq.Context:
         if self._ctx is None:
@@ -63,7 +64,10 @@ class ZmqEventPlane:
         try:
             self._pub.send_multipart((subject.encode(), bytes(data)), flags=zmq.NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:       # a subscriber past the high-water mark: dropped, as NATS drops for slow consumers
-            log.warning("event on %s dropped: a subscriber is %d messages behind", subject, HIGH_WATER_MARK)
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 10_000 == 0:
+                log.warning("%d events dropped (last on %s): a subscriber is %d messages behind",
+                            self.dropped, subject, HIGH_WATER_MARK)
 
     async def _bind(self) -> None:
         async with self._pub_lock:
