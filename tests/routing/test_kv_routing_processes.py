@@ -82,11 +82,7 @@ async def test_a_sigkilled_worker_vanishes_from_the_index(env, tiny_model, monke
                 break
             await asyncio.sleep(0.05)
         assert len(owners) == 2 and all(kv.indexer.num_blocks(w) == 4 for w in owners)
-        victim_id = max(owners)
-        victim = next(w for w in workers if f"{victim_id:x}" in "".join(w.output)) \
-            if any(f"{victim_id:x}" in "".join(w.output) for w in workers) else None
-        victim = victim or workers[0] if victim is None else victim
-        victim.kill()
+        workers[0].kill()       # mid-run: its blocks are indexed, its lease still held
         for _ in range(200):
             if len(entry.client.instance_ids()) == 1:
                 break
