@@ -105,6 +105,7 @@ async def load(base_url: str, prompts: list[list[int]], expected: list[str], max
                disturb, seed: int) -> dict:
     """`concurrency` clients stream completions back to back while `disturb()` (a coroutine) runs; then a tally."""
     tally: Counter = Counter()
+    errors: Counter = Counter()
     stop = asyncio.Event()
     rng = random.Random(seed)
     starts_ok: list[float] = []
@@ -119,6 +120,8 @@ async def load(base_url: str, prompts: list[list[int]], expected: list[str], max
                 result = StreamResult()          # hung: nobody told the client anything
                 tally["hung"] += 1
             verdict = classify(result, expected[i])
+            if result.error is not None:
+                errors[result.error[:160]] += 1
             tally[verdict] += 1
             if verdict == "ok":
                 starts_ok.append(started)
@@ -131,7 +134,8 @@ async def load(base_url: str, prompts: list[list[int]], expected: list[str], max
         stop.set()
         await asyncio.gather(*tasks)
     return {"requests": sum(tally.values()), **{k: tally.get(k, 0) for k in ("ok", "failed", "incomplete", "wrong", "hung")},
-            "seconds": round(time.monotonic() - began, 1), "marks": marks, "ok_starts": starts_ok}
+            "seconds": round(time.monotonic() - began, 1), "marks": marks, "ok_starts": starts_ok,
+            "top_errors": errors.most_common(2)}
 
 
 def base_env(**extra: str) -> dict:

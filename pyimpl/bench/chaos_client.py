@@ -38,12 +38,14 @@ async def stream_completion(http: httpx.AsyncClient, base_url: str, prompt: list
                 return result
             event = None
             async for line in response.aiter_lines():
-                if line.startswith("event:"):
+                if not line:
+                    event = None              # an SSE event ends at its blank line
+                elif line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
                     data = line[5:].strip()
                     if event == "error":
-                        result.error = data
+                        result.error = result.error or data
                     elif data == "[DONE]":
                         done = True
                     else:

@@ -31,6 +31,12 @@ class StreamIncompleteError(DisconnectedError):
     """A response stream ended before its end marker (worker died or went away mid-stream)."""
 
 
+class StreamInterruptedError(DynamoError):
+    """Messages of a stream may have been lost in transit (the connection to the NATS server dropped and came
+    back): the stream cannot be trusted to complete, though its instance may be fine (not a DisconnectedError,
+    so the instance stays in rotation)."""
+
+
 class CancelledError(DynamoError):
     """The stream was cancelled (its context was stopped or killed)."""
 

@@ -242,3 +242,16 @@ def test_constrained_output_is_not_continued_after_its_first_tokens():
     with pytest.raises(StreamIncompleteError):
         asyncio.run(go())
     assert len(instances.opened) == 1
+
+
+def test_an_interrupted_transport_resends_to_any_instance_after_a_pause():
+    """After a NATS reconnect the instance may be fine: it is not excluded, and the re-send waits a moment."""
+    from pyimpl.llm.frontend.migration import INTERRUPTED_BACKOFF_S
+    from pyimpl.runtime.errors import StreamInterruptedError
+    instances = FakeInstances(FakeStream([tokens(1)], StreamInterruptedError("reconnected")),
+                              FakeStream([tokens(2, 3, 4, 5, finish="length")]))
+    started = time.monotonic()
+    chunks, kinds = run_migrating(instances)
+    assert time.monotonic() - started >= INTERRUPTED_BACKOFF_S
+    assert [t for c in chunks for t in c["token_ids"]] == [1, 2, 3, 4, 5] and kinds == ["ongoing_request"]
+    assert instances.opened[1][1] == frozenset()

@@ -7,13 +7,14 @@ unbroken stream of wire chunks: the detokenizer, stop strings and parsers above 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
 from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
-from pyimpl.runtime.errors import DisconnectedError, NoInstancesError
+from pyimpl.runtime.errors import DisconnectedError, NoInstancesError, StreamInterruptedError
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,11 @@ log = logging.getLogger(__name__)
 # poison prompt) takes down at most 4 of them before it fails with the usual error.
 DEFAULT_MIGRATION_LIMIT = 3
 MIGRATION_LIMIT_ENV = "DYN_MIGRATION_LIMIT"
+INTERRUPTED_BACKOFF_S = 0.25    # first wait before re-sending after a transport interruption; doubles each time
 
-# Runtime failures that mean "the instance is lost", not "the request is bad": these, and only these, migrate.
-LOST_INSTANCE_ERRORS = (DisconnectedError, NoInstancesError)
+# Runtime failures that mean "the instance (or the stream's messages) is lost", not "the request is bad": these,
+# and only these, migrate. After StreamInterruptedError (a NATS reconnect) the instance itself may be fine.
+LOST_INSTANCE_ERRORS = (DisconnectedError, NoInstancesError, StreamInterruptedError)
 
 # open(wire request, instance ids to avoid) -> (instance id, runtime response stream)
 StreamOpener = Callable[[dict, frozenset], Awaitable[tuple[int, Any]]]
@@ -118,7 +121,10 @@ class MigratingStream:
         if self.migrations >= self.limit or (self.generated and self.wire.get("guided_decoding")):
             raise exc       # spent; or constrained output, whose grammar state a new worker could not resume
         self.migrations += 1
-        self._failed_on.add(self._instance)
+        if isinstance(exc, StreamInterruptedError):     # the transport, not the instance: give it a moment
+            await asyncio.sleep(INTERRUPTED_BACKOFF_S * 2 ** (self.migrations - 1))
+        else:
+            self._failed_on.add(self._instance)
         kind = "ongoing_request" if self._chunks else "new_request"
         log.warning("migrating request (%s, %d/%d) after %d tokens from instance %x: %s", kind, self.migrations,
                     self.limit, len(self.generated), self._instance, exc)

@@ -19,13 +19,14 @@ from nats.aio.subscription import Subscription
 
 from ..context import Context
 from ..dispatcher import Dispatcher
-from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError
+from ..errors import DisconnectedError, NoInstancesError, StreamIncompleteError, StreamInterruptedError
 from . import Transport
 from .base import (BATCH, CANCEL, CREDIT, DATA, DEFAULT_WINDOW, END, ERROR, HANDLER_FAILED, PING, PING_FRAME,
                    REQUEST, QueuedResponseStream, StreamSink)
 from .nats_wire import PENDING_LIMITS, PING_INTERVAL, NatsCodec, PingWatch, instance_subject, unsubscribe_quietly
 from .stream_server import ServedStreams
 
+RECONNECT_GRACE_S = 3.0    # after a reconnect, "no responders" may mean "not re-subscribed yet", not "gone"
 log = logging.getLogger("pyimpl.runtime.nats_plane")
 OUTBOX_HIGH_WATER = 4096      # queued outgoing chunks that make producers wait for the sender
 
@@ -172,6 +173,8 @@ class NatsClient:
         self._watchdog: Optional[asyncio.Task] = None
         self._starting: Optional[asyncio.Task] = None
         self._watches: dict[str, PingWatch] = {}     # instance subject -> its ping state
+        self._reconnects = nc.stats["reconnects"]    # a change: messages may have been lost (see _watch_instances)
+        self._reconnected_at = float("-inf")         # loop time this client last noticed a reconnect
 
     async def _ensure_started(self) -> None:
         if self._sub is None:
@@ -227,7 +230,11 @@ class NatsClient:
         stream = entry[0]
         if msg.headers and msg.headers.get("Status") == "503":
             del self._streams[reply]
-            stream.finish(NoInstancesError(f"no responders on {entry[1]} (instance gone)"))
+            if self._just_reconnected():    # the server came back before the instance re-subscribed: not gone
+                stream.finish(StreamInterruptedError(f"no responders on {entry[1]} just after the NATS server "
+                                                     f"came back (the instance may not have reconnected yet)"))
+            else:
+                stream.finish(NoInstancesError(f"no responders on {entry[1]} (instance gone)"))
             return
         frame = self.codec.receive(reply, msg.data)
         if frame is None:
@@ -241,6 +248,12 @@ class NatsClient:
         watches = self._watches
         while True:
             await asyncio.sleep(PING_INTERVAL)
+            if self.nc.stats["reconnects"] != self._reconnects:
+                self._reconnects = self.nc.stats["reconnects"]
+                self._reconnected_at = asyncio.get_running_loop().time()
+                self.fail_all("the connection to the NATS server was lost and re-established: messages of this "
+                              "stream may be lost")
+                continue
             subjects = {subject for _, subject in self._streams.values()}
             for subject in [s for s in watches if s not in subjects]:   # no stream waits on it now
                 del watches[subject]
@@ -249,7 +262,7 @@ class NatsClient:
             pinged = [watches.setdefault(s, PingWatch(self.nc, s)) for s in subjects]
             results = await asyncio.gather(*(watch.alive() for watch in pinged))
             for watch, alive in zip(pinged, results):
-                if not alive:
+                if not alive and not self._just_reconnected():
                     self.fail_instance(watch.subject, f"instance on {watch.subject} stopped responding")
 
     def fail_instance(self, subject: str, why: str) -> None:
@@ -258,6 +271,21 @@ class NatsClient:
                 del self._streams[reply]
                 self.codec.forget(reply)
                 stream.finish(StreamIncompleteError(why))
+
+    def _just_reconnected(self) -> bool:
+        """Within RECONNECT_GRACE_S of a reconnect (or one the watchdog has not handled yet)."""
+        return (self.nc.stats["reconnects"] != self._reconnects
+                or asyncio.get_running_loop().time() - self._reconnected_at < RECONNECT_GRACE_S)
+
+    def fail_all(self, why: str) -> None:
+        """Fail every open stream (StreamInterruptedError) and cancel it on its instance: after a reconnect a
+        request, a chunk or the end may have been lost, and a stream waiting for it would wait forever."""
+        loop = asyncio.get_running_loop()
+        for reply, (stream, subject) in list(self._streams.items()):
+            del self._streams[reply]
+            self.codec.forget(reply)
+            stream.finish(StreamInterruptedError(why))
+            loop.create_task(self._send_control(subject, [CANCEL, reply]))
 
     async def close(self) -> None:
         for sink, _ in self._streams.values():
