@@ -1,6 +1,8 @@
 """The KV router's core, without transport: index, cost, approximate mode."""
+import asyncio
 import random
 
+import msgspec
 import pytest
 
 from pyimpl.llm.engine.block_hash import local_block_hash, sequence_block_hashes
@@ -155,3 +157,65 @@ def test_approximate_mode_keeps_no_more_than_the_worker_caches():
     router.finished("new")
     assert router.find_matches(new) == {11: 8}
     assert router.find_matches(old) == {11: 4}        # the old prompt's deepest blocks went first
+
+
+async def test_subscriber_resyncs_on_a_gap_and_logs_a_block_size_mismatch_once(caplog):
+    """The event-plane subscriber, with a stand-in runtime: a gap in a worker's event ids asks for its snapshot."""
+    from pyimpl.llm.kv_router.protocol import encode
+    from pyimpl.llm.kv_router.subscriber import KvEventSubscriber
+
+    class Plane:
+        def __init__(self):
+            self.callbacks = {}
+
+        async def subscribe(self, subject, callback):
+            self.callbacks[subject] = callback
+
+            async def unsubscribe():
+                self.callbacks.pop(subject, None)
+            return unsubscribe
+
+    class Instances:
+        async def instance_changes(self):
+            yield [11]
+            await asyncio.Event().wait()
+
+    snapshot = stored(11, prompt(30, 8), event_id=5)
+
+    class SnapshotClient:
+        def instance_ids(self):
+            return [11]
+
+        async def direct(self, request, worker, annotated=True):
+            async def answer():
+                yield msgspec.to_builtins(snapshot)
+            return answer()
+
+    class Runtime:
+        events = Plane()
+
+        def endpoint(self, path):
+            class Endpoint:
+                async def client(self):
+                    return SnapshotClient()
+            return Endpoint()
+
+    router = KvRouter(KvRouterConfig(block_size=B))
+    sub = await KvEventSubscriber(Runtime(), "ns", "backend", router, Instances()).start()
+    await asyncio.wait_for(sub.synced.wait(), 2)
+    assert router.find_matches(prompt(30, 8)) == {11: 2}                 # caught up from the snapshot
+    on_events = Runtime.events.callbacks["ns.backend.kv_events"]
+    later = prompt(31, 8)
+    on_events("ns.backend.kv_events", encode(stored(11, later, event_id=6)))
+    assert router.find_matches(later) == {11: 2}
+    snapshot = stored(11, prompt(32, 8), event_id=9)
+    on_events("ns.backend.kv_events", encode(stored(11, prompt(33, 8), event_id=9)))   # 7 and 8 were missed
+    for _ in range(100):
+        if router.find_matches(prompt(32, 8)):
+            break
+        await asyncio.sleep(0.01)
+    assert router.find_matches(prompt(32, 8)) == {11: 2} and router.find_matches(later) == {}
+    for _ in range(3):
+        on_events("ns.backend.kv_events", encode(KvEventBatch(11, 64, [])))
+    assert sum("kv-cache-block-size" in r.message for r in caplog.records) == 1
+    await sub.stop()

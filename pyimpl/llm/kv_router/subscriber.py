@@ -44,6 +44,7 @@ class KvEventSubscriber:
         self._syncing: dict[int, list[KvEventBatch]] = {}   # worker -> live batches held back during its snapshot
         self._known: set[int] = set()
         self._last_event: dict[int, int] = {}                # worker -> id of its last event applied
+        self._misconfigured: set[int] = set()                # workers whose block size was refused (logged)
         self._tasks: set[asyncio.Task] = set()
         self._follow: asyncio.Task | None = None
         self.synced = asyncio.Event()                        # set once every worker seen at start was synced
@@ -93,8 +94,10 @@ class KvEventSubscriber:
             self._last_event[batch.worker_id] = batch.events[-1].event_id
         try:
             return self.router.apply_events(batch)
-        except ValueError as exc:       # a block size the router does not use: nothing to index
-            log.error("%s", exc)
+        except ValueError as exc:       # a block size the router does not use: nothing to index (said once)
+            if batch.worker_id not in self._misconfigured:
+                self._misconfigured.add(batch.worker_id)
+                log.error("%s", exc)
             return True
 
     def _on_load(self, _subject: str, data: bytes) -> None:
