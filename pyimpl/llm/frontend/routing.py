@@ -8,12 +8,15 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Optional
+from typing import TYPE_CHECKING, Any, Callable, Collection, Optional
 
 from pyimpl.llm.errors import InvalidRequestError
 from pyimpl.llm.frontend.worker_streams import close_stream
 from pyimpl.llm.kv_router.router import KvRouter, KvRouterConfig, RouteDecision
 from pyimpl.llm.kv_router.subscriber import KvEventSubscriber
+
+if TYPE_CHECKING:
+    from pyimpl.runtime import Client, DistributedRuntime
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,8 @@ class RouterSettings:
 class ModelRouter:
     """Chooses instances of one model's endpoint (`client`: a runtime Client) and opens streams on them."""
 
-    def __init__(self, rt: Any, settings: RouterSettings, model: str, endpoint: str, block_size: int, client: Any,
-                 on_route: Optional[RouteListener] = None):
+    def __init__(self, rt: "DistributedRuntime", settings: RouterSettings, model: str, endpoint: str,
+                 block_size: int, client: "Client", on_route: Optional[RouteListener] = None):
         self.rt, self.settings, self.model, self.endpoint, self.client = rt, settings, model, endpoint, client
         self.on_route = on_route
         self.kv: Optional[KvRouter] = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence
 
 import msgspec
 
@@ -13,13 +13,16 @@ from .protocol import (KV_EVENTS_TOPIC, LOAD_TOPIC, SNAPSHOT_ENDPOINT, KvEventBa
                        subject)
 from .router import KvRouter
 
+if TYPE_CHECKING:
+    from pyimpl.runtime import DistributedRuntime
+
 log = logging.getLogger(__name__)
 
 
 class InstanceSource(Protocol):
     """The live instances of the workers' endpoint (pyimpl.runtime Client)."""
 
-    def instance_changes(self) -> Any: ...
+    def instance_changes(self) -> AsyncIterator[list[int]]: ...
 
 
 def as_batch(data: Any) -> KvEventBatch:
@@ -34,7 +37,7 @@ class KvEventSubscriber:
     reads the load, for the workers' cache sizes) and `.kv_load`, and keeps `router` in step with the workers of
     `instances`; start() / stop()."""
 
-    def __init__(self, rt: Any, namespace: str, component: str, router: KvRouter, instances: InstanceSource,
+    def __init__(self, rt: "DistributedRuntime", namespace: str, component: str, router: KvRouter, instances: InstanceSource,
                  snapshot_timeout_s: float = 2.0, kv_events: bool = True):
         self.rt, self.router, self.instances, self.kv_events = rt, router, instances, kv_events
         self.namespace, self.component = namespace, component
