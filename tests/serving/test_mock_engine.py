@@ -174,3 +174,27 @@ async def test_a_slow_reader_holds_its_request_back_without_busy_waiting():
     assert more == [[5, 6, 7][i % 3] for i in range(1, 301)]
     await stream.aclose()
     assert engine.abort_count == 1 and engine.stats().num_running == 0
+
+
+async def test_decode_slows_as_the_batch_fills_the_cache():
+    def engine() -> MockEngine:
+        return MockEngine(block_size=16, num_gpu_blocks=100, perf_model=PerfModel(speedup_ratio=2.0))
+
+    async def inter_token(e: MockEngine, request_id: str) -> float:
+        stamps = []
+        async for _ in e.generate(list(range(32)), MockSamplingParams(max_tokens=20, ignore_eos=True), request_id):
+            stamps.append(time.perf_counter())
+        return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+
+    alone = await inter_token(engine(), "alone")
+    busy = engine()
+    background = [asyncio.create_task(run(busy, list(range(1000 * i, 1000 * i + 150)), f"bg{i}", max_tokens=200,
+                                          ignore_eos=True)) for i in range(8)]
+    await asyncio.sleep(0.05)
+    crowded = await inter_token(busy, "crowded")
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    assert alone >= 0.9 * PerfModel.decode_ms(0.03) / 2000                  # ~3.7 ms
+    assert crowded >= 0.9 * PerfModel.decode_ms(0.7) / 2000                 # ~80 of 100 blocks in use: ~15 ms
+    assert crowded > 2 * alone
