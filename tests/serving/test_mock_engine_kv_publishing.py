@@ -53,12 +53,18 @@ async def mem_runtime():
     await rt.shutdown()
 
 
+async def serve_listened(rt, model: str, namespace: str, **options):
+    """A mock worker on `namespace`.backend, with collectors subscribed to its kv_events and kv_load first."""
+    events, load = Collected(decode_batch), Collected(decode_load)
+    await rt.events.subscribe(f"{namespace}.backend.kv_events", events)
+    await rt.events.subscribe(f"{namespace}.backend.kv_load", load)
+    served = await serve_model(rt, model, endpoint=f"{namespace}.backend.generate", engine="mock", **options)
+    return served, events, load
+
+
 async def test_a_worker_publishes_batched_events_load_and_snapshots(mem_runtime, tiny_model):
     rt = mem_runtime
-    events, load = Collected(decode_batch), Collected(decode_load)
-    await rt.events.subscribe("kvt.backend.kv_events", events)
-    await rt.events.subscribe("kvt.backend.kv_load", load)
-    served = await serve_model(rt, tiny_model, endpoint="kvt.backend.generate", engine="mock")
+    served, events, load = await serve_listened(rt, tiny_model, "kvt")
     block = served.card.kv_block_size
     prompt = list(range(100, 100 + 8 * block + 3))                     # 8 full blocks
     assert await generate(rt, "kvt.backend.generate", prompt) == prompt[:2]
@@ -82,10 +88,7 @@ async def test_a_worker_publishes_batched_events_load_and_snapshots(mem_runtime,
 
 async def test_no_kv_events_publishes_load_only(mem_runtime, tiny_model):
     rt = mem_runtime
-    events, load = Collected(decode_batch), Collected(decode_load)
-    await rt.events.subscribe("nokv.backend.kv_events", events)
-    await rt.events.subscribe("nokv.backend.kv_load", load)
-    served = await serve_model(rt, tiny_model, endpoint="nokv.backend.generate", engine="mock", kv_events=False)
+    served, events, load = await serve_listened(rt, tiny_model, "nokv", kv_events=False)
     await generate(rt, "nokv.backend.generate", list(range(200)))
     await load.until(lambda items: len(items) >= 1)
     await asyncio.sleep(0.1)
