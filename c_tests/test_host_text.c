@@ -1,6 +1,7 @@
 /* The host API's text and model calls against the tiny model: tokenize/detokenize, chat template, model
  * info (JSON and struct), whole chat replies, completion streams, typed sampling parameters; each
  * function's error paths and what the host owns (run under ASan/valgrind by sanitize.sh). */
+#include <locale.h>
 #include <math.h>
 
 #include "test_util.h"
@@ -151,6 +152,16 @@ static void sampling_params(void) {
     CHECK(json[0] == '{' && strstr(json, "\"temperature\":1") != NULL && strstr(json, "max_tokens") == NULL);
     CHECK(strstr(json, "seed") == NULL);
     dynamo_free(json);
+    p.temperature = 0.7f;
+    if (setlocale(LC_NUMERIC, "de_DE.UTF-8") || setlocale(LC_NUMERIC, "fr_FR.UTF-8")) { /* a comma locale, if installed */
+        char comma[16];
+        snprintf(comma, sizeof comma, "%.1f", 0.5);
+        printf("host locale's 0.5: %s\n", comma);
+    }
+    CHECK_STATUS(dynamo_sampling_params_apply(&p, "{\"n\": 1}", &json), DYNAMO_OK);
+    CHECK(strncmp(json, "{\"n\": 1,", 8) == 0 && strstr(json, "\"temperature\":0.7,") != NULL);
+    dynamo_free(json);
+    setlocale(LC_NUMERIC, "C");
     p.temperature = 0.0f;
     p.max_tokens = 4;
     p.ignore_eos = 1;

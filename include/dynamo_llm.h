@@ -613,8 +613,9 @@ typedef void (*dynamo_log_callback_t)(int32_t level, const char* logger, const c
  * and anything written to the interpreter's sys.stderr (at DYNAMO_LOG_WARNING, logger "stderr",
  * one call per line). cb NULL restores the default: stderr, as without a callback (records of
  * WARNING and above). May be set before the first runtime exists.
- * cb runs on whichever library thread logs (several at once are possible: it must be
- * thread-safe), never with the interpreter lock held; it must return promptly and must not call
+ * cb runs on whichever thread logs: a library thread, or the host's own thread inside a dynamo_*
+ * call that logs (several at once are possible: it must be thread-safe), never with the
+ * interpreter lock held; it must return promptly and must not call
  * dynamo_* functions other than dynamo_status_str, dynamo_llm_version and dynamo_free.
  * Once this call returns, the previous callback is not running and never runs again (user_data
  * may be released). A Python host sharing its interpreter gets its sys.stderr redirected while a

@@ -1,5 +1,7 @@
 /* dynamo_sampling_params_t: llama.h-style typed sampling fields written into a request's JSON, so they
  * meet exactly the validation the JSON fields meet (the Python side's request types). */
+#define _GNU_SOURCE
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,19 @@ dynamo_sampling_params_t dynamo_sampling_params_default(void) {
     p.top_p = 1.0f;
     p.repetition_penalty = 1.0f;
     return p;
+}
+
+/* Numbers in JSON's notation whatever locale the host set (a "de_DE" LC_NUMERIC prints 0,7). */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+/* The shortest decimal that reads back as the same float (0.7f is "0.7", not "0.699999988"). */
+static void put_float(char* out, size_t cap, float value) {
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(out, cap, "%.*g", digits, (double)value);
+        if (strtof(out, NULL) == value) return;
+    }
 }
 
 /* The params' fields as `"key": value,` pairs (each ends with a comma); -1 on a non-finite float. */
@@ -34,7 +49,9 @@ static int params_text(const dynamo_sampling_params_t* p, char* out, size_t cap)
             dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "params.%s is not a finite number", floats[i].key);
             return -1;
         }
-        n += (size_t)snprintf(out + n, cap - n, "\"%s\":%.9g,", floats[i].key, (double)floats[i].value);
+        char number[32];
+        put_float(number, sizeof number, floats[i].value);
+        n += (size_t)snprintf(out + n, cap - n, "\"%s\":%s,", floats[i].key, number);
     }
     return 0;
 }
@@ -52,7 +69,11 @@ dynamo_status_t dynamo_sampling_params_apply(const dynamo_sampling_params_t* par
     dynamo_status_t st = dyn_check_json_object("request_json", request_json, &len);
     if (st != DYNAMO_OK) return st;
     char fields[1024];
-    if (params_text(params, fields, sizeof fields) != 0) return DYNAMO_ERR_INVALID_ARGUMENT;
+    pthread_once(&c_locale_once, make_c_locale);
+    locale_t before = c_locale ? uselocale(c_locale) : (locale_t)0;
+    int bad = params_text(params, fields, sizeof fields);
+    if (c_locale) uselocale(before);
+    if (bad) return DYNAMO_ERR_INVALID_ARGUMENT;
     /* Ours go after the request's own members: the request reader (Python's json) keeps the last of
      * duplicate keys, so ours replace the request's keys of the same names. */
     const char* open = strchr(request_json, '{');
