@@ -29,7 +29,7 @@ def start_worker(env: dict, model: str) -> Proc:
 @pytest.fixture(scope="module", params=["tcp", "nats"])
 def deployment(request, serving_env, tiny_model):
     """Two chaos workers, a frontend with the default migration limit and one with --migration-limit 0."""
-    env = dict(serving_env, DYN_DISCOVERY_TTL="2")
+    env = dict(serving_env, DYN_DISCOVERY_TTL="2", DYN_GRACE_PERIOD="0.3")   # SIGTERM: 0.3 s to drain, then cut
     if request.param == "nats":
         env.update(DYN_DISCOVERY_BACKEND="nats", DYN_REQUEST_PLANE="nats",
                    NATS_SERVER=request.getfixturevalue("nats_server"), DYN_NATS_KV_BUCKET=f"mig{uuid.uuid4().hex[:8]}")
@@ -46,8 +46,8 @@ def deployment(request, serving_env, tiny_model):
             proc.stop()
 
 
-async def streams_with_a_kill(base_url: str, worker: Proc, count: int = 8):
-    """`count` concurrent streams; SIGKILL `worker` once every stream has 3 chunks; their results."""
+async def streams_with_a_kill(base_url: str, worker: Proc, count: int = 8, sig: int = 9):
+    """`count` concurrent streams; signal `worker` (SIGKILL) once every stream has 3 chunks; their results."""
     progress = [0] * count
     async with httpx.AsyncClient(timeout=30) as http:
         tasks = [asyncio.create_task(stream_completion(http, base_url, prompt_ids(i), MAX_TOKENS, progress, i))
@@ -56,7 +56,7 @@ async def streams_with_a_kill(base_url: str, worker: Proc, count: int = 8):
         while min(progress) < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert min(progress) >= 3, progress
-        os.kill(worker.popen.pid, 9)
+        os.kill(worker.popen.pid, sig)
         return await asyncio.gather(*tasks)
 
 
@@ -104,6 +104,17 @@ def test_migration_limit_zero_fails_the_broken_streams(deployment):
     assert sorted(verdicts) == ["failed"] * 4 + ["ok"] * 4, list(zip(verdicts, results))
     assert all(0 < r.chunks < MAX_TOKENS for r, v in zip(results, verdicts) if v == "failed")
     assert migrations(url) == {}
+    replace_killed_worker(deployment)
+
+
+def test_worker_shutdown_cutting_streams_migrates_them(deployment):
+    """SIGTERM: the worker withdraws, drains for its grace period, then cuts what is left: those streams move."""
+    url = deployment["url"]
+    before = migrations(url).get("ongoing_request", 0)
+    expected = asyncio.run(unbroken(url))
+    results = asyncio.run(streams_with_a_kill(url, deployment["workers"][0], sig=15))
+    assert [classify(r, e) for r, e in zip(results, expected)] == ["ok"] * 8, results
+    assert migrations(url).get("ongoing_request", 0) - before == 4
     replace_killed_worker(deployment)
 
 
