@@ -2,6 +2,7 @@
  * info (JSON and struct), whole chat replies, completion streams, typed sampling parameters; each
  * function's error paths and what the host owns (run under ASan/valgrind by sanitize.sh). */
 #include <locale.h>
+#include <pthread.h>
 #include <math.h>
 
 #include "test_util.h"
@@ -197,6 +198,38 @@ static void sampling_params(void) {
     CHECK(untouched == (char*)1);
 }
 
+/* Host calls from several threads at once, beside a live stream: each gets its own answer. */
+static void* tokenize_loop(void* expected_n) {
+    for (int i = 0; i < 50; i++) {
+        uint32_t* ids = NULL;
+        size_t n = 0;
+        CHECK_STATUS(dynamo_tokenize(rt, NULL, "Hello world, hello tokens", 0, &ids, &n), DYNAMO_OK);
+        CHECK(n == *(size_t*)expected_n);
+        dynamo_free(ids);
+        char* json = NULL;
+        CHECK_STATUS(dynamo_model_info_json(rt, "tiny", &json), DYNAMO_OK);
+        dynamo_free(json);
+    }
+    return NULL;
+}
+
+static void concurrent_calls(void) {
+    uint32_t* ids = NULL;
+    size_t n = 0;
+    CHECK_STATUS(dynamo_tokenize(rt, NULL, "Hello world, hello tokens", 0, &ids, &n), DYNAMO_OK);
+    dynamo_free(ids);
+    dynamo_stream_t* s = NULL;
+    CHECK_STATUS(dynamo_chat_completion(rt, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], "
+                                        "\"max_tokens\": 32, \"ignore_eos\": true}", &s), DYNAMO_OK);
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) CHECK(pthread_create(&threads[i], NULL, tokenize_loop, &n) == 0);
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    int chunks = 0;
+    CHECK_STATUS(drain(s, &chunks), DYNAMO_END);
+    CHECK(chunks >= 2);
+    CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
+}
+
 int main(int argc, char** argv) {
     CHECK(argc > 1);
     char* config = tiny_model_config(argv[1], "torch");
@@ -208,6 +241,19 @@ int main(int argc, char** argv) {
     whole_reply();
     completion_stream();
     sampling_params();
+    concurrent_calls();
+    /* a runtime that serves no model answers the model calls with NOT_FOUND */
+    dynamo_runtime_t* bare = NULL;
+    CHECK_STATUS(dynamo_runtime_create(MOCK_CONFIG, &bare), DYNAMO_OK);
+    uint32_t* none = NULL;
+    size_t zero = 0;
+    char* text = NULL;
+    CHECK_STATUS(dynamo_tokenize(bare, NULL, "x", 0, &none, &zero), DYNAMO_ERR_NOT_FOUND);
+    CHECK(strstr(dynamo_last_error(), "serves no model") != NULL);
+    CHECK_STATUS(dynamo_model_info_json(bare, NULL, &text), DYNAMO_ERR_NOT_FOUND);
+    CHECK_STATUS(dynamo_chat_completion_sync(bare, "{\"messages\": []}", &text), DYNAMO_ERR_NOT_FOUND);
+    CHECK(text == NULL && none == NULL);
+    CHECK_STATUS(dynamo_runtime_destroy(bare), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
     uint32_t* ids = NULL;
     size_t n = 0;
