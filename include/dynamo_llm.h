@@ -95,11 +95,12 @@ typedef enum dynamo_status {
 #define DYNAMO_FINISH_STOP       1  /* EOS or a stop string/token */
 #define DYNAMO_FINISH_LENGTH     2  /* max_tokens or the context length */
 #define DYNAMO_FINISH_TOOL_CALLS 3  /* the model called a tool */
-#define DYNAMO_FINISH_CANCELLED  4  /* the serving side aborted the request (engine abort, worker
-                                      shutdown): the last chunk of each unfinished choice of a chat
-                                      stream carries it, and the poll after those chunks returns
-                                      DYNAMO_ERR_UNAVAILABLE (never DYNAMO_END). A host's own
-                                      dynamo_stream_cancel gives no such chunk (see there) */
+#define DYNAMO_FINISH_CANCELLED  4  /* the serving side cut the request short (engine abort, worker
+                                      shutdown or loss with no migration left): the last chunk of
+                                      each unfinished choice of a chat stream carries it, and the poll
+                                      after those chunks returns DYNAMO_ERR_UNAVAILABLE (never
+                                      DYNAMO_END). A host's own dynamo_stream_cancel gives no such
+                                      chunk (see there) */
 #define DYNAMO_FINISH_ERROR      5  /* the request failed; the chunk's json says why */
 
 /* ---- handles and chunks --------------------------------------------------- */

@@ -73,8 +73,10 @@ def status_of(exc: BaseException) -> int:
         _TABLE.extend(_status_table())
     for types, status in _TABLE:
         if isinstance(exc, types):
-            if status == ERR_ENGINE and exc.__cause__ is not None and status_of(exc.__cause__) == ERR_UNAVAILABLE:
-                return ERR_UNAVAILABLE
+            if status == ERR_ENGINE:
+                from pyimpl.llm.frontend.worker_streams import instance_lost
+                if instance_lost(exc):
+                    return ERR_UNAVAILABLE
             return status
     return ERR_INTERNAL
 

@@ -1,6 +1,7 @@
 """The C ABI's chat path migrates like HTTP's: a C runtime config's migration_limit reaches the frontend, so a
 chat stream whose worker is SIGKILLed mid-stream continues on the other worker to its full length (every token
-id, one LENGTH finish), while with "migration_limit": 0 the same loss ends the stream DYNAMO_ERR_UNAVAILABLE.
+id, one LENGTH finish), while with "migration_limit": 0 the same loss ends the stream with a FINISH_CANCELLED
+chunk, then DYNAMO_ERR_UNAVAILABLE.
 Through RuntimeSession and chat_batch, the Python seam of dynamo_chat_completion, against real worker processes."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from pyimpl.capi.chunks import chat_batch
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.session import RuntimeSession
-from pyimpl.capi.status import ERR_UNAVAILABLE, FINISH_LENGTH, FINISH_NONE, status_of
+from pyimpl.capi.status import ERR_UNAVAILABLE, FINISH_CANCELLED, FINISH_LENGTH, FINISH_NONE, status_of
 
 from .conftest import start_worker
 
@@ -73,3 +74,5 @@ async def test_a_c_chat_stream_migrates_unless_its_limit_is_0(serving_env, tiny_
     assert len(ids) == MAX_TOKENS and finishes == [FINISH_LENGTH]
     assert unmigrated is not None and status_of(unmigrated) == ERR_UNAVAILABLE
     assert 10 <= sum(len(f[2] or ()) for f in fields[1]) < MAX_TOKENS
+    assert [f[3] for f in fields[1] if f[3] != FINISH_NONE] == [FINISH_CANCELLED]   # the last chunk's
+    assert fields[1][-1][3] == FINISH_CANCELLED

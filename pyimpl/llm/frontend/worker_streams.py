@@ -31,6 +31,13 @@ def runtime_error(exc: Exception) -> Exception:
     return exc
 
 
+def instance_lost(exc: BaseException) -> bool:
+    """Whether a worker stream ended with `exc` because its instance was lost (the runtime's DisconnectedError:
+    connection reset, keepalive timeout, stream cut short), raised as is or mapped by runtime_error."""
+    from pyimpl.runtime.errors import DisconnectedError
+    return isinstance(exc, DisconnectedError) or isinstance(exc.__cause__, DisconnectedError)
+
+
 async def single_stream(stream: Any) -> AsyncIterator[tuple[int, dict]]:
     """One worker stream as (0, data) pairs; closing it cancels the request on the worker."""
     try:
