@@ -44,6 +44,7 @@ class ModelFacts:
     has_chat_template: bool = False
     dtype: str | None = None           # config.json's dtype (torch_dtype), e.g. "bfloat16"; None: not given
     config_model_type: str | None = None  # config.json's model_type, e.g. "llama", "gemma3_text"
+    chat_template: str | None = None   # its text (tokenizer_config.json, else chat_template.jinja / .json); None: none
 
 
 def read_model_facts(model_path: str | Path) -> ModelFacts:
@@ -74,7 +75,23 @@ def read_model_facts(model_path: str | Path) -> ModelFacts:
         vocab_size=vocab, eos_token_ids=list(dict.fromkeys(eos)), bos_token_id=bos[0] if bos else None,
         has_chat_template=bool(tokenizer_config.get("chat_template"))
         or any((folder / name).is_file() for name in CHAT_TEMPLATE_FILES),
-        dtype=_dtype(config) or _dtype(text_config), config_model_type=config.get("model_type"))
+        dtype=_dtype(config) or _dtype(text_config), config_model_type=config.get("model_type"),
+        chat_template=_chat_template(folder, tokenizer_config))
+
+
+def _chat_template(folder: Path, tokenizer_config: dict) -> str | None:
+    """The chat template's text: tokenizer_config.json's (a string, or named templates: all of them joined), else
+    chat_template.jinja, else chat_template.json's `chat_template`."""
+    template = tokenizer_config.get("chat_template")
+    if isinstance(template, list):
+        template = "\n".join(t.get("template", "") for t in template if isinstance(t, dict))
+    if isinstance(template, str) and template:
+        return template
+    try:
+        return (folder / CHAT_TEMPLATE_FILES[0]).read_text()
+    except OSError:
+        template = _load_json(folder / CHAT_TEMPLATE_FILES[1]).get("chat_template")
+        return template if isinstance(template, str) and template else None
 
 
 def _load_json(path: Path) -> dict:

@@ -9,13 +9,17 @@ import sys
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from pyimpl.llm.text.parsers import REASONING_PARSERS, TOOL_CALL_PARSERS
     p = argparse.ArgumentParser(prog="python -m pyimpl.worker", description=__doc__)
     p.add_argument("--model", required=True, help="model folder (config, weights, tokenizer), a .gguf file or a folder holding one")
     p.add_argument("--model-name", default=None)
     p.add_argument("--endpoint", default="dynamo.backend.generate", help="namespace.component.endpoint")
     p.add_argument("--engine", choices=("torch", "mock"), default="torch")
-    p.add_argument("--tool-call-parser", default=None)
-    p.add_argument("--reasoning-parser", default=None)
+    p.add_argument("--tool-call-parser", default=None, choices=sorted(TOOL_CALL_PARSERS),
+                   help="how tool calls are read from the output (default: the one the model's chat template calls "
+                        "for, e.g. hermes for <tool_call>; none if it shows no tool markers)")
+    p.add_argument("--reasoning-parser", default=None, choices=sorted(REASONING_PARSERS),
+                   help="split <think> reasoning into reasoning_content (default: none)")
     p.add_argument("--model-type", choices=("chat", "completions", "embedding"), default=None)
     p.add_argument("--mock-step-delay-s", type=float, default=0.0, help="mock engine: seconds per token")
     p.add_argument("--speedup-ratio", type=float, default=None,

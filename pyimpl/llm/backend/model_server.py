@@ -18,6 +18,7 @@ from pyimpl.llm.backend.engine_api import EmbedEngine, GenerateEngine, Handler, 
 from pyimpl.llm.backend.kv_publisher import KvPublisher, start_kv_publisher
 from pyimpl.llm.errors import EngineRequestError
 from pyimpl.llm.model_card import ModelCard, card_key
+from pyimpl.llm.text.parsers import check_parser_names, tool_call_parser_for_template
 from pyimpl.llm.model_facts import ModelFacts, read_model_facts
 
 if TYPE_CHECKING:
@@ -186,7 +187,9 @@ async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name
     (backend/kv_publisher.py) for KV-aware routing."""
     model_path = str(Path(model_path).resolve())
     namespace, component, _ = _split_endpoint(endpoint)
+    check_parser_names(tool_call_parser, reasoning_parser)   # an unknown name fails here, not on every request
     facts = read_model_facts(model_path)
+    tool_call_parser = tool_call_parser or tool_call_parser_for_template(facts.chat_template)
     model_type = model_type or facts.model_type
     built = build_engine(model_path, engine, facts, model_type, **engine_kwargs)
     core = built.engine

@@ -15,6 +15,7 @@ from pyimpl.llm.frontend.aliases import ModelAlias
 from pyimpl.llm.frontend.prompt_input import load_preprocessor
 from pyimpl.llm.frontend.routing import ModelRouter, RouteListener, RouterSettings
 from pyimpl.llm.model_card import CARD_PREFIX, ModelCard, card_instance_id
+from pyimpl.llm.text.parsers import check_parser_names
 
 if TYPE_CHECKING:
     from pyimpl.llm.text.preprocessor import Preprocessor
@@ -96,6 +97,11 @@ class ModelRegistry:
 
     async def _on_put(self, key: str, value: dict) -> None:
         card = ModelCard.from_dict(value)
+        try:   # a parser this frontend does not know would fail every request of the model with a 500
+            check_parser_names(card.tool_call_parser, card.reasoning_parser)
+        except ValueError as exc:
+            log.error("model card %s refused: %s", key, exc)
+            return
         entry = self.models.get(card.name)
         if entry is None:
             entry = ServedModelEntry(card.name)
