@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from array import array
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -16,6 +17,8 @@ from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_NOT
 
 OP_TOKENIZE, OP_DETOKENIZE, OP_CHAT_TEMPLATE, OP_MODEL_INFO, OP_EMBEDDINGS, OP_CHAT_SYNC = 1, 2, 3, 4, 5, 6
 _encode = msgspec.json.Encoder().encode
+# len() of a tokenizer can build its whole vocabulary (ms for 150k tokens): once per preprocessor
+_VOCAB_SIZES: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -98,7 +101,9 @@ async def _detokenize(session: RuntimeSession, model: str | None, arg: bytes, sk
     pre = await _preprocessor(session, model)
     ids = array("I")
     ids.frombytes(arg)
-    vocab = len(pre.tokenizer)
+    vocab = _VOCAB_SIZES.get(pre)
+    if vocab is None:
+        vocab = _VOCAB_SIZES[pre] = len(pre.tokenizer)
     bad = next((i for i in ids if i >= vocab), None)
     if bad is not None:
         raise CapiError(ERR_INVALID_ARGUMENT, f"token id {bad} is outside the vocabulary ({vocab} tokens)")
