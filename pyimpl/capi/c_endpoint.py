@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Optional, Protocol
 
 import msgspec
 
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, CapiError
 from pyimpl.llm.model_card import ModelCard, card_key
+
+if TYPE_CHECKING:
+    from pyimpl.runtime import DistributedRuntime, Endpoint
 
 CARD_KEYS = {"name": str, "model_path": str, "context_length": int, "kv_block_size": int, "eos_token_ids": list,
              "model_type": str, "tool_call_parser": str, "reasoning_parser": str}
@@ -36,8 +39,8 @@ class HostEngineError(Exception):
 class CServer:
     """One live C server: where it serves and the card it published."""
 
-    runtime: Any
-    endpoint: Any
+    runtime: DistributedRuntime
+    endpoint: Endpoint
     card_key: Optional[str] = None
 
 
@@ -49,7 +52,7 @@ class CServedEndpoints:
         self.servers: dict[int, CServer] = {}
         self.queues: dict[int, asyncio.Queue] = {}
 
-    async def serve(self, runtime: Any, server: int, path: str) -> None:
+    async def serve(self, runtime: DistributedRuntime, server: int, path: str) -> None:
         """Register `path` on `runtime` with a handler forwarding to C server `server`."""
         try:
             endpoint = runtime.endpoint(path)
