@@ -77,3 +77,11 @@ async def test_unknown_sampling_field_is_a_400_naming_it(served):
     with pytest.raises(EngineRequestError, match="temprature") as info:
         [data async for _, data in single_stream(stream)]
     assert info.value.status == 400
+
+
+async def test_a_prompt_the_engine_cannot_take_is_a_400(served):
+    _, client, _ = served
+    stream = await client.generate({**WIRE, "token_ids": [5] * 3000})  # the tiny model's context is 2048
+    with pytest.raises(EngineRequestError) as info:
+        [data async for _, data in single_stream(stream)]
+    assert info.value.status == 400 and "3000" in info.value.message

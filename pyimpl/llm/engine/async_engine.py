@@ -92,7 +92,10 @@ class AsyncEngine:
         if self._stopped:
             raise RuntimeError("AsyncEngine is shut down")
         request_id = request_id or uuid.uuid4().hex
-        params = self.engine.validate_request(prompt_token_ids, params)  # raise ValueError in the caller
+        try:  # the caller's request is refused here, in the caller (a 400 when it came over the wire)
+            params = self.engine.validate_request(prompt_token_ids, params)
+        except ValueError as e:
+            raise EngineRequestError(str(e)) from None
         if request_id in self._streams:
             raise ValueError(f"request_id {request_id!r} is already in use")
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
