@@ -67,11 +67,16 @@ class CEngines:
     # ---- KV events (coroutines run on the loop by host.call) ----
     async def llm_init(self, config: PublisherConfig) -> None:
         self._watch_outbox()
-        self.publisher = await CKvPublisher.start(config)
-        for served in self.endpoints.servers.values():  # the engine's endpoint served before init
-            if served.endpoint.path == config.path:
-                await self.publisher.bind(served.runtime)
-                break
+        publisher = await CKvPublisher.start(config)
+        try:
+            for served in self.endpoints.servers.values():  # the engine's endpoint served before init
+                if served.endpoint.path == config.path:
+                    await publisher.bind(served.runtime)
+                    break
+        except BaseException:
+            await publisher.close()  # C stays uninitialised: nothing of this attempt may remain
+            raise
+        self.publisher = publisher
 
     async def llm_shutdown(self) -> None:
         self.drain()  # what was queued before the call is published first

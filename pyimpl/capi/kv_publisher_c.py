@@ -92,9 +92,13 @@ class CKvPublisher:
 
     @classmethod
     async def start(cls, config: PublisherConfig) -> "CKvPublisher":
-        """Connect the own runtime (DYN_* environment) and serve the snapshot endpoint there."""
+        """Connect the own runtime (DYN_* environment) and serve the snapshot endpoint there. The request plane
+        left out follows the discovery, as for a C runtime's config (nats with nats, tcp across processes)."""
         from pyimpl.runtime import DistributedRuntime
-        runtime = await DistributedRuntime.create()
+        from pyimpl.runtime.config import env_setting
+        discovery = (env_setting("discovery_backend") or "mem").lower()
+        plane = env_setting("request_plane") or {"mem": "inproc", "nats": "nats"}.get(discovery, "tcp")
+        runtime = await DistributedRuntime.create(request_plane=plane)
         publisher = cls(config, runtime)
         try:
             await publisher._serve_snapshot(runtime)

@@ -2,6 +2,7 @@
 and a router-side subscriber on the same deployment receives KvEventBatch messages with the blocks hashed as
 the router indexes them; a late router gets the stored blocks from the kv_snapshot endpoint.
 (Every error path of the C functions: c_tests/test_dynamo_kv_consumer.cpp.)"""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ asyncio.run(main())
 
 @pytest.mark.skipif(not LIB.exists(), reason="the C library is not built (scripts/setup.sh)")
 def test_c_kv_events_reach_a_subscriber_hashed_as_the_router_indexes_them():
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DYN_")}
+    env = clean_env()
     run = subprocess.run([sys.executable, "-c", HOST, str(LIB)], capture_output=True, text=True, timeout=120,
                          cwd=REPO, env=env)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout + run.stderr
@@ -98,7 +99,7 @@ handler = HANDLER(lambda user, request, length, responder: lib.dynamo_responder_
 tokens, counts, ids = (c_uint32 * 4)(1, 2, 3, 4), (c_size_t * 1)(4), (c_uint64 * 1)(7)
 
 async def first_batch(got, event_id):
-    for _ in range(100):  # zmq: the subscriber connects to a new publisher within a watch interval
+    for _ in range(300):  # zmq: the subscriber connects to a new publisher within a watch interval
         assert lib.dynamo_kv_event_publish_stored(event_id, tokens, counts, ids, 1, None, None) == 0
         await asyncio.sleep(0.1)
         if got:
@@ -135,10 +136,41 @@ asyncio.run(main())
 """
 
 
+def clean_env(**deployment: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYN_") and k != "NATS_SERVER"}
+    env.update(deployment)
+    return env
+
+
 @pytest.mark.skipif(not LIB.exists(), reason="the C library is not built (scripts/setup.sh)")
-def test_c_kv_events_speak_as_the_instance_serving_the_engines_endpoint(tmp_path):
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DYN_")}
-    env.update(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=str(tmp_path))
+@pytest.mark.parametrize("deployment", ["file", "nats"])
+def test_c_kv_events_speak_as_the_instance_serving_the_engines_endpoint(tmp_path, deployment, request):
+    if deployment == "file":  # events over zmq
+        env = clean_env(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=str(tmp_path),
+                        DYN_DISCOVERY_TTL="60")  # no key expires on a loaded machine
+    else:
+        env = clean_env(DYN_DISCOVERY_BACKEND="nats", DYN_REQUEST_PLANE="nats",
+                        NATS_SERVER=request.getfixturevalue("nats_server"))
     run = subprocess.run([sys.executable, "-c", BOUND_HOST, str(LIB)], capture_output=True, text=True, timeout=120,
                          cwd=REPO, env=env)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout + run.stderr
+
+
+UNREACHABLE_HOST = r"""
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.dynamo_llm_init.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint32]
+lib.dynamo_last_error.restype = ctypes.c_char_p
+assert lib.dynamo_llm_init(b"test", None, b"generate", 4) == 1
+assert b"cannot connect to NATS" in lib.dynamo_last_error(), lib.dynamo_last_error()
+assert lib.dynamo_kv_event_publish_removed(1, None, 0) == 1  # not initialised
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not LIB.exists(), reason="the C library is not built (scripts/setup.sh)")
+def test_c_kv_init_fails_when_the_deployment_cannot_be_reached():
+    env = clean_env(DYN_DISCOVERY_BACKEND="nats", NATS_SERVER="nats://127.0.0.1:9")  # request plane: nats too
+    run = subprocess.run([sys.executable, "-c", UNREACHABLE_HOST, str(LIB)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO, env=env)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout + run.stderr
