@@ -146,9 +146,19 @@ def base_env(**extra: str) -> dict:
 
 async def kill_arm(args: argparse.Namespace, model_dir: str, migration_limit: int) -> dict:
     """SIGKILL a random worker every interval (and restart it) under load; the tally and the migrations counted."""
-    env = base_env(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=tempfile.mkdtemp(prefix="chaos-kv-"),
-                   DYN_DISCOVERY_TTL="3")
-    dep = await asyncio.to_thread(Deployment, model_dir, args.workers, env, migration_limit, args.step_delay_s)
+    nats, store = None, tempfile.mkdtemp(prefix="chaos-store-")
+    if args.plane == "nats":
+        port = _free_port()
+        nats = start_nats(port, store)
+        env = base_env(DYN_DISCOVERY_BACKEND="nats", DYN_REQUEST_PLANE="nats", NATS_SERVER=f"nats://127.0.0.1:{port}",
+                       DYN_DISCOVERY_TTL="3")
+    else:
+        env = base_env(DYN_DISCOVERY_BACKEND="file", DYN_REQUEST_PLANE="tcp", DYN_FILE_KV=store, DYN_DISCOVERY_TTL="3")
+    try:
+        dep = await asyncio.to_thread(Deployment, model_dir, args.workers, env, migration_limit, args.step_delay_s)
+    except BaseException:
+        stop_nats(nats, store)
+        raise
     try:
         await wait_ready(dep.base_url)
         prompts = [prompt_ids(i) for i in range(16)]
@@ -168,6 +178,14 @@ async def kill_arm(args: argparse.Namespace, model_dir: str, migration_limit: in
         return tally
     finally:
         await asyncio.to_thread(dep.close)
+        stop_nats(nats, store)
+
+
+def stop_nats(nats: subprocess.Popen | None, store: str) -> None:
+    if nats is not None:
+        nats.terminate()
+        nats.wait()
+    shutil.rmtree(store, ignore_errors=True)
 
 
 def start_nats(port: int, store: str) -> subprocess.Popen:
@@ -217,9 +235,7 @@ async def nats_arm(args: argparse.Namespace, model_dir: str, migration_limit: in
         return tally
     finally:
         await asyncio.to_thread(dep.close)
-        nats[0].terminate()
-        nats[0].wait()
-        shutil.rmtree(store, ignore_errors=True)
+        stop_nats(nats[0], store)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -227,6 +243,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--kills", type=int, default=100, help="SIGKILLs per arm (migration on, migration off)")
     p.add_argument("--interval-s", type=float, default=2.0, help="seconds between a restart and the next kill")
     p.add_argument("--workers", type=int, default=3, choices=(2, 3, 4))
+    p.add_argument("--plane", choices=("tcp", "nats"), default="tcp",
+                   help="the kill arms' deployment: file discovery + tcp, or NATS discovery + plane")
     p.add_argument("--concurrency", type=int, default=8, help="clients streaming back to back")
     p.add_argument("--max-tokens", type=int, default=40)
     p.add_argument("--step-delay-s", type=float, default=0.02, help="worker seconds per token")
@@ -246,7 +264,7 @@ def main(argv: list[str]) -> int:
     for name, limit in (("migration on", args.migration_limit), ("migration off", 0)):
         if not args.skip_kills:
             results[f"kills, {name}"] = asyncio.run(kill_arm(args, model_dir, limit))
-            print(f"{args.kills} worker kills, {name}: {results[f'kills, {name}']}", flush=True)
+            print(f"{args.kills} worker kills ({args.plane}), {name}: {results[f'kills, {name}']}", flush=True)
         if not args.skip_nats:
             results[f"nats restart, {name}"] = asyncio.run(nats_arm(args, model_dir, limit))
             print(f"NATS restart, {name}: {results[f'nats restart, {name}']}", flush=True)
