@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 
 import uvicorn
+
+from pyimpl.runtime.logs import configure_logging
 
 from pyimpl.llm.frontend.http.app import DEFAULT_KEEPALIVE_S, DEFAULT_MAX_BODY_BYTES, OpenAIFrontend
 from pyimpl.llm.frontend.routing import ROUTER_MODES, RouterSettings
@@ -22,7 +23,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-level", default="warning", help="info adds an access line per request")
+    p.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="json: one JSON object per line (default: json if DYN_LOGGING_JSONL=1, else text)")
     p.add_argument("--migration-limit", type=_non_negative_int, default=None,
                    help="times a request moves to another worker when its worker is lost mid-request, continuing "
                         "after the tokens already sent (0: off). Default: DYN_MIGRATION_LIMIT, else 3: a request "
@@ -111,9 +114,9 @@ class FrontendServer(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper())
+    configure_logging(args.log_level, args.log_format)
     config = uvicorn.Config(build_app(args), host=args.host, port=args.http_port, loop="uvloop", http="httptools",
-                            lifespan="on", log_level=args.log_level, access_log=False,
+                            lifespan="on", log_level=args.log_level, access_log=False, log_config=None,
                             timeout_graceful_shutdown=args.shutdown_grace_s)
     FrontendServer(config).run()
     return 0

@@ -34,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "mock engine: the context it claims (any length)")
     p.add_argument("--dtype", default=None, help="torch engine: bfloat16 | float32 | ... (default: the engine's)")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="json: one JSON object per line (default: json if DYN_LOGGING_JSONL=1, else text)")
     args = p.parse_args(argv)
     mock_only = (args.speedup_ratio, args.num_gpu_blocks, args.block_size)
     if args.engine != "mock" and any(v is not None for v in mock_only):
@@ -61,8 +63,12 @@ async def run(args: argparse.Namespace) -> None:
                                engine=args.engine, tool_call_parser=args.tool_call_parser,
                                reasoning_parser=args.reasoning_parser, model_type=args.model_type,
                                kv_events=not args.no_kv_events, **kwargs)
-    print(f"worker ready: model={served.card.name} endpoint={served.card.endpoint} "
-          f"type={served.card.model_type}", flush=True)
+    card = served.card
+    logging.getLogger("pyimpl.worker").info(
+        "serving %s on %s as instance %x", card.name, card.endpoint, rt.instance_id,
+        extra={"model": card.name, "endpoint": card.endpoint, "model_type": card.model_type,
+               "tool_call_parser": card.tool_call_parser, "reasoning_parser": card.reasoning_parser})
+    print(f"worker ready: model={card.name} endpoint={card.endpoint} type={card.model_type}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -75,7 +81,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper())
+    from pyimpl.runtime.logs import configure_logging
+    configure_logging(args.log_level, args.log_format)
     try:
         import uvloop
         uvloop.run(run(args))

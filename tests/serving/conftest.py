@@ -34,15 +34,21 @@ class Proc:
         self._wait_for(ready_marker, timeout)
 
     def _wait_for(self, marker: str, timeout: float) -> None:
+        # Raw reads of the pipe: a buffered readline() leaves lines that came in one chunk in Python's buffer,
+        # where select() does not see them (a chatty child's ready line then went unnoticed).
+        fd = self.popen.stdout.fileno()
         deadline = time.monotonic() + timeout
+        pending = ""
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.popen.stdout], [], [], 0.5)
+            ready, _, _ = select.select([fd], [], [], 0.5)
             if ready:
-                line = self.popen.stdout.readline()
-                if not line and self.popen.poll() is not None:
+                data = os.read(fd, 1 << 16)
+                if not data:
                     break
-                self.output.append(line)
-                if marker in line:
+                *lines, pending = (pending + data.decode(errors="replace")).split("\n")
+                self.output.extend(line + "\n" for line in lines)
+                if any(marker in line for line in lines):
+                    self.output.append(pending)
                     return
             elif self.popen.poll() is not None:
                 break

@@ -5,6 +5,8 @@ JSON encoding, and a disconnect watcher that cancels the worker request as soon 
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
@@ -26,6 +28,7 @@ from pyimpl.llm.frontend.protocols import with_usage
 if TYPE_CHECKING:
     from pyimpl.llm.frontend.model_manager import ModelManager
 
+ACCESS_LOG = logging.getLogger("pyimpl.frontend.access")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_KEEPALIVE_S = 10.0
 
@@ -61,12 +64,17 @@ class OpenAIFrontend:
         fast = {"/v1/chat/completions": ("chat", "/v1/chat/completions"),
                 "/v1/completions": ("completion", "/v1/completions")}
 
-        async def asgi(scope: dict, receive: Callable, send: Callable) -> None:
+        async def handle(scope: dict, receive: Callable, send: Callable) -> None:
             route = fast.get(scope.get("path")) if scope["type"] == "http" and scope["method"] == "POST" else None
             if route is None:
                 return await starlette(scope, receive, send)
             response = await self._generate(Request(scope, receive), *route)
             await response(scope, receive, send)
+
+        async def asgi(scope: dict, receive: Callable, send: Callable) -> None:
+            if scope["type"] != "http" or not ACCESS_LOG.isEnabledFor(logging.INFO):
+                return await handle(scope, receive, send)
+            await access_logged(handle, scope, receive, send)
         asgi.starlette = starlette
         return asgi
 
@@ -218,3 +226,23 @@ class OpenAIFrontend:
     async def openapi(self, request: Request) -> Response:
         """GET /openapi.json."""
         return json_response(OPENAPI_SPEC)
+
+
+async def access_logged(app: Callable, scope: dict, receive: Callable, send: Callable) -> None:
+    """Run `app` and log one access line when its answer is over (a stream: when the stream ends): method, path,
+    status and duration, also as extra fields for JSON logs. Only runs when the access log is at INFO."""
+    start, status = time.perf_counter(), 0
+
+    async def send_tracked(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+    try:
+        await app(scope, receive, send_tracked)
+    finally:
+        ms = (time.perf_counter() - start) * 1000
+        client = scope.get("client")
+        ACCESS_LOG.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, ms,
+                        extra={"method": scope["method"], "path": scope["path"], "status": status,
+                               "duration_ms": round(ms, 1), "client": f"{client[0]}:{client[1]}" if client else None})

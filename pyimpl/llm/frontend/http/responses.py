@@ -32,13 +32,18 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 def error_response(err: ServingError) -> Response:
     """OpenAI's error envelope with the error's HTTP status (and `Retry-After` when the error passes)."""
-    if err.status >= 500:
-        log.log(logging.WARNING if err.retry_after_s else logging.ERROR, "%d %s: %s", err.status, err.error_type,
-                err.message)
+    log_server_error(err)
     response = json_response(err.envelope(), err.status)
     if err.retry_after_s is not None:
         response.headers["retry-after"] = str(err.retry_after_s)
     return response
+
+
+def log_server_error(err: ServingError, where: str = "answer") -> None:
+    """Every 5xx is logged (at INFO and above): an error for 500s, a warning for a passing 503."""
+    if err.status >= 500:
+        log.log(logging.WARNING if err.retry_after_s else logging.ERROR, "%d %s in the %s: %s", err.status,
+                err.error_type, where, err.message)
 
 
 async def http_error_response(request: Request, exc: HTTPException) -> Response:
@@ -204,7 +209,9 @@ class SSEResponse:
                 ready.set()
         except Exception as exc:  # the stream had begun: report in-band
             status = "error"
-            pending.append(b"event: error\ndata: " + _encode(as_serving_error(exc).envelope()) + b"\n\n")
+            err = as_serving_error(exc)
+            log_server_error(err, "stream")
+            pending.append(b"event: error\ndata: " + _encode(err.envelope()) + b"\n\n")
         pending.append(DONE)
         ready.set()
         return status
