@@ -253,6 +253,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip-kills", action="store_true")
     p.add_argument("--skip-nats", action="store_true")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--check", action="store_true", help="exit 1 if a migration-on arm lost any request (for CI)")
     return p.parse_args(argv)
 
 
@@ -269,4 +270,9 @@ def main(argv: list[str]) -> int:
             results[f"nats restart, {name}"] = asyncio.run(nats_arm(args, model_dir, limit))
             print(f"NATS restart, {name}: {results[f'nats restart, {name}']}", flush=True)
     print(json.dumps(results))
+    lost = {arm: sum(r[k] for k in ("failed", "incomplete", "wrong", "hung"))
+            for arm, r in results.items() if "migration on" in arm}
+    if args.check and any(lost.values()):
+        print(f"FAIL: requests lost with migration on: {lost}", file=sys.stderr)
+        return 1
     return 0
