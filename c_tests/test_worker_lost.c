@@ -11,6 +11,9 @@
 
 #include "test_util.h"
 
+static pid_t worker_pid;
+static void kill_worker(void) { if (worker_pid > 0) kill(worker_pid, SIGKILL); } /* a failed CHECK exits */
+
 /* Start `python -m pyimpl.worker` on the tiny model (mock engine, 20 ms a token); returns its pid once ready. */
 static pid_t start_worker(const char* python, FILE** out) {
     const char* root = getenv("DYNAMO_TEST_REPO_ROOT");
@@ -23,8 +26,9 @@ static pid_t start_worker(const char* python, FILE** out) {
     CHECK(*out != NULL);
     char line[4096];
     CHECK(fgets(line, sizeof line, *out) != NULL);
-    pid_t pid = (pid_t)atol(line);
+    pid_t pid = worker_pid = (pid_t)atol(line);
     CHECK(pid > 0);
+    atexit(kill_worker);
     while (fgets(line, sizeof line, *out))
         if (strstr(line, "worker ready")) return pid;
     fprintf(stderr, "the worker did not start\n");
@@ -70,6 +74,7 @@ int main(int argc, char** argv) {
     CHECK_STATUS(dynamo_stream_free(s), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
     waitpid(worker, NULL, 0);
+    worker_pid = 0; /* reaped: its pid may be reused */
     pclose(worker_out);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
