@@ -102,6 +102,7 @@ class CKvPublisher:
         publisher = cls(config, runtime)
         try:
             await publisher._serve_snapshot(runtime)
+            await publisher._announce(runtime)
         except BaseException:
             await publisher.close()
             raise
@@ -118,6 +119,7 @@ class CKvPublisher:
         await self.flush()
         self.bound = runtime
         await self._serve_snapshot(runtime)
+        await self._announce(runtime)
 
     async def unbind(self, runtime: Any) -> None:
         """`runtime` no longer serves the engine's endpoint: back to the own runtime."""
@@ -139,6 +141,16 @@ class CKvPublisher:
         async def snapshot(request: Any, context: Any = None) -> AsyncIterator[dict]:
             yield msgspec.to_builtins(ledger.snapshot(runtime.instance_id, block_size))
         await runtime.endpoint(self._snapshot_path).register(snapshot)
+
+    async def _announce(self, runtime: Any) -> None:
+        """Publish an empty batch as `runtime`'s instance now: the event plane sets up what it publishes with
+        (zmq: binds and registers its socket) and subscribers connect before the engine's first real event,
+        which would otherwise be lost to a subscriber still connecting."""
+        try:
+            await runtime.events.publish(self.subject, encode(KvEventBatch(runtime.instance_id,
+                                                                           self.config.block_size, [])))
+        except Exception:
+            log.exception("announcing the KV publisher on %s failed", self.subject)
 
     async def flush(self) -> None:
         """Publish what is queued now (events stay in order: the task publishes one batch at a time)."""
