@@ -160,7 +160,8 @@ def test_approximate_mode_keeps_no_more_than_the_worker_caches():
 
 
 async def test_subscriber_resyncs_on_a_gap_and_logs_a_block_size_mismatch_once(caplog):
-    """The event-plane subscriber, with a stand-in runtime: a gap in a worker's event ids asks for its snapshot."""
+    """The event-plane subscriber, with a stand-in runtime: a gap in a worker's event ids asks for its snapshot (at
+    most once per RESYNC_INTERVAL_S: a C engine may number its events with gaps)."""
     from pyimpl.llm.kv_router.protocol import encode
     from pyimpl.llm.kv_router.subscriber import KvEventSubscriber
 
@@ -182,11 +183,14 @@ async def test_subscriber_resyncs_on_a_gap_and_logs_a_block_size_mismatch_once(c
 
     snapshot = stored(11, prompt(30, 8), event_id=5)
 
+    fetches = []
+
     class SnapshotClient:
         def instance_ids(self):
             return [11]
 
         async def direct(self, request, worker, annotated=True):
+            fetches.append(worker)
             async def answer():
                 yield msgspec.to_builtins(snapshot)
             return answer()
@@ -215,6 +219,9 @@ async def test_subscriber_resyncs_on_a_gap_and_logs_a_block_size_mismatch_once(c
             break
         await asyncio.sleep(0.01)
     assert router.find_matches(prompt(32, 8)) == {11: 2} and router.find_matches(later) == {}
+    on_events("ns.backend.kv_events", encode(stored(11, prompt(34, 8), event_id=20)))  # ids that skip again soon
+    await asyncio.sleep(0.05)
+    assert fetches == [11, 11] and router.find_matches(prompt(34, 8)) == {11: 2}    # applied, not re-fetched
     for _ in range(3):
         on_events("ns.backend.kv_events", encode(KvEventBatch(11, 64, [])))
     assert sum("kv-cache-block-size" in r.message for r in caplog.records) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence
 
 import msgspec
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from pyimpl.runtime import DistributedRuntime
 
 log = logging.getLogger(__name__)
+# At most one re-sync per worker per this many seconds: a publisher whose event ids are not consecutive (a C engine
+# numbers its own events) must not cost a snapshot per batch.
+RESYNC_INTERVAL_S = 5.0
 
 
 class InstanceSource(Protocol):
@@ -48,6 +52,7 @@ class KvEventSubscriber:
         self._known: set[int] = set()
         self._last_event: dict[int, int] = {}                # worker -> id of its last event applied
         self._misconfigured: set[int] = set()                # workers whose block size was refused (logged)
+        self._resynced_at: dict[int, float] = {}
         self._tasks: set[asyncio.Task] = set()
         self._follow: asyncio.Task | None = None
         self.synced = asyncio.Event()                        # set once every worker seen at start was synced
@@ -88,8 +93,11 @@ class KvEventSubscriber:
         last = self._last_event.get(worker)
         gap = bool(batch.events) and last is not None and batch.events[0].event_id > last + 1
         if not self._apply(batch) or gap:
-            log.info("KV events of worker %x were missed; re-syncing it from a snapshot", worker)
-            self.sync(worker)
+            now = time.monotonic()
+            if now - self._resynced_at.get(worker, -RESYNC_INTERVAL_S) >= RESYNC_INTERVAL_S:
+                self._resynced_at[worker] = now
+                log.info("KV events of worker %x were missed; re-syncing it from a snapshot", worker)
+                self.sync(worker)
 
     def _apply(self, batch: KvEventBatch) -> bool:
         """Apply a live batch; False when it shows that events were missed."""
