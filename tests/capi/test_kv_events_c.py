@@ -112,7 +112,17 @@ async def main():
     await rt.events.subscribe("test.backend.kv_events", lambda subject, data: got.append(decode_batch(data)))
     # init before the engine serves its endpoint: events go out as the publisher's own runtime
     assert await asyncio.to_thread(lib.dynamo_llm_init, b"test", None, b"generate", 4) == 0
-    own = (await first_batch(got, 1)).worker_id
+    # the publisher announced itself at init: once the subscriber had time to connect, the engine's very
+    # first event arrives (with zmq it used to bind the socket, too late for that event)
+    await asyncio.sleep(1.0)
+    assert lib.dynamo_kv_event_publish_stored(1, tokens, counts, ids, 1, None, None) == 0
+    for _ in range(100):
+        if any(b.events for b in got):
+            break
+        await asyncio.sleep(0.05)
+    first = [b for b in got if b.events]
+    assert first and first[0].events[0].event_id == 1, got
+    own = first[0].worker_id
     c_rt, server = c_void_p(), c_void_p()
     assert await asyncio.to_thread(lib.dynamo_runtime_create, b"{}", ctypes.byref(c_rt)) == 0
     assert await asyncio.to_thread(lib.dynamo_endpoint_serve, c_rt, b"test.backend.generate", handler, None,
