@@ -3,6 +3,8 @@ implements, `suffix`, embeddings `dimensions` other than the model's, `"stream":
 without `stream`; unknown top-level fields are ignored, as OpenAI does."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -34,6 +36,7 @@ def post(url: str, path: str, body: dict) -> httpx.Response:
     ("/v1/chat/completions", {**CHAT, "stream": "yes"}, "stream"),
     ("/v1/completions", {**COMPLETION, "stream": 1}, "stream"),
     ("/v1/chat/completions", {**CHAT, "stream_options": {"include_usage": True}}, "stream_options"),
+    ("/v1/completions", {**COMPLETION, "echo": True, "logprobs": 1}, "logprobs"),   # no prompt logprobs: said so
     ("/v1/completions", {**COMPLETION, "stream": False, "stream_options": {}}, "stream_options"),
 ])
 def test_refused_with_a_400_naming_the_field(stack, path, body, param):
@@ -66,3 +69,19 @@ def test_embeddings_dimensions_and_overlong_input(embedding_stack):
     long_text = "word " * 400                                                          # over the model's 256 tokens
     r = post(embedding_stack, "/v1/embeddings", {"model": "minilm", "input": ["short", long_text]})
     assert r.status_code == 400 and "input[1]" in r.json()["error"]["message"], r.text   # not silently truncated
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_completion_logprobs_carry_text_offsets(stack, stream):
+    body = {**COMPLETION, "max_tokens": 6, "logprobs": 1, "stream": stream, "ignore_eos": True}
+    r = post(stack, "/v1/completions", body)
+    assert r.status_code == 200, r.text
+    if stream:
+        chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+        parts = [c["choices"][0]["logprobs"] for c in chunks if c["choices"] and c["choices"][0]["logprobs"]]
+        logprobs = {key: [v for part in parts for v in part[key]] for key in ("tokens", "text_offset")}
+    else:
+        logprobs = r.json()["choices"][0]["logprobs"]
+    tokens, offsets = logprobs["tokens"], logprobs["text_offset"]
+    assert len(tokens) == len(offsets) == 6
+    assert offsets == [sum(len(t) for t in tokens[:i]) for i in range(6)]   # each token's start in the text

@@ -53,6 +53,7 @@ class ChoicePostprocessor:
         self.token_text_cache = token_text_cache
         self.num_tokens = 0
         self.num_tool_calls = 0
+        self.text_offset = 0    # completions logprobs: where the next token's text starts in the choice's text
 
     def on_chunk(self, chunk: dict) -> tuple[dict | None, Any, str | None]:
         """One wire chunk in; the delta to send (or None), its logprobs, and the finish reason if done."""
@@ -119,7 +120,12 @@ class ChoicePostprocessor:
                      "top_logprobs": [{"token": text_of(tt), "logprob": tl, "bytes": list(text_of(tt).encode())}
                                       for tt, tl in top]}
                     for t, lp, top in zip(token_ids, lps, tops)]
-        return {"tokens": [text_of(t) for t in token_ids], "token_logprobs": list(lps),
+        tokens = [text_of(t) for t in token_ids]
+        offsets = []
+        for token in tokens:
+            offsets.append(self.text_offset)
+            self.text_offset += len(token)
+        return {"tokens": tokens, "token_logprobs": list(lps), "text_offset": offsets,
                 "top_logprobs": [{text_of(tt): tl for tt, tl in top} for top in tops]}
 
 
@@ -180,8 +186,9 @@ def aggregate_chat(chunks: list[dict]) -> dict:
 def _add_text(choice: dict, c: dict) -> None:
     choice["text"].append(c["text"])
     if c.get("logprobs"):
-        lp = choice["logprobs"] = choice["logprobs"] or {"tokens": [], "token_logprobs": [], "top_logprobs": []}
-        for key in ("tokens", "token_logprobs", "top_logprobs"):
+        lp = choice["logprobs"] = choice["logprobs"] or {"tokens": [], "token_logprobs": [], "text_offset": [],
+                                                         "top_logprobs": []}
+        for key in ("tokens", "token_logprobs", "text_offset", "top_logprobs"):
             lp[key].extend(c["logprobs"][key])
 
 

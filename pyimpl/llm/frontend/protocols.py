@@ -167,6 +167,9 @@ def parse_completion_request(body: Any) -> GenerationRequest:
     req.echo = _flag(typed.echo)
     if typed.suffix:
         _fail("'suffix' is not supported: no model served here does fill-in-the-middle", "suffix")
+    if req.echo and typed.logprobs is not None:
+        _fail("'logprobs' with 'echo' is not supported: the engine does not compute the prompt's token logprobs "
+              "(use 'echo' or 'logprobs' alone)", "logprobs")
     return req
 
 

@@ -107,6 +107,7 @@ class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
 class CompletionLogprobs(msgspec.Struct):
     tokens: list[str]
     token_logprobs: list[Optional[float]]
+    text_offset: list[int]           # where each token's text starts in the choice's text
     top_logprobs: list[Optional[dict[str, float]]]
 
 

@@ -130,13 +130,14 @@ class OpenAIFrontend:
             return error_response(err)
         model = self._metric_model(body.get("model"))
         streaming = body.get("stream") is True
-        if body.get("stream") in (None, False) and body.get("stream_options") is not None:
+        options = body.get("stream_options")   # a malformed one is left to validation, which names its field
+        if body.get("stream") in (None, False) and isinstance(options, dict) and \
+                options.get("include_usage") in (None, True, False):
             self.metrics.requests.labels(model, endpoint, "unary", "error").inc()
             return error_response(InvalidRequestError("'stream_options' is only allowed when 'stream' is true",
                                                       "stream_options"))
         tracker = StreamTracker(self.metrics, model, endpoint, "stream" if streaming else "unary")
         if streaming:
-            options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             body = with_usage(body)
             stream = (self.manager.chat_completion_stream(body) if kind == "chat"
