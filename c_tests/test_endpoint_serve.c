@@ -73,6 +73,7 @@ static void handler(void* user_data, const char* request, size_t len, dynamo_res
         CHECK_STATUS(dynamo_responder_send(r, "[1]", 3), DYNAMO_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(dynamo_responder_send(r, "{\"a\":", 5), DYNAMO_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(dynamo_responder_send(r, "{\"a\":\"\xff\"}", 9), DYNAMO_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(dynamo_responder_send(r, "{}", (size_t)8 * 1024 * 1024 + 1), DYNAMO_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(dynamo_responder_finish(r, "boom: the engine failed"), DYNAMO_OK);
     } else if (strstr(request, "\"stop_self\"")) {
         send_n(r, 2);
@@ -207,6 +208,21 @@ int main(void) {
     CHECK(atomic_load(&state.calls) == calls + 1);
     CHECK_STATUS(dynamo_server_stop(server), DYNAMO_OK);
 
+    /* at most 64 live servers: the 65th is refused, and a stop frees a place */
+    dynamo_server_t* many[64];
+    int live = 0;
+    for (; live < 64; live++) {
+        char path[64];
+        snprintf(path, sizeof path, "test.many.s%d", live);
+        if (dynamo_endpoint_serve(rt, path, handler, &state, &many[live]) != DYNAMO_OK) break;
+    }
+    CHECK(live == 64);
+    dynamo_server_t* extra = NULL;
+    CHECK_STATUS(dynamo_endpoint_serve(rt, "test.many.extra", handler, &state, &extra), DYNAMO_ERR_OUT_OF_MEMORY);
+    CHECK_STATUS(dynamo_server_stop(many[63]), DYNAMO_OK);
+    CHECK_STATUS(dynamo_endpoint_serve(rt, "test.many.extra", handler, &state, &many[63]), DYNAMO_OK);
+    for (int i = 0; i < 64; i++) CHECK_STATUS(dynamo_server_stop(many[i]), DYNAMO_OK);
+
     /* a handler may stop its own server (it cannot wait for itself: the call returns, the handler ends) */
     CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_OK);
     atomic_store(&state.self, server);
@@ -221,6 +237,7 @@ int main(void) {
     CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
     CHECK_STATUS(dynamo_server_stop(server), DYNAMO_ERR_INVALID_HANDLE);
+    CHECK_STATUS(dynamo_endpoint_serve(rt, "test.c.serve", handler, &state, &server), DYNAMO_ERR_INVALID_HANDLE);
     puts("ok");
     return 0;
 }
