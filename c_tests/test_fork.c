@@ -4,6 +4,11 @@
 
 #include "test_util.h"
 
+static void handler(void* user_data, const char* request, size_t len, dynamo_responder_t* responder) {
+    (void)user_data; (void)request; (void)len;
+    dynamo_responder_finish(responder, NULL);
+}
+
 int main(void) {
     dynamo_runtime_t* rt = NULL;
     CHECK_STATUS(dynamo_runtime_create(MOCK_CONFIG, &rt), DYNAMO_OK);
@@ -25,6 +30,16 @@ int main(void) {
         CHECK_STATUS(dynamo_stream_free(s), DYNAMO_ERR_FORKED);
         CHECK_STATUS(dynamo_runtime_stats_json(rt, (const char**)&s2), DYNAMO_ERR_FORKED);
         CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_ERR_FORKED);
+        /* C engines: serving and answering are refused too; Dynamo's KV functions say ERR */
+        dynamo_server_t* server = NULL;
+        CHECK_STATUS(dynamo_endpoint_serve(rt, "test.fork.serve", handler, NULL, &server), DYNAMO_ERR_FORKED);
+        CHECK_STATUS(dynamo_server_stop((dynamo_server_t*)(uintptr_t)0x13), DYNAMO_ERR_FORKED);
+        CHECK_STATUS(dynamo_model_register((dynamo_server_t*)(uintptr_t)0x13, "{}"), DYNAMO_ERR_FORKED);
+        CHECK_STATUS(dynamo_responder_send((dynamo_responder_t*)(uintptr_t)0x17, "{}", 2), DYNAMO_ERR_FORKED);
+        CHECK_STATUS(dynamo_responder_finish((dynamo_responder_t*)(uintptr_t)0x17, NULL), DYNAMO_ERR_FORKED);
+        CHECK(dynamo_responder_is_cancelled((dynamo_responder_t*)(uintptr_t)0x17) == 1);
+        CHECK(dynamo_llm_init("test", NULL, "generate", 4) == DYNAMO_LLM_RESULT_ERR);
+        CHECK(dynamo_llm_shutdown() == DYNAMO_LLM_RESULT_ERR);
         CHECK(strstr(dynamo_last_error(), "fork") != NULL);
         _exit(0);
     }
