@@ -63,3 +63,33 @@ def test_pipeline_survives_processor_restart(pipeline_env, tiny_model):
         for proc in (frontend, processor, engine):
             if proc is not None:
                 proc.stop()
+
+
+def test_frontend_learns_at_once_that_a_killed_processor_is_gone(pipeline_env, tiny_model):
+    """SIGKILL leaves the processor's discovery key for a TTL (10 s); the frontend's client drops it on the first
+    request that finds nobody there (issue 11: 251 NoInstancesError in the frontend log over one restart)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine = example("engine.py", pipeline_env, "engine ready", "--model-path", tiny_model)
+    processor = frontend = None
+    try:
+        processor = example("processor.py", pipeline_env, "processor ready", "--model", tiny_model)
+        frontend = example("frontend.py", pipeline_env, "frontend ready", "--port", str(port))
+        wait_for_processors(url, 1)
+        chat(url)
+
+        processor.kill()
+        killed = time.monotonic()
+        lost = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={
+            "model": "tiny", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 6})
+        assert lost.status_code == 500                          # the one request sent to the dead instance
+        assert httpx.get(f"{url}/health", timeout=10).json()["processors"] == 0
+        assert time.monotonic() - killed < 5.0                  # well before its key's 10 s TTL runs out
+
+        processor = example("processor.py", pipeline_env, "processor ready", "--model", tiny_model)
+        wait_for_processors(url, 1)
+        assert chat(url)["usage"]["completion_tokens"] == 6
+    finally:
+        for proc in (frontend, processor, engine):
+            if proc is not None:
+                proc.stop()
