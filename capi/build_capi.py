@@ -33,7 +33,7 @@ def python_callbacks(decls: str) -> str:
 def status_codes(public: str) -> str:
     """dynamo_status_t and the DYNAMO_FINISH_* values of the public header, so Python reads them from lib."""
     enum = re.search(r"typedef enum dynamo_status \{.*?\} dynamo_status_t;", public, flags=re.S).group(0)
-    finish = re.findall(r"^#define (DYNAMO_FINISH_[A-Z_]+)\s+(\d+)", public, flags=re.M)
+    finish = re.findall(r"^#define (DYNAMO_(?:FINISH|MODEL)_[A-Z_]+)\s+(\d+)", public, flags=re.M)
     return enum + "\n" + "\n".join(f"#define {name} {value}" for name, value in finish)
 
 

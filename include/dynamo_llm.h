@@ -558,6 +558,34 @@ typedef struct dynamo_embeddings {
 DYNAMO_API dynamo_status_t dynamo_embeddings(dynamo_runtime_t* rt, const char* request_json,
                                              dynamo_embeddings_t** result);
 
+/* ---- hosted models (config "models") ----------------------------------------------------------
+ *
+ * A runtime created with {"models": [{"name": "...", "path": "DIR", "aliases": ["..."], "params": {...}}, ...],
+ * "max_loaded_models": N (default 1)} serves several models and keeps at most N loaded (BodhiApp's load
+ * strategies): a request naming a model (or an alias; "params" are its request defaults) that is not
+ * loaded loads it (Load); one for a loaded model goes on (Continue); at the limit, the least recently used
+ * model is unloaded first, once its requests in flight have finished (DropAndLoad). Requests wait (their
+ * first poll blocks) while their model loads; a failed load ends them with DYNAMO_ERR_ENGINE naming the
+ * cause, and a later request tries again. "models" replaces "model"; "engine" applies to each of them.
+ * The blocking calls above (dynamo_tokenize, dynamo_model_info, ...) see a model while it is loaded. */
+
+#define DYNAMO_MODEL_UNLOADED  0
+#define DYNAMO_MODEL_LOADING   1
+#define DYNAMO_MODEL_LOADED    2
+#define DYNAMO_MODEL_UNLOADING 3
+#define DYNAMO_MODEL_FAILED    4  /* message says why */
+
+/* model: the model's configured name; message: NULL except for DYNAMO_MODEL_FAILED. Both borrowed for the call. */
+typedef void (*dynamo_model_state_callback_t)(dynamo_runtime_t* rt, const char* model, int32_t state,
+                                              const char* message, void* user_data);
+
+/* Hear every state change of rt's hosted models, in order, on one library thread (never the runtime's own
+ * loop, never with the interpreter lock held: cb may call any dynamo_* function except destroying rt).
+ * cb NULL stops the calls. Once this returns, the previous callback is not running and never runs again.
+ * A runtime without "models" never calls it. DYNAMO_ERR_INVALID_HANDLE for a dead runtime. Thread-safe. */
+DYNAMO_API dynamo_status_t dynamo_runtime_set_state_callback(dynamo_runtime_t* rt, dynamo_model_state_callback_t cb,
+                                                             void* user_data);
+
 /* ---- typed sampling parameters (llama.h style) ----------------------------------------- */
 
 /* The sampling fields of a chat or completion request as a struct, for hosts that prefer one

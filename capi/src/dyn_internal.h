@@ -62,6 +62,7 @@ void dyn_set_model_info(uint32_t context_length, uint32_t vocab_size, const uint
 void dyn_set_embeddings(const float* data, size_t count, size_t dims, uint32_t prompt_tokens, const char* model);
 void dyn_log_emit(int32_t level, const char* logger, const char* message); /* to the host's log callback */
 int  dyn_log_wanted(int32_t* level);             /* 1 when the host set a log callback; marks Python attached */
+void dyn_model_state_emit(uint64_t runtime, const char* model, int32_t state, const char* message); /* model_states.c */
 /* ---- C/C++ engines (outbox.c, kv_events_c.c, endpoint_serve.c; Python side: pyimpl/capi/c_engines.py) ----
  * the outbox: a second queue to the loop thread; its events' kind is a DYN_OUT_*, `stream` the responder
  * (SEND/FINISH), `request` the payload: KV blobs (layout in pyimpl/capi/kv_publisher_c.py), a response's

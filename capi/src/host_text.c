@@ -114,19 +114,16 @@ static dynamo_status_t check_text(const char* what, const char* s, size_t* len) 
 static dynamo_status_t host_call(dynamo_runtime_t* rt, int32_t op, const char* model, const char* arg,
                                  size_t arg_len, int32_t flag, char** out, size_t* out_len) {
     REFUSE_IF_FORKED();
-    if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the runtime is NULL");
     if (!model) model = "";
     size_t model_len = strnlen(model, MAX_MODEL_NAME + 1);
     if (model_len > MAX_MODEL_NAME || !dyn_utf8_valid(model, model_len))
         return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "model must be at most %d bytes of UTF-8", MAX_MODEL_NAME);
-    uint64_t h = (uint64_t)(uintptr_t)rt;
-    pthread_mutex_lock(&dyn_rt_mu);
-    int live = dyn_runtime_live_locked(h);
-    pthread_mutex_unlock(&dyn_rt_mu);
-    if (!live) return dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid runtime handle");
+    uint64_t h;
+    dynamo_status_t st = dyn_runtime_check(rt, &h);
+    if (st != DYNAMO_OK) return st;
     set_owned(NULL, 0);
     host_call_args a = {h, op, model, arg ? arg : "", arg_len, flag};
-    dynamo_status_t st = (dynamo_status_t)dyn_python_call(host_call_python, &a);
+    st = (dynamo_status_t)dyn_python_call(host_call_python, &a);
     size_t len = 0;
     char* result = dyn_take_owned_result(&len);
     if (st != DYNAMO_OK) { free(result); return st; }

@@ -100,6 +100,16 @@ int dyn_runtime_live_locked(uint64_t h) {
     return runtimes[index].in_use && runtimes[index].gen == gen && !runtimes[index].closing;
 }
 
+/* rt as a live runtime's handle value, else the status (and this thread's error) a call returns for it. */
+dynamo_status_t dyn_runtime_check(dynamo_runtime_t* rt, uint64_t* h) {
+    if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the runtime is NULL");
+    *h = (uint64_t)(uintptr_t)rt;
+    pthread_mutex_lock(&dyn_rt_mu);
+    int live = dyn_runtime_live_locked(*h);
+    pthread_mutex_unlock(&dyn_rt_mu);
+    return live ? DYNAMO_OK : dyn_fail(DYNAMO_ERR_INVALID_HANDLE, "invalid runtime handle");
+}
+
 /* ---- runtime API ---- */
 
 dynamo_status_t dynamo_runtime_create(const char* config_json, dynamo_runtime_t** out) {

@@ -59,6 +59,7 @@ typedef struct {
 /* ---- runtime_api.c ---- */
 extern pthread_mutex_t dyn_rt_mu;            /* held while a stream is registered: orders it before a destroy's sweep */
 int  dyn_runtime_live_locked(uint64_t h);    /* under dyn_rt_mu: is h a live, open runtime? */
+dynamo_status_t dyn_runtime_check(dynamo_runtime_t* rt, uint64_t* h); /* NULL / dead rt: its status, else OK */
 void dyn_ev_push(dyn_event_t* ev);           /* queue an event for the loop thread */
 
 /* ---- streams.c ---- */

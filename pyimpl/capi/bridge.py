@@ -94,6 +94,7 @@ def install(ffi, lib) -> None:
     def dyn_py_runtime_create(runtime, config_json):
         try:
             host.create_runtime(runtime, ffi.string(config_json).decode())
+            model_states.session_started(runtime, host.sessions[runtime])
             return OK
         except BaseException as exc:
             return fail(exc)
@@ -106,7 +107,7 @@ def install(ffi, lib) -> None:
         except BaseException as exc:
             return fail(exc)
 
-    install_host_api(ffi, lib, HostCalls(host.sessions, host.call), fail)
+    model_states = install_host_api(ffi, lib, HostCalls(host.sessions, host.call), fail)
 
     @ffi.def_extern(error=ERR_INTERNAL)
     def dyn_py_runtime_stats(runtime):

@@ -5,6 +5,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from pyimpl.capi.hosted_models import parse_models
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
 from pyimpl.llm.frontend.migration import DEFAULT_MIGRATION_LIMIT, migration_limit_from_env
 from pyimpl.llm.frontend.routing import ROUTER_MODES, RouterSettings
@@ -34,6 +35,8 @@ class EmbeddedConfig:
     router_temperature: float = 0.0
     no_kv_events: bool = False
     kv_cache_block_size: int | None = None
+    models: list | None = None        # HostedModel list: several models loaded on demand (multi-model hosting)
+    max_loaded_models: int = 1        # at most this many of them loaded at once
 
     def router_settings(self) -> RouterSettings:
         """How the runtime's ModelManager chooses workers (ValueError for values the router refuses)."""
@@ -42,12 +45,14 @@ class EmbeddedConfig:
                               kv_cache_block_size=self.kv_cache_block_size)
 
 
-_KIND = {str: "a string", bool: "true or false", int: "a whole number >= 0", float: "a number >= 0"}
+_KIND = {str: "a string", bool: "true or false", int: "a whole number >= 0", float: "a number >= 0",
+         list: "an array"}
 _FROM_ENV = {"discovery": "discovery_backend", "request_plane": "request_plane"}  # key -> RuntimeConfig field
 _TYPES = {"discovery": str, "request_plane": str, "nats_url": str, "file_kv_dir": str, "model": str,
           "model_name": str, "engine": str, "serve_model": bool, "mock_endpoint": str,
           "migration_limit": int, "router_mode": str, "kv_overlap_score_weight": float,
-          "router_temperature": float, "no_kv_events": bool, "kv_cache_block_size": int}
+          "router_temperature": float, "no_kv_events": bool, "kv_cache_block_size": int,
+          "models": list, "max_loaded_models": int}
 
 
 def _bad(message: str) -> CapiError:
@@ -75,6 +80,16 @@ def parse_config(text: str | None) -> EmbeddedConfig:
         if not valid:
             raise _bad(f'key "{key}" must be {_KIND[_TYPES[key]]}')
     source = {key: f'key "{key}"' for key in raw}
+    if "models" in raw:  # multi-model hosting replaces the one served model
+        if "model" in raw or raw.get("serve_model"):
+            raise _bad('key "models" replaces "model" and "serve_model": give one or the other')
+        try:
+            raw["models"] = parse_models(raw["models"])
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        raw["serve_model"] = False
+    if raw.get("max_loaded_models", 1) < 1:
+        raise _bad('key "max_loaded_models" must be at least 1')
     for key, field in _FROM_ENV.items():  # what the JSON leaves out, the runtime's environment fills in
         value = env_setting(field)
         if key not in raw and value is not None:

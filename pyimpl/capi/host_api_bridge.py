@@ -2,12 +2,15 @@
 answered through this thread's owned result, and the log routing. Installed by bridge.install."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from pyimpl.capi import host_calls
 from pyimpl.capi.host_calls import Answer, HostCalls
 from pyimpl.capi.log_bridge import LogBridge
+from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import ERR_INTERNAL, OK
+from pyimpl.llm.frontend.model_host import ModelState
 
 
 def check_ops(lib: Any) -> None:
@@ -18,8 +21,31 @@ def check_ops(lib: Any) -> None:
         raise RuntimeError(f"pyimpl.capi.host_calls disagrees with dyn_internal.h on {drift}")
 
 
-def install_host_api(ffi: Any, lib: Any, calls: HostCalls, fail: Callable[[BaseException], int]) -> LogBridge:
-    """Define dyn_py_host_call and dyn_py_log_config; apply a log callback the host set before Python started."""
+class ModelStates:
+    """Hands a hosted model's state changes to C's dyn_model_state_emit, in order, from one thread of its own
+    (not the loop: the host's callback may call blocking dynamo_* functions that need the loop)."""
+
+    def __init__(self, lib: Any):
+        self.lib = lib
+        self.codes = {state: getattr(lib, f"DYNAMO_MODEL_{state.name}") for state in ModelState}
+        self.executor: ThreadPoolExecutor | None = None
+
+    def session_started(self, runtime: int, session: RuntimeSession) -> None:
+        """Report the states of a runtime's hosted models (if it has any)."""
+        if session.hosted is None:
+            return
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(1, thread_name_prefix="dynamo-model-states")
+        emit, code = self.lib.dyn_model_state_emit, self.codes
+
+        def listener(name: str, state: ModelState, message: str | None) -> None:
+            self.executor.submit(emit, runtime, name.encode(), code[state], (message or "").encode(errors="replace"))
+        session.hosted.host.listeners.append(listener)
+
+
+def install_host_api(ffi: Any, lib: Any, calls: HostCalls, fail: Callable[[BaseException], int]) -> ModelStates:
+    """Define dyn_py_host_call and dyn_py_log_config; apply a log callback the host set before Python started.
+    Returns what reports hosted models' states to C (session_started after each runtime's creation)."""
     check_ops(lib)
 
     def hand_over(answer: Answer) -> None:
@@ -59,4 +85,4 @@ def install_host_api(ffi: Any, lib: Any, calls: HostCalls, fail: Callable[[BaseE
     level = ffi.new("int32_t*")
     if lib.dyn_log_wanted(level):
         bridge.configure(True, level[0])
-    return bridge
+    return ModelStates(lib)
