@@ -21,6 +21,14 @@ def test_a_request_with_every_implemented_key_passes():
             "include_stop_str_in_output": False, "skip_special_tokens": True, "temperature": 1.0, "top_p": 0.9,
             "top_k": 5, "min_p": 0.1, "presence_penalty": 0.0, "frequency_penalty": 0.0, "repetition_penalty": 1.0,
             "seed": 3, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto",
-            "response_format": {"type": "text"}, "logprobs": True, "top_logprobs": 2, "user": "u"}
+            "response_format": {"type": "text"}, "logprobs": True, "top_logprobs": 2, "user": "u",
+            "logit_bias": {"5": -100}}
     check_chat_keys(body)
     parse_chat_request(body)
+
+
+def test_sampling_fields_no_engine_implements_are_refused_at_the_c_edge_too():
+    """Issue 8's rule at the C edge: a sampling field the engines do not implement is an error naming it."""
+    with pytest.raises(CapiError) as info:
+        check_chat_keys({"model": "m", "messages": [], "best_of": 2})
+    assert info.value.status == ERR_INVALID_ARGUMENT and '"best_of"' in str(info.value)
