@@ -78,6 +78,9 @@ class CServedEndpoints:
             queue: asyncio.Queue = asyncio.Queue()
             queues[responder] = queue
             finished = False
+            stop_watch = None
+            if context is not None:  # a stop_generating() of the request: the host sees is_cancelled
+                stop_watch = asyncio.ensure_future(_cancel_when_stopped(context, ops, responder))
             try:
                 while True:
                     item = await queue.get()
@@ -90,6 +93,8 @@ class CServedEndpoints:
                     yield item
             finally:
                 queues.pop(responder, None)
+                if stop_watch is not None:
+                    stop_watch.cancel()
                 if not finished:
                     ops.cancel(responder)  # the client went away: the host sees is_cancelled
         return c_handler
@@ -132,6 +137,11 @@ class CServedEndpoints:
     def path_of(self, server: int) -> Optional[str]:
         served = self.servers.get(server)
         return served.endpoint.path if served is not None else None
+
+
+async def _cancel_when_stopped(context: Any, ops: ServeOps, responder: int) -> None:
+    await context.stopped()
+    ops.cancel(responder)
 
 
 def parse_card(card_json: str, endpoint: str) -> ModelCard:
