@@ -34,6 +34,7 @@ class Client:
         self._instances: dict[int, InstanceRecord] = {}
         self._ids: list[int] = []            # the live instances: known and not reported down
         self._down: dict[int, asyncio.TimerHandle] = {}
+        self._watched: set[int] = set()       # instances whose plane tells us when they go away
         self._rr = itertools.count()
         self._changed = asyncio.Event()
         self._synced = asyncio.Event()
@@ -221,7 +222,14 @@ class Client:
         plane = await self.runtime.plane_client(transport["type"])
         stream = await plane.open(transport, instance_id, self.endpoint.path, request, context, annotated)
         stream.on_lost(lambda: self.report_instance_down(instance_id))   # learn of a lost instance at once
+        if instance_id not in self._watched:     # and when it goes away between requests (a closed connection)
+            self._watched.add(instance_id)
+            plane.watch_lost(transport, lambda: self._lost_between_requests(instance_id))
         return stream
+
+    def _lost_between_requests(self, instance_id: int) -> None:
+        self._watched.discard(instance_id)
+        self.report_instance_down(instance_id)
 
     async def close(self) -> None:
         for timer in self._down.values():

@@ -89,3 +89,23 @@ async def test_no_responders_on_nats_takes_the_instance_out_at_once(nats_server)
     finally:
         await caller.shutdown()
         await server.shutdown()
+
+
+async def test_a_killed_tcp_worker_leaves_rotation_between_requests(tmp_path):
+    """After one request the client holds a connection to the worker; SIGKILL closes it, and the instance leaves
+    the rotation then, with no request needed and long before its key's TTL (10 s here) runs out."""
+    from .deployments import Deployment, WorkerProcess
+    dep = Deployment("file", "tcp", "nats://unused:1", str(tmp_path))
+    worker = WorkerProcess(dep, {"DYN_DISCOVERY_TTL": "10"})
+    runtime = await DistributedRuntime.create(**{**dep.runtime_kwargs(), "discovery_ttl": 10.0})
+    try:
+        client = await dep.ready_client(runtime, "count")
+        assert [a.data()["i"] async for a in await client.generate({"n": 2})] == [0, 1]
+        worker.kill()
+        async def gone():
+            while client.instance_ids():
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(gone(), 2.0)
+    finally:
+        worker.kill()
+        await runtime.shutdown()

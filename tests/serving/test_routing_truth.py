@@ -61,6 +61,9 @@ def test_two_models_on_the_default_endpoint_health_and_lost_workers(serving_env,
         assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers if a.status_code != 200]
 
         workers[0].kill()                           # SIGKILL: its card and instance stay in discovery for a TTL
+        killed = time.monotonic()                   # but its closed connection tells the frontend, no request needed
+        wait_until(lambda: health(url).json()["instances"]["chatm"] == 0, timeout=3.0, what="chatm out of /health")
+        assert time.monotonic() - killed < 3.0
         for _ in range(3):
             started = time.monotonic()
             r = chat(url, "chatm")

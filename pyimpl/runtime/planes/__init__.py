@@ -72,4 +72,8 @@ class PlaneClient(Protocol):
     async def open(self, transport: Transport, instance_id: int, path: str, request: Any, context: Context,
                    annotated: bool = True) -> ResponseStream: ...
 
+    def watch_lost(self, transport: Transport, callback: Callable[[], None]) -> None:
+        """Call `callback` once when the plane sees the instance at `transport` go away with no request running
+        (a tcp connection closed by the peer); planes that cannot see it do nothing."""
+
     async def close(self) -> None: ...

@@ -3,7 +3,7 @@ serialization, no queue, no task). Instances are found in a process-wide table."
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..annotated import Annotated
 from ..context import Context, uncancel
@@ -125,6 +125,9 @@ class InprocClient:
             raise NoInstancesError(f"instance {instance_id:x} is gone")
         served = dispatcher.lookup(path)
         return InprocResponseStream(dispatcher, served, request, context, annotated)
+
+    def watch_lost(self, transport: Transport, callback: Callable[[], None]) -> None:
+        """Nothing to watch: an instance in this process that is gone raises at open."""
 
     async def close(self) -> None:
         pass

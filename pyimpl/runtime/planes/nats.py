@@ -11,7 +11,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -286,6 +286,9 @@ class NatsClient:
             self.codec.forget(reply)
             stream.finish(StreamInterruptedError(why))
             loop.create_task(self._send_control(subject, [CANCEL, reply]))
+
+    def watch_lost(self, transport: Transport, callback: Callable[[], None]) -> None:
+        """Nothing to watch without traffic: a request to a dead instance gets 'no responders' at once."""
 
     async def close(self) -> None:
         for sink, _ in self._streams.values():

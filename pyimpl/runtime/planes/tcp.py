@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..context import Context
 from ..dispatcher import Dispatcher
@@ -108,8 +108,9 @@ class TcpClientConnection:
     e.g. a stopped or wedged worker), it fails them with StreamIncompleteError and closes."""
 
     def __init__(self, address: str, conn: FramedConnection, window: int = DEFAULT_WINDOW,
-                 keepalive: float = KEEPALIVE_TIMEOUT):
+                 keepalive: float = KEEPALIVE_TIMEOUT, on_lost: Callable[[], None] | None = None):
         self.address = address
+        self.on_lost = on_lost      # called when the peer closes the connection (not when this side does)
         self.conn = conn
         self.window = window
         self.keepalive = keepalive
@@ -151,6 +152,8 @@ class TcpClientConnection:
         except (ConnectionError, OSError) as exc:
             log.debug("connection to %s lost: %s", self.address, exc)
         finally:
+            if self.alive and self.on_lost is not None:     # the peer went away, this side did not close
+                self.on_lost()
             self.alive = False
             self.conn.closed = True
             for stream in list(streams.values()):
@@ -190,6 +193,7 @@ class TcpClient:
         self.keepalive = keepalive
         self._connections: dict[str, TcpClientConnection] = {}
         self._connecting: dict[str, asyncio.Future] = {}
+        self._lost_callbacks: dict[str, list[Callable[[], None]]] = {}
 
     async def _connection(self, address: str) -> TcpClientConnection:
         conn = self._connections.get(address)
@@ -206,7 +210,8 @@ class TcpClient:
                 reader, writer = await asyncio.open_connection(host, int(port), limit=READ_SIZE)
             except OSError as exc:
                 raise DisconnectedError(f"cannot connect to instance at {address}: {exc}") from exc
-            conn = TcpClientConnection(address, FramedConnection(reader, writer), self.window, self.keepalive)
+            conn = TcpClientConnection(address, FramedConnection(reader, writer), self.window, self.keepalive,
+                                       lambda: self._connection_lost(address))
             self._connections[address] = conn
             future.set_result(conn)
             return conn
@@ -222,7 +227,16 @@ class TcpClient:
         conn = await self._connection(transport["address"])
         return conn.open(path, request, context, annotated)
 
+    def watch_lost(self, transport: Transport, callback: Callable[[], None]) -> None:
+        """`callback` runs once when the worker at this address closes its connection (it died or shut down)."""
+        self._lost_callbacks.setdefault(transport["address"], []).append(callback)
+
+    def _connection_lost(self, address: str) -> None:
+        for callback in self._lost_callbacks.pop(address, ()):
+            callback()
+
     async def close(self) -> None:
+        self._lost_callbacks.clear()
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
