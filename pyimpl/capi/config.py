@@ -5,9 +5,9 @@ import json
 import os
 from dataclasses import dataclass
 
-from pyimpl.capi.hosted_models import parse_models
 from pyimpl.capi.status import ERR_INVALID_ARGUMENT, ERR_NOT_FOUND, CapiError
 from pyimpl.llm.frontend.migration import DEFAULT_MIGRATION_LIMIT, migration_limit_from_env
+from pyimpl.llm.frontend.model_host import parse_models
 from pyimpl.llm.frontend.routing import ROUTER_MODES, RouterSettings
 from pyimpl.runtime.config import ENV_NAMES, env_setting
 

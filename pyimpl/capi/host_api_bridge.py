@@ -32,7 +32,8 @@ class ModelStates:
 
     def session_started(self, runtime: int, session: RuntimeSession) -> None:
         """Report the states of a runtime's hosted models (if it has any)."""
-        if session.hosted is None:
+        from pyimpl.llm.frontend.hosting_manager import HostingModelManager
+        if not isinstance(session.models, HostingModelManager):
             return
         if self.executor is None:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="dynamo-model-states")
@@ -40,7 +41,7 @@ class ModelStates:
 
         def listener(name: str, state: ModelState, message: str | None) -> None:
             self.executor.submit(emit, runtime, name.encode(), code[state], (message or "").encode(errors="replace"))
-        session.hosted.host.listeners.append(listener)
+        session.models.host.listeners.append(listener)
 
 
 def install_host_api(ffi: Any, lib: Any, calls: HostCalls, fail: Callable[[BaseException], int]) -> ModelStates:

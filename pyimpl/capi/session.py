@@ -12,7 +12,6 @@ from pyimpl.capi.request_keys import check_chat_keys
 from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
 
 if TYPE_CHECKING:
-    from pyimpl.capi.hosted_models import HostedModels
     from pyimpl.llm.backend.model_server import ServedModel
     from pyimpl.llm.frontend.model_manager import ModelManager
     from pyimpl.runtime import Client, DistributedRuntime
@@ -29,7 +28,6 @@ class RuntimeSession:
         self.config, self.runtime = config, runtime
         self.served: ServedModel | None = None
         self.models: ModelManager | None = None
-        self.hosted: HostedModels | None = None  # config "models": loaded on demand
         self.tasks: list[asyncio.Task] = []
         self.clients: dict[str, Client] = {}
 
@@ -62,16 +60,19 @@ class RuntimeSession:
             self.served = await serve_model(self.runtime, path, model_name=config.model_name, engine=config.engine)
         if config.serve_model or config.discovery != "mem" or config.models:
             from pyimpl.llm.frontend.model_manager import ModelManager
-            self.models = ModelManager(self.runtime, migration_limit=config.migration_limit,
-                                       router=config.router_settings())
+            if config.models:  # loaded on demand: Load / Continue / DropAndLoad (model_host)
+                from pyimpl.capi.heap import collect_destroyed
+                from pyimpl.llm.frontend.hosting_manager import HostingModelManager
+                self.models = HostingModelManager(self.runtime, config.models, config.max_loaded_models,
+                                                  config.engine, after_unload=collect_destroyed,
+                                                  migration_limit=config.migration_limit,
+                                                  router=config.router_settings())
+            else:
+                self.models = ModelManager(self.runtime, migration_limit=config.migration_limit,
+                                           router=config.router_settings())
             await self.models.start()
             if self.served is not None:
                 await self.models.wait_for_model(self.served.card.name, timeout=MODEL_WAIT_S)
-        if config.models:  # loaded on demand: Load / Continue / DropAndLoad (pyimpl.capi.hosted_models)
-            from pyimpl.capi.hosted_models import HostedModels
-            self.hosted = HostedModels(self.runtime, self.models, config.models, config.max_loaded_models,
-                                       config.engine)
-            self.models.aliases.update(self.hosted.host.aliases())
 
     def chat(self, request: dict) -> AsyncIterator[dict]:
         """OpenAI chat.completion.chunk dicts for an OpenAI chat request."""
@@ -81,17 +82,13 @@ class RuntimeSession:
             check_chat_keys(request)
         request = self._default_model(request)
         # the C chunk's token ids, and FINISH_CANCELLED on the last chunk of each choice a worker aborted
-        open_stream = lambda r: self.models.chat_completion_stream(r, token_ids=True, cancelled_finish=True)  # noqa: E731
-        return self.hosted.stream(request, open_stream) if self.hosted is not None else open_stream(request)
+        return self.models.chat_completion_stream(request, token_ids=True, cancelled_finish=True)
 
     def completion(self, request: dict) -> AsyncIterator[dict]:
         """OpenAI text_completion chunk dicts for an OpenAI completions request (validation on first iteration)."""
         if self.models is None:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
-        request = self._default_model(request)
-        if self.hosted is not None:
-            return self.hosted.stream(request, self.models.completion_stream)
-        return self.models.completion_stream(request)
+        return self.models.completion_stream(self._default_model(request))
 
     def _default_model(self, request: Any) -> Any:
         """request with "model" filled in when it names none and a single model is served."""
@@ -127,8 +124,6 @@ class RuntimeSession:
 
     async def close(self) -> None:
         """Stop serving and shut the runtime down; idempotent."""
-        if self.hosted is not None:
-            await self.hosted.close()
         if self.models is not None:
             await self.models.stop()
         if self.served is not None:

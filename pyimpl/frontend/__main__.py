@@ -20,6 +20,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1/*")
     p.add_argument("--model-aliases", default=None, help="JSON or YAML alias file")
+    p.add_argument("--models", default=None, metavar="FILE",
+                   help='serve these models in this process, loaded on demand (a single-process desktop server): '
+                        'JSON or YAML {"models": [{"name", "path", "aliases", "params"}], "max_loaded_models": N}; '
+                        "a request for a model not loaded loads it, unloading the least recently used one first "
+                        "when N are loaded")
+    p.add_argument("--engine", choices=("torch", "mock"), default="torch", help="--models: the engine of each model")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
@@ -79,19 +85,28 @@ def _non_negative_int(text: str) -> int:
 def build_app(args: argparse.Namespace):
     """The Starlette app whose lifespan owns the runtime and the ModelManager."""
     from pyimpl.llm.frontend.aliases import load_aliases
+    from pyimpl.llm.frontend.model_host import load_models_file
     from pyimpl.llm.frontend.model_manager import ModelManager
     from pyimpl.runtime import DistributedRuntime
 
     aliases = load_aliases(args.model_aliases) if args.model_aliases else {}
+    hosted = load_models_file(args.models) if args.models else None  # a bad file fails here, before serving
     frontend = OpenAIFrontend(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
                               keepalive_s=args.keepalive_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         rt = await DistributedRuntime.create()
-        manager = ModelManager(rt, aliases, migration_limit=args.migration_limit,
-                               on_migration=frontend.metrics.count_migration, router=router_settings(args),
-                               on_route=frontend.metrics.observe_route)
+        manager_args = dict(aliases=aliases, migration_limit=args.migration_limit,
+                            on_migration=frontend.metrics.count_migration, router=router_settings(args),
+                            on_route=frontend.metrics.observe_route)
+        if hosted is not None:
+            from pyimpl.capi.heap import collect_destroyed  # an unloaded model's frozen heap back to the system
+            from pyimpl.llm.frontend.hosting_manager import HostingModelManager
+            manager = HostingModelManager(rt, *hosted, engine=args.engine, after_unload=collect_destroyed,
+                                          **manager_args)
+        else:
+            manager = ModelManager(rt, **manager_args)
         await manager.start()
         frontend.manager = manager
         try:

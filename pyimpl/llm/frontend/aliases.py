@@ -25,14 +25,17 @@ class ModelAlias:
 
 def load_aliases(path: str | Path) -> dict[str, ModelAlias]:
     """Read an alias file; YAML when it ends in .yaml/.yml, else JSON."""
+    return parse_aliases(read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> object:
+    """The decoded content of a JSON file, or a YAML one when it ends in .yaml/.yml."""
     path = Path(path)
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    return parse_aliases(data)
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
 
 
 def parse_aliases(data: dict) -> dict[str, ModelAlias]:

@@ -14,10 +14,10 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from pyimpl.llm.errors import EngineError, ModelNotFoundError
-from pyimpl.llm.frontend.aliases import ModelAlias
+from pyimpl.llm.frontend.aliases import ModelAlias, read_config_file
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +198,42 @@ class ModelHost:
 
     async def _wait(self) -> None:
         await self._changed.wait()
+
+
+def parse_models(raw: Any) -> list[HostedModel]:
+    """A "models" list ([{"name", "path", "aliases": [...], "params": {...}}], config_json or --models FILE) as
+    HostedModels; ValueError naming the fault."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError('key "models" must be a non-empty array of {"name", "path"} objects')
+    models = []
+    for i, entry in enumerate(raw):
+        where = f'"models"[{i}]'
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"] \
+                or not isinstance(entry.get("path"), str):
+            raise ValueError(f'{where} must be an object with a "name" and a "path" string')
+        unknown = sorted(set(entry) - {"name", "path", "aliases", "params"})
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {unknown} (known: name, path, aliases, params)')
+        aliases = entry.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            raise ValueError(f'{where}["aliases"] must be an array of names')
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            raise ValueError(f'{where}["params"] must be an object of request defaults')
+        models.append(HostedModel(entry["name"], entry["path"], tuple(aliases), params))
+    names = [name for model in models for name in (model.name, *model.aliases)]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f'"models" names {twice} more than once (names and aliases must be unique)')
+    return models
+
+
+def load_models_file(path: str) -> tuple[list[HostedModel], int]:
+    """--models FILE (JSON, or YAML by its suffix): {"models": [...], "max_loaded_models": N (default 1)}."""
+    data = read_config_file(path)
+    if not isinstance(data, dict) or set(data) - {"models", "max_loaded_models"}:
+        raise ValueError(f'{path}: expected an object with "models" and optionally "max_loaded_models"')
+    max_loaded = data.get("max_loaded_models", 1)
+    if type(max_loaded) is not int or max_loaded < 1:
+        raise ValueError(f'{path}: "max_loaded_models" must be a whole number >= 1')
+    return parse_models(data.get("models")), max_loaded
