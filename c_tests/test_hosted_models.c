@@ -1,5 +1,5 @@
 /* Multi-model hosting (config "models", "max_loaded_models": 1): 3 models (the tiny model under three
- * names, mock engine) switched by requests from 3 threads at once: every request completes, never two
+ * names; mock engine, or argv[2] "torch") switched by requests from 3 threads at once: every request completes, never two
  * models loaded, the state callback hears loading/loaded/unloading/unloaded in order on a library thread,
  * a model that cannot load fails its request with a clear error (and a FAILED state), RSS stays bounded. */
 #include <pthread.h>
@@ -87,14 +87,15 @@ static long rss_kb(void) {
 int main(int argc, char** argv) {
     CHECK(argc > 1);
     host_thread = pthread_self();
-    char* tiny = tiny_model_config(argv[1], "mock"); /* {"model": "PATH", ...}: take the path out of it */
+    const char* engine = argc > 2 ? argv[2] : "mock"; /* "torch": real engines loaded and freed on each swap */
+    char* tiny = tiny_model_config(argv[1], engine); /* {"model": "PATH", ...}: take the path out of it */
     char* start = strstr(tiny, "\"model\": \"") + 10;
     *strchr(start, '"') = '\0';
     char config[8192];
-    snprintf(config, sizeof config, "{\"engine\": \"mock\", \"max_loaded_models\": 1, \"models\": ["
+    snprintf(config, sizeof config, "{\"engine\": \"%s\", \"max_loaded_models\": 1, \"models\": ["
              "{\"name\": \"a\", \"path\": \"%s\"}, {\"name\": \"b\", \"path\": \"%s\", \"aliases\": [\"bee\"]}, "
              "{\"name\": \"c\", \"path\": \"%s\"}, {\"name\": \"d\", \"path\": \"/nonexistent/model\"}]}",
-             start, start, start);
+             engine, start, start, start);
     free(tiny);
     CHECK_STATUS(dynamo_runtime_create(config, &rt), DYNAMO_OK);
     CHECK_STATUS(dynamo_runtime_set_state_callback(rt, on_state, &mu), DYNAMO_OK);

@@ -191,7 +191,9 @@ async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name
     facts = read_model_facts(model_path)
     tool_call_parser = tool_call_parser or tool_call_parser_for_template(facts.chat_template)
     model_type = model_type or facts.model_type
-    built = build_engine(model_path, engine, facts, model_type, **engine_kwargs)
+    # seconds of weight loading off the event loop: the loop's other streams go on meanwhile (a process
+    # hosting several models loads one while another serves)
+    built = await asyncio.to_thread(build_engine, model_path, engine, facts, model_type, **engine_kwargs)
     core = built.engine
     gc.collect()
     gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams
