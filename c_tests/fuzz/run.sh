@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER=${1:-${FUZZ_SECONDS:-30}}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_json_check fuzz_runtime_config fuzz_chat_request fuzz_generate fuzz_response_array)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_json_check fuzz_runtime_config fuzz_chat_request fuzz_generate fuzz_response_array fuzz_c_engine)
 OUT=${FUZZ_OUT:-build-fuzz}
 
 if ! command -v clang >/dev/null; then
