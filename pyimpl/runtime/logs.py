@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 LOG_FORMATS = ("text", "json")
 JSONL_ENV = "DYN_LOGGING_JSONL"
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# LogRecord's own attributes, and uvicorn's `color_message` (the message again, with terminal colours)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 class JsonLineFormatter(logging.Formatter):
