@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from pyimpl.capi.config import EmbeddedConfig, check_model_path
 from pyimpl.capi.mock_endpoint import mock_stream
@@ -80,23 +81,30 @@ class RuntimeSession:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
         if isinstance(request, dict):
             check_chat_keys(request)
-        request = self._default_model(request)
         # the C chunk's token ids, and FINISH_CANCELLED on the last chunk of each choice a worker aborted
-        return self.models.chat_completion_stream(request, token_ids=True, cancelled_finish=True)
+        return self._default_model(request, lambda r: self.models.chat_completion_stream(
+            r, token_ids=True, cancelled_finish=True))
 
     def completion(self, request: dict) -> AsyncIterator[dict]:
         """OpenAI text_completion chunk dicts for an OpenAI completions request (validation on first iteration)."""
         if self.models is None:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
-        return self.models.completion_stream(self._default_model(request))
+        return self._default_model(request, self.models.completion_stream)
 
-    def _default_model(self, request: Any) -> Any:
-        """request with "model" filled in when it names none and a single model is served."""
+    async def _default_model(self, request: Any,
+                             open_stream: Callable[[Any], AsyncIterator[dict]]) -> AsyncIterator[dict]:
+        """open_stream's chunks for request, with "model" filled in when it names none and a single model is
+        served; a card already seen whose tokenizer is still loading (a worker that just joined a distributed
+        runtime) is waited for, up to MODEL_WAIT_S, rather than refusing the request."""
         if isinstance(request, dict) and "model" not in request:
+            if not self.models.model_names() and self.models.models:
+                await self.models.wait_for_model(timeout=MODEL_WAIT_S)
             names = self.models.model_names()
             if len(names) == 1:
-                return {**request, "model": names[0]}
-        return request
+                request = {**request, "model": names[0]}
+        async with contextlib.aclosing(open_stream(request)) as stream:
+            async for chunk in stream:
+                yield chunk
 
     async def generate(self, path: str, request: Any) -> AsyncIterator[Any]:
         """The runtime's response stream of endpoint `path` for `request`: the handler's items without
