@@ -13,6 +13,7 @@ from .dispatcher import Dispatcher, Handler, MetricsLabels
 from .endpoint import Component, Endpoint, Namespace
 from .errors import ConfigurationError, ConnectError
 from .events import EventPlane, open_event_plane
+from .logs import configure_logging
 from .planes import PlaneClient, PlaneServer, Transport
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ class DistributedRuntime:
                  file_kv_dir: Optional[str] = None, config: Optional[RuntimeConfig] = None, **overrides):
         self.config = config or RuntimeConfig.resolve(discovery_backend, request_plane, nats_server,
                                                       file_kv_dir, **overrides)
-        if self.config.log_level:
-            logging.basicConfig(level=self.config.log_level.upper())
+        if self.config.log_level and not logging.getLogger().handlers:   # DYN_LOG; a host's own setup wins
+            configure_logging(self.config.log_level)                     # JSON lines with DYN_LOGGING_JSONL=1
         self.instance_id = secrets.randbits(63) or 1
         self.discovery = RuntimeDiscovery(self)
         # the event plane (DYN_EVENT_PLANE): connects on first use, closed by shutdown

@@ -1,4 +1,5 @@
-"""The system server (DYN_SYSTEM_PORT) listens on loopback unless DYN_SYSTEM_HOST says otherwise (issue 11)."""
+"""Process settings from the environment (issue 11): the system server (DYN_SYSTEM_PORT) listens on loopback unless
+DYN_SYSTEM_HOST says otherwise; DYN_LOG with DYN_LOGGING_JSONL=1 logs JSON lines."""
 from __future__ import annotations
 
 import sys
@@ -35,3 +36,18 @@ async def test_system_server_binds_loopback_unless_told(monkeypatch, host, expec
         assert _listening_addresses(port) == {expected}
     finally:
         await runtime.shutdown()
+
+
+def test_dyn_log_with_jsonl_writes_json_lines(subprocess_env):
+    """A runtime program configured only by DYN_LOG and DYN_LOGGING_JSONL=1 logs JSON lines (issue 11)."""
+    import json
+    import subprocess
+    import sys
+    code = ("import asyncio, logging\nfrom pyimpl.runtime import DistributedRuntime\n"
+            "async def main():\n    rt = await DistributedRuntime.create('mem', 'inproc')\n"
+            "    logging.getLogger('probe').info('hello', extra={'k': 1})\n    await rt.shutdown()\n"
+            "asyncio.run(main())\n")
+    env = dict(subprocess_env, DYN_LOG="info", DYN_LOGGING_JSONL="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+    assert {"target": "probe", "message": "hello", "k": 1}.items() <= next(r for r in lines if r["target"] == "probe").items()
