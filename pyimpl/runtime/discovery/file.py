@@ -23,7 +23,7 @@ class FileDiscovery(Discovery):
     def __init__(self, root: str, ttl: float):
         self.root = os.path.abspath(root)
         self.ttl = ttl
-        self._owned: set[str] = set()
+        self._owned: dict[str, dict] = {}  # this process's live keys and their values (to re-create them)
         self._keepalive: asyncio.Task | None = None
         os.makedirs(self.root, exist_ok=True)
 
@@ -45,23 +45,29 @@ class FileDiscovery(Discovery):
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
-            for key in list(self._owned):
+            for key, value in list(self._owned.items()):
                 try:
                     os.utime(self._path(key))
-                except FileNotFoundError:   # deleted meanwhile
-                    pass
+                except FileNotFoundError:
+                    # another process's reader removed it as expired (this loop was stalled past the TTL):
+                    # the key is still ours, so it comes back rather than vanishing for good
+                    if key in self._owned:
+                        self._write(key, value)
 
     async def put(self, key: str, value: dict) -> None:
+        self._write(key, value)
+        self._owned[key] = value
+
+    def _write(self, key: str, value: dict) -> None:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump({"ttl": self.ttl, "value": value}, f)
         os.replace(tmp, path)
-        self._owned.add(key)
 
     async def delete(self, key: str) -> None:
-        self._owned.discard(key)
+        self._owned.pop(key, None)
         try:
             os.remove(self._path(key))
         except FileNotFoundError:
