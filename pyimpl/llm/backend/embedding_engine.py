@@ -52,8 +52,11 @@ class EmbeddingEngine:
         self.num_requests += 1
         self.num_running += 1
         try:
+            texts = request.get("input") if isinstance(request, dict) else None
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise EngineRequestError("this worker serves embeddings: a request is {\"input\": [texts]}", "input")
             async with self._lock:
-                vectors, tokens = await asyncio.to_thread(self.embed, list(request["input"]))
+                vectors, tokens = await asyncio.to_thread(self.embed, texts)
         finally:
             self.num_running -= 1
         yield {"embeddings": vectors, "prompt_tokens": tokens}
