@@ -20,6 +20,7 @@ from pyimpl import __version__
 from pyimpl.llm.errors import (AuthenticationError, InvalidRequestError, ModelNotFoundError, PayloadTooLargeError,
                                ServingError)
 from pyimpl.llm.frontend.http.metrics import FrontendMetrics
+from pyimpl.llm.frontend.http.messages_api import MessagesAPI
 from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
 from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error, decode_json,
                                        error_response, http_error_response, json_response)
@@ -50,6 +51,7 @@ class OpenAIFrontend:
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model:anytext}", self.model, methods=["GET"]),
+                *MessagesAPI(self, self._body).routes(),
                 Route("/version", self.version, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/live", self.live, methods=["GET"]),
@@ -84,8 +86,9 @@ class OpenAIFrontend:
         if self.api_key is None:
             return
         header = request.headers.get("authorization", "")
-        if header != f"Bearer {self.api_key}":
-            raise AuthenticationError("Incorrect or missing API key" if header else "Missing API key")
+        api_key = request.headers.get("x-api-key")   # how Anthropic's clients send it
+        if header != f"Bearer {self.api_key}" and api_key != self.api_key:
+            raise AuthenticationError("Incorrect or missing API key" if header or api_key else "Missing API key")
 
     async def _body(self, request: Request) -> dict:
         self._check_auth(request)

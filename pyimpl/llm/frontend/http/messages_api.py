@@ -1,0 +1,153 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API over the frontend's chat path
+(ModelManager's chat stream), with Anthropic's SSE events and error shape on these routes only."""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pyimpl.llm.errors import ServingError
+from pyimpl.llm.frontend.anthropic import (anthropic_error, message_events, parse_messages_request, to_chat_request,
+                                           to_message)
+from pyimpl.llm.frontend.http.responses import (SSE_HEADERS, CancellableJSON, StreamTracker, as_serving_error,
+                                                json_response, log_server_error, run_until_disconnect)
+from pyimpl.llm.frontend.protocols import with_usage
+
+if TYPE_CHECKING:
+    from pyimpl.llm.frontend.http.app import OpenAIFrontend
+
+_encode = msgspec.json.Encoder().encode
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+ENDPOINT = "/v1/messages"
+
+
+def sse_event(kind: str, data: Any) -> bytes:
+    """One SSE event as Anthropic sends them: `event: <type>` and the event as JSON `data`."""
+    return b"event: " + kind.encode() + b"\ndata: " + _encode(data) + b"\n\n"
+
+
+def anthropic_error_response(err: ServingError) -> Response:
+    """Anthropic's error body with the error's HTTP status (and `Retry-After` when the error passes)."""
+    log_server_error(err)
+    response = json_response(anthropic_error(err), err.status)
+    if err.retry_after_s is not None:
+        response.headers["retry-after"] = str(err.retry_after_s)
+    return response
+
+
+class AnthropicSSE:
+    """Streams Anthropic events; a ping when nothing was sent for keepalive_s; an `error` event if the stream
+    fails after it began; the worker request is cancelled when the client goes."""
+
+    def __init__(self, first: tuple[str, dict], events: AsyncGenerator[tuple[str, dict], None],
+                 tracker: StreamTracker, keepalive_s: float):
+        self.first, self.events, self.tracker, self.keepalive_s = first, events, tracker, keepalive_s
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        status = "error"
+        try:
+            disconnected, status = await run_until_disconnect(receive, self._send_all(send))
+            if disconnected:
+                status = "cancelled"
+        finally:
+            await self.events.aclose()
+            self.tracker.finish(status)
+
+    async def _send_all(self, send: Callable) -> str:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        producer = asyncio.ensure_future(self._produce(queue))
+        try:
+            while True:
+                try:
+                    body = await asyncio.wait_for(queue.get(), self.keepalive_s)
+                except asyncio.TimeoutError:
+                    body = PING
+                if body is None:
+                    break
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return producer.result()
+        finally:
+            if not producer.done():
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+
+    async def _produce(self, queue: asyncio.Queue[bytes | None]) -> str:
+        tracker, status = self.tracker, "success"
+        try:
+            queue.put_nowait(sse_event(*self.first))
+            async for kind, data in self.events:
+                if kind == "content_block_delta":
+                    tracker.on_content()
+                elif kind == "message_delta":
+                    usage = data["usage"]
+                    tracker.on_usage({"prompt_tokens": usage["input_tokens"],
+                                      "completion_tokens": usage["output_tokens"]})
+                queue.put_nowait(sse_event(kind, data))
+        except Exception as exc:  # the stream had begun: report in-band, as Anthropic does
+            status = "error"
+            err = as_serving_error(exc)
+            log_server_error(err, "stream")
+            queue.put_nowait(sse_event("error", anthropic_error(err)))
+        queue.put_nowait(None)
+        return status
+
+
+class MessagesAPI:
+    """The two routes, over a frontend's manager, metrics, keep-alive and body reader (auth, size, JSON)."""
+
+    def __init__(self, frontend: OpenAIFrontend, read_body: Callable[[Request], Awaitable[dict]]):
+        self.frontend, self.read_body = frontend, read_body
+
+    def routes(self) -> list[Route]:
+        return [Route(ENDPOINT, self.create, methods=["POST"]),
+                Route(ENDPOINT + "/count_tokens", self.count_tokens, methods=["POST"])]
+
+    def _metric_model(self, name: str) -> str:
+        manager = self.frontend.manager
+        return name if name in manager.models or name in manager.aliases else ""
+
+    async def create(self, request: Request) -> Any:
+        """POST /v1/messages: a Message, or its events when `stream` is true."""
+        frontend = self.frontend
+        try:
+            req = parse_messages_request(await self.read_body(request))
+        except ServingError as err:
+            frontend.metrics.requests.labels("", ENDPOINT, "unknown", "error").inc()
+            return anthropic_error_response(err)
+        chat = to_chat_request(req)
+        tracker = StreamTracker(frontend.metrics, self._metric_model(req.model), ENDPOINT,
+                                "stream" if req.stream else "unary")
+        if req.stream:
+            events = message_events(frontend.manager.chat_completion_stream(with_usage(chat)), req)
+            try:
+                first = await events.__anext__()   # errors before streaming get a proper status
+            except Exception as exc:
+                await events.aclose()
+                tracker.finish("error")
+                return anthropic_error_response(as_serving_error(exc))
+            return AnthropicSSE(first, events, tracker, frontend.keepalive_s)
+
+        async def whole() -> Response:
+            try:
+                result = await frontend.manager.chat_completion(chat)
+            except Exception as exc:
+                return anthropic_error_response(as_serving_error(exc))
+            tracker.on_content()
+            tracker.on_usage(result.get("usage"))
+            return json_response(to_message(result, req))
+        return CancellableJSON(whole, tracker)
+
+    async def count_tokens(self, request: Request) -> Response:
+        """POST /v1/messages/count_tokens: the prompt's tokens as the model would see them (template, tools)."""
+        try:
+            req = parse_messages_request(await self.read_body(request), count_only=True)
+            _, _, _, prompt_ids, _ = await self.frontend.manager.prepare(to_chat_request(req), "chat")
+        except Exception as exc:
+            return anthropic_error_response(as_serving_error(exc))
+        return json_response({"input_tokens": len(prompt_ids)})
