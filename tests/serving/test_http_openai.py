@@ -99,7 +99,10 @@ def test_tool_calls_parsed(client):
     assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
     stream = client.chat.completions.create(model="tiny", messages=messages, tools=TOOLS, max_tokens=500, stream=True)
     streamed = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    assert [tc.function.name for tc in streamed] == ["get_weather"]
+    # issue 13: the first piece has the id and name, the arguments follow in pieces (before: one whole piece)
+    assert [tc.function.name for tc in streamed if tc.function.name] == ["get_weather"]
+    assert streamed[0].id and {tc.index for tc in streamed} == {0}
+    assert json.loads("".join(tc.function.arguments or "" for tc in streamed)) == {"city": "Paris"}
     assert all("<tool_call>{\"name\": \"get_weather\"" not in (m or "") for m in [r.choices[0].message.content])
 
 

@@ -69,7 +69,6 @@ def test_plain_text_passes_through_without_delay(name):
     ("hermes", 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call> bye'),
     ("hermes", 'Hi <tool_call>{"arguments": {}}</tool_call>'),
     ("hermes", 'Hi <tool_call>{"name": "f", "argum'),
-    ("llama3_json", '{"name": "f", "parameters": {"a": 1}'),
     ("llama3_json", '{"answer": 42} is the JSON'),
     ("mistral", '[TOOL_CALLS] [{"name": "f", "arguments": {broken}]'),
     ("mistral", '[TOOL_CALLS] [{"nom": "f"}]'),
@@ -79,6 +78,13 @@ def test_plain_text_passes_through_without_delay(name):
 ])
 def test_malformed_tool_calls_fall_back_to_content(name, text):
     assert parse_both_ways(name, text) == (text, [])
+
+
+def test_a_call_whose_arguments_streamed_stays_a_call_when_the_stream_stops():
+    """Contract change (issue 13: streamed tool calls): once a call's name and arguments went out it cannot be
+    taken back, so a call the model leaves unclosed is still a call (before: the whole text became content)."""
+    assert parse_both_ways("llama3_json", '{"name": "f", "parameters": {"a": 1}') == ("", [("f", {"a": 1})])
+    assert parse_both_ways("hermes", '<tool_call>{"name": "f", "arguments": {"a": 1}}') == ("", [("f", {"a": 1})])
 
 
 def test_partial_tag_is_held_then_released():

@@ -86,22 +86,20 @@ class ChoicePostprocessor:
             if final:
                 end = self.reasoning.finish()
                 text, reasoning = text + end.content, reasoning + end.reasoning_content
-        calls = []
+        pieces = []
         if self.tools is not None:
             parsed = self.tools.feed(text) if text else None
-            text, calls = (parsed.content, list(parsed.tool_calls)) if parsed else ("", [])
+            text, pieces = (parsed.content, list(parsed.tool_call_deltas)) if parsed else ("", [])
             if final:
                 end = self.tools.finish()
-                text, calls = text + end.content, calls + list(end.tool_calls)
+                text, pieces = text + end.content, pieces + list(end.tool_call_deltas)
         if reasoning:
             delta["reasoning_content"] = reasoning
         if text:
             delta["content"] = text
-        if calls:
-            delta["tool_calls"] = [
-                {"index": self.num_tool_calls + i, "id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}} for i, c in enumerate(calls)]
-            self.num_tool_calls += len(calls)
+        if pieces:
+            delta["tool_calls"] = [_tool_call_piece(p) for p in pieces]
+            self.num_tool_calls = max(self.num_tool_calls, pieces[-1].index + 1)
         return delta or None
 
     def _finish_reason(self, reason: str | None) -> str | None:
@@ -127,6 +125,14 @@ class ChoicePostprocessor:
             self.text_offset += len(token)
         return {"tokens": tokens, "token_logprobs": list(lps), "text_offset": offsets,
                 "top_logprobs": [{text_of(tt): tl for tt, tl in top} for top in tops]}
+
+
+def _tool_call_piece(piece: Any) -> dict:
+    """A streamed tool call piece as OpenAI sends it: the first of a call has id, type and name."""
+    if piece.id is None:
+        return {"index": piece.index, "function": {"arguments": piece.arguments}}
+    return {"index": piece.index, "id": piece.id, "type": "function",
+            "function": {"name": piece.name, "arguments": piece.arguments}}
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -160,7 +166,13 @@ def _add_chat(choice: dict, c: dict) -> None:
         choice["content"].append(delta["content"])
     if delta.get("reasoning_content"):
         choice["reasoning"].append(delta["reasoning_content"])
-    choice["tool_calls"].extend(delta.get("tool_calls") or ())
+    for piece in delta.get("tool_calls") or ():   # a call's pieces join by index: arguments concatenate
+        call = choice["tool_calls"].get(piece["index"])
+        if call is None:
+            choice["tool_calls"][piece["index"]] = {"id": piece.get("id"), "type": "function",
+                                                    "function": dict(piece["function"])}
+        else:
+            call["function"]["arguments"] += piece["function"]["arguments"]
     if c.get("logprobs"):
         choice["logprobs"] = choice["logprobs"] or {"content": []}
         choice["logprobs"]["content"].extend(c["logprobs"]["content"])
@@ -168,14 +180,14 @@ def _add_chat(choice: dict, c: dict) -> None:
 
 def aggregate_chat(chunks: list[dict]) -> dict:
     """A non-streaming chat.completion built from the chunks of a streamed one."""
-    whole = _fold(chunks, lambda i: {"index": i, "content": [], "reasoning": [], "tool_calls": []}, _add_chat)
+    whole = _fold(chunks, lambda i: {"index": i, "content": [], "reasoning": [], "tool_calls": {}}, _add_chat)
     out = []
     for index, c in sorted(whole["choices"].items()):
         message: dict = {"role": "assistant", "content": "".join(c["content"]) or None}
         if c["reasoning"]:
             message["reasoning_content"] = "".join(c["reasoning"])
         if c["tool_calls"]:
-            message["tool_calls"] = [{k: v for k, v in call.items() if k != "index"} for call in c["tool_calls"]]
+            message["tool_calls"] = [call for _, call in sorted(c["tool_calls"].items())]
         elif message["content"] is None:
             message["content"] = ""
         out.append({"index": index, "message": message, "logprobs": c["logprobs"],

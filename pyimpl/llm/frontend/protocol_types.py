@@ -180,7 +180,26 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     dimensions: Optional[Annotated[int, Meta(ge=1)]] = None   # only the model's own size (no truncation)
 
 
-REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
+class TokenizeRequest(msgspec.Struct, kw_only=True):
+    """POST /tokenize (vLLM's shape): a text `prompt`, or chat `messages` rendered with the model's template."""
+
+    model: Optional[NonEmptyStr] = None   # may be left out when one model is served
+    prompt: Optional[str] = None
+    messages: Optional[Annotated[list[Message], Meta(min_length=1)]] = None
+    tools: Optional[list[Tool]] = None
+    add_generation_prompt: Optional[bool] = None   # messages: default true
+    add_special_tokens: Optional[bool] = None      # default true for a prompt, false for messages (the template adds them)
+    return_token_strs: Optional[bool] = None
+
+
+class DetokenizeRequest(msgspec.Struct, kw_only=True):
+    """POST /detokenize (vLLM's shape): token ids back to text."""
+
+    model: Optional[NonEmptyStr] = None
+    tokens: list[TokenId]
+
+
+REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest, TokenizeRequest, DetokenizeRequest)
 
 
 # The rules spanning fields (checked in pyimpl.llm.frontend.protocols), as JSON Schema merged into the document's
@@ -188,6 +207,8 @@ REQUEST_TYPES = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
 # a named tool_choice must name one of `tools`; min_tokens <= max_tokens; prompt + max_tokens within the context.
 _NOT_NULL = {"not": {"type": "null"}}
 CROSS_FIELD_SCHEMA: dict[str, dict] = {
+    "TokenizeRequest": {"oneOf": [{"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+                                  {"required": ["messages"], "properties": {"messages": {"type": "array"}}}]},
     "AssistantMessage": {"anyOf": [
         {"required": ["content"], "properties": {"content": _NOT_NULL}},
         {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array", "minItems": 1}}}]},

@@ -177,6 +177,21 @@ class Version(msgspec.Struct):
     version: str
 
 
+class TokenizeResponse(msgspec.Struct, omit_defaults=True):
+    """POST /tokenize: the token ids, their count and the model's context length (`token_strs` when asked)."""
+
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: Optional[list[str]] = None
+
+
+class DetokenizeResponse(msgspec.Struct):
+    """POST /detokenize: the text of the token ids."""
+
+    prompt: str
+
+
 class ErrorDetail(msgspec.Struct):
     message: str
     type: str

@@ -22,6 +22,7 @@ from pyimpl.llm.errors import (AuthenticationError, InvalidRequestError, ModelNo
 from pyimpl.llm.frontend.http.metrics import FrontendMetrics
 from pyimpl.llm.frontend.http.messages_api import MessagesAPI
 from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
+from pyimpl.llm.frontend.http.tokenize import tokenization_routes
 from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error, decode_json,
                                        error_response, http_error_response, json_response)
 from pyimpl.llm.frontend.protocols import with_usage
@@ -52,6 +53,7 @@ class OpenAIFrontend:
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model:anytext}", self.model, methods=["GET"]),
                 *MessagesAPI(self, self._body).routes(),
+                *tokenization_routes(lambda: self.manager, self._body),
                 Route("/version", self.version, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/live", self.live, methods=["GET"]),

@@ -59,6 +59,10 @@ OPERATIONS = (
               errors=(401,)),
     Operation("/v1/models/{model}", "get", "One served model or alias", None, resp.Model, errors=(401, 404),
               path_params=("model",)),
+    Operation("/tokenize", "post", "Token ids of a prompt, or of chat messages rendered with the model's template "
+              "(vLLM's shape)", req.TokenizeRequest, resp.TokenizeResponse, errors=(400, 401, 404, 413, 503)),
+    Operation("/detokenize", "post", "The text of token ids (vLLM's shape)", req.DetokenizeRequest,
+              resp.DetokenizeResponse, errors=(400, 401, 404, 413, 503)),
     Operation("/version", "get", "The frontend's version", None, resp.Version),
     Operation("/health", "get", "Health: 200 once a model can serve, else 503; live worker instances per model",
               None, resp.Health, unavailable=resp.Health),

@@ -16,10 +16,22 @@ class ToolCall:
 
 
 @dataclass
+class ToolCallDelta:
+    """A piece of a streamed tool call as OpenAI sends it: the first piece of call `index` carries its id and
+    name, the next ones more of its arguments text (the pieces' `arguments` concatenate to the call's)."""
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass
 class ToolParseDelta:
-    """What one `feed` or `finish` of a tool-call parser yields: plain content and finished tool calls."""
+    """What one `feed` or `finish` of a tool-call parser yields: plain content, the streamed pieces of tool
+    calls (`tool_call_deltas`), and the tool calls finished by this step, whole (`tool_calls`)."""
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
 
 
 @dataclass

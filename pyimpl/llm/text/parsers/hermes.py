@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import ToolCallParser
+from .json_call import JsonCallScan
 from .text_scan import decode_json_prefix, split_at_tag
 from .deltas import ToolCall, tool_call_from_json
 
@@ -9,13 +10,16 @@ START, END = "<tool_call>", "</tool_call>"
 
 
 class HermesToolCallParser(ToolCallParser):
-    """Splits `<tool_call>` blocks out of streamed text; a block that is not a valid call stays content."""
+    """Splits `<tool_call>` blocks out of streamed text; a block that is not a valid call stays content.
+    Once a block's name and the start of its arguments object are in, the call streams (see json_call)."""
 
     name = "hermes"
 
     def __init__(self) -> None:
         super().__init__()
         self._inside = False
+        self._scan_call: JsonCallScan | None = None
+        self._lead = 0   # whitespace before the block's `{`
 
     def _scan(self, final: bool) -> None:
         while True:
@@ -28,21 +32,38 @@ class HermesToolCallParser(ToolCallParser):
                 self._inside, self._buf = True, after
             else:
                 body, after, _ = split_at_tag(self._buf, END)
+                self._stream(body)
                 if after is None:
                     break
-                self._close_block(body, START + body + END)
+                self._end_block(body)
                 self._inside, self._buf = False, after
         if final:
             if self._inside:   # the model stopped before closing the tag
-                self._close_block(self._buf, START + self._buf)
+                self._stream(self._buf)
+                self._end_block(self._buf, closed=False)
             else:
                 self._emit_content(self._buf)
             self._inside, self._buf = False, ""
 
-    def _close_block(self, body: str, raw: str) -> None:
+    def _stream(self, body: str) -> None:
+        """Send what is certain of the block's call so far (body: the block's text, no partial end tag)."""
+        if self._scan_call is None:
+            text = body.lstrip()
+            self._scan_call = JsonCallScan.open_object(text)
+            if self._scan_call is None:
+                return
+            self._lead = len(body) - len(text)
+            self._open_call(self._scan_call.name)
+        self._call_arguments(self._scan_call.advance(body[self._lead:]))
+
+    def _end_block(self, body: str, closed: bool = True) -> None:
+        if self._scan_call is not None:
+            self._scan_call = None
+            self._close_call()
+            return
         call = _parse_body(body)
         if call is None:
-            self._emit_content(raw)
+            self._emit_content(START + body + (END if closed else ""))
         else:
             self._emit_tool_calls([call])
 

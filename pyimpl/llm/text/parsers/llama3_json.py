@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import ToolCallParser
+from .json_call import JsonCallScan
 from .text_scan import decode_json_prefix, partial_tag_length, split_at_tag
 from .deltas import tool_call_from_json
 
@@ -18,11 +19,15 @@ class Llama3JsonToolCallParser(ToolCallParser):
         super().__init__()
         self._mode = START
         self._raw = ""   # text consumed in JSON mode but not yet decided (tag, separators)
+        self._scan_call: JsonCallScan | None = None   # the call streaming now (see json_call)
 
     def _scan(self, final: bool) -> None:
         while self._step(final):
             pass
         if final:
+            if self._scan_call is not None:   # the model stopped inside a streaming call: it ends there
+                self._scan_call, self._buf = None, ""
+                self._close_call()
             self._emit_content(self._raw + self._buf)
             self._raw, self._buf, self._mode = "", "", CONTENT
 
@@ -62,6 +67,10 @@ class Llama3JsonToolCallParser(ToolCallParser):
             self._emit_content(self._raw + skipped)
             self._mode, self._raw, self._buf = CONTENT, "", head
             return True
+        if self._stream_call(head):
+            return True
+        if self._scan_call is not None:
+            return False
         decoded = decode_json_prefix(head) if "}" in head else None
         if decoded is None:
             return False
@@ -72,5 +81,20 @@ class Llama3JsonToolCallParser(ToolCallParser):
             self._mode = CONTENT
         else:
             self._emit_tool_calls([call])
+        self._raw, self._buf = "", head[end:]
+        return True
+
+    def _stream_call(self, head: str) -> bool:
+        """Stream the call at the start of `head` once certain; True when it has ended (the rest is pending)."""
+        if self._scan_call is None:
+            self._scan_call = JsonCallScan.open_object(head)
+            if self._scan_call is None:
+                return False
+            self._open_call(self._scan_call.name)
+        self._call_arguments(self._scan_call.advance(head))
+        if self._scan_call.end is None:
+            return False
+        end, self._scan_call = self._scan_call.end, None
+        self._close_call()
         self._raw, self._buf = "", head[end:]
         return True

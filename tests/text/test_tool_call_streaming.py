@@ -1,0 +1,82 @@
+"""Tool calls stream as OpenAI streams them: the first piece of a call has its id and name, the argument
+text follows in pieces as it is generated, parallel calls get their own indexes; every parser."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyimpl.llm.text.parsers import get_tool_call_parser
+
+LONG = "Paris, the capital of France, on the Seine, " * 3
+ARGS = {"city": LONG, "days": [1, 2, {"unit": "C}{"}]}
+ARGS2 = {"tz": "CET"}
+
+
+def call_text(parser: str) -> str:
+    """Two parallel calls, the first with a long string argument, in `parser`'s syntax."""
+    a, b = json.dumps(ARGS), json.dumps(ARGS2)
+    return {
+        "hermes": f'<tool_call>\n{{"name": "get_weather", "arguments": {a}}}\n</tool_call>\n'
+                  f'<tool_call>{{"name": "get_time", "arguments": {b}}}</tool_call>',
+        "llama3_json": f'<|python_tag|>{{"name": "get_weather", "parameters": {a}}}; '
+                       f'{{"name": "get_time", "parameters": {b}}}',
+        "mistral": f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {a}}}, '
+                   f'{{"name": "get_time", "arguments": {b}}}]',
+        "mistral_args": f'[TOOL_CALLS]get_weather[ARGS]{a}[TOOL_CALLS]get_time[ARGS]{b}',
+    }[parser]
+
+
+def feed_by_char(name: str, text: str) -> tuple[list, list, str]:
+    """Feed one character at a time; return (the pieces of every step, the finished calls, the content)."""
+    parser = get_tool_call_parser(name)()
+    steps = [parser.feed(ch) for ch in text] + [parser.finish()]
+    return ([s.tool_call_deltas for s in steps], [c for s in steps for c in s.tool_calls],
+            "".join(s.content for s in steps))
+
+
+@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args"])
+def test_calls_stream_id_and_name_first_then_argument_pieces(syntax):
+    name = syntax.split("_args")[0]
+    steps, calls, content = feed_by_char(name, call_text(syntax))
+    pieces = [p for step in steps for p in step]
+    assert content == ""
+    assert sorted({p.index for p in pieces}) == [0, 1]
+    for index, (fn, args) in enumerate([("get_weather", ARGS), ("get_time", ARGS2)]):
+        mine = [p for p in pieces if p.index == index]
+        assert (mine[0].name, mine[0].id is not None) == (fn, True)
+        assert all(p.id is None and p.name is None for p in mine[1:])
+        joined = "".join(p.arguments for p in mine)
+        assert json.loads(joined) == args
+        assert calls[index].arguments == joined and calls[index].id == mine[0].id and calls[index].name == fn
+    first = [p for p in pieces if p.index == 0]
+    assert len(first) > len(LONG)   # one character a step: the long argument went out piece by piece
+    # the name went out long before the call's text was complete
+    first_step = next(i for i, step in enumerate(steps) if step)
+    assert first_step < len(call_text(syntax)) / 4
+
+
+@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args"])
+def test_streamed_arguments_are_chunking_independent(syntax):
+    name = syntax.split("_args")[0]
+    text = call_text(syntax)
+    parser = get_tool_call_parser(name)()
+    whole = [parser.feed(text), parser.finish()]
+    pieces = [p for step in whole for p in step.tool_call_deltas]
+    assert [(p.index, p.name) for p in pieces] == [(0, "get_weather"), (1, "get_time")]   # one piece per call
+    assert [json.loads(p.arguments) for p in pieces] == [ARGS, ARGS2]
+
+
+def test_pythonic_calls_arrive_whole_with_their_indexes():
+    """Pythonic calls become JSON only once a call's Python is complete: one piece each (id, name, arguments)."""
+    steps, calls, content = feed_by_char("pythonic", '[get_weather(city="Paris"), get_time(tz="CET")]')
+    pieces = [p for step in steps for p in step]
+    assert [(p.index, p.name, json.loads(p.arguments)) for p in pieces] == [
+        (0, "get_weather", {"city": "Paris"}), (1, "get_time", {"tz": "CET"})]
+    assert all(p.id for p in pieces) and content == ""
+
+
+def test_a_block_that_is_not_a_call_sends_no_piece():
+    steps, calls, content = feed_by_char("hermes", 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call>')
+    assert not any(steps) and not calls
+    assert content == 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call>'
