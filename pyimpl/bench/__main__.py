@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf", "api-contract", "chaos", "router")
+BENCHMARKS = ("runtime", "engine", "capi", "http", "gguf", "api-contract", "chaos", "router", "guided")
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
+from pyimpl.llm.backend.guided import GrammarLogitsProcessor, GuidedTokenizer, grammar_for
 from pyimpl.llm.backend.engine_api import EmbedEngine, GenerateEngine, Handler, ServingEngine, WireContext
 from pyimpl.llm.backend.kv_publisher import KvPublisher, start_kv_publisher
 from pyimpl.llm.errors import EngineRequestError
@@ -36,29 +37,42 @@ def _split_endpoint(endpoint: str) -> tuple[str, str, str]:
 
 
 class GuidedDecoding:
-    """Builds per-request logits processors for `guided_decoding`; the tokenizer is loaded once, on first use."""
+    """Builds per-request grammar processors (backend/guided, llguidance) for `guided_decoding`: json_object,
+    json_schema, and required/named tool calls in the format of the model's `tool_call_parser`. The tokenizer is
+    loaded once, on first use, off the event loop."""
 
-    def __init__(self, model_path: str, eos_token_ids: list[int]):
-        self.model_path, self.eos_token_ids = model_path, list(eos_token_ids)
-        self._tokenizer: Any = None
+    def __init__(self, model_path: str, eos_token_ids: list[int], vocab_size: int,
+                 tool_call_parser: str | None = None):
+        self.model_path, self.eos_token_ids, self.vocab_size = model_path, list(eos_token_ids), vocab_size
+        self.tool_call_parser = tool_call_parser
+        self._tokenizer: GuidedTokenizer | None = None
 
     async def processors(self, request: dict) -> list | None:
-        """The processors `request["guided_decoding"]` asks for, or None."""
-        if not (request.get("guided_decoding") or {}).get("json_object"):
+        """The processors `request["guided_decoding"]` asks for, or None; a constraint that cannot be enforced
+        (an invalid schema, a tool-call format without a grammar) is the client's EngineRequestError."""
+        guided = request.get("guided_decoding")
+        if not guided:
             return None
         if self._tokenizer is None:
-            self._tokenizer = await asyncio.to_thread(_load_tokenizer, self.model_path)
-        from pyimpl.llm.backend.guided_json import json_object_processor
-        return [json_object_processor(self._tokenizer, self.eos_token_ids)]
+            self._tokenizer = await asyncio.to_thread(self._load_tokenizer)
+        return [await asyncio.to_thread(self._processor, self._tokenizer, guided)]
 
+    def _processor(self, tokenizer: GuidedTokenizer, guided: dict) -> GrammarLogitsProcessor:
+        where = "tool_choice" if guided.get("tool_call") else "response_format"
+        try:
+            grammar = grammar_for(guided, self.tool_call_parser, tokenizer.added_tokens)
+            if grammar is None:
+                raise ValueError(f"unknown guided_decoding {sorted(guided)}")
+            matcher = tokenizer.matcher(grammar)
+        except ValueError as exc:
+            raise EngineRequestError(f"'{where}' cannot be enforced: {exc}", where) from None
+        return GrammarLogitsProcessor(matcher, self.vocab_size, self.eos_token_ids)
 
-def _load_tokenizer(model_path: str) -> Any:
-    from transformers import AutoTokenizer
-    from pyimpl.llm.engine.gguf_cache import resolve_model_dir
-    from pyimpl.llm.backend.guided_json import token_texts
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_path), local_files_only=True)
-    token_texts(tokenizer)  # warm the per-tokenizer cache off the event loop
-    return tokenizer
+    def _load_tokenizer(self) -> GuidedTokenizer:
+        from transformers import AutoTokenizer
+        from pyimpl.llm.engine.gguf_cache import resolve_model_dir
+        hf = AutoTokenizer.from_pretrained(resolve_model_dir(self.model_path), local_files_only=True)
+        return GuidedTokenizer(hf, self.vocab_size, self.eos_token_ids)
 
 
 class GenerateHandler:
@@ -120,8 +134,10 @@ class BuiltEngine:
     handler: Handler
 
 
-def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: str, **engine_kwargs) -> BuiltEngine:
-    """The engine for `engine` in ENGINES (or the embedding engine for an embedding model) and its handler."""
+def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: str,
+                 tool_call_parser: str | None = None, **engine_kwargs) -> BuiltEngine:
+    """The engine for `engine` in ENGINES (or the embedding engine for an embedding model) and its handler;
+    `tool_call_parser` is the format guided decoding makes required/named tool calls in."""
     if model_type == "embedding":
         from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
         embedder: EmbedEngine = EmbeddingEngine(model_path, facts=facts)
@@ -134,7 +150,7 @@ def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: st
     if engine == "torch":
         from pyimpl.llm.engine import AsyncEngine
         torch_engine = AsyncEngine.from_pretrained(model_path, **engine_kwargs)
-        guided = GuidedDecoding(model_path, torch_engine.eos_token_ids)
+        guided = GuidedDecoding(model_path, torch_engine.eos_token_ids, torch_engine.vocab_size, tool_call_parser)
         return BuiltEngine(torch_engine, GenerateHandler(torch_engine, guided=guided))
     raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
@@ -193,7 +209,8 @@ async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name
     model_type = model_type or facts.model_type
     # seconds of weight loading off the event loop: the loop's other streams go on meanwhile (a process
     # hosting several models loads one while another serves)
-    built = await asyncio.to_thread(build_engine, model_path, engine, facts, model_type, **engine_kwargs)
+    built = await asyncio.to_thread(build_engine, model_path, engine, facts, model_type, tool_call_parser,
+                                    **engine_kwargs)
     core = built.engine
     gc.collect()
     gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams

@@ -1,5 +1,6 @@
-"""A request's prompt as token ids: system hints for response_format/tool_choice, a cache of recent
-conversations' templated ids, large prompts tokenized off the event loop, token-id prompts checked."""
+"""A request's prompt as token ids: system hints for response_format/tool_choice (and the `guided_decoding`
+constraint that enforces them worker-side), a cache of recent conversations' templated ids, large prompts
+tokenized off the event loop, token-id prompts checked."""
 from __future__ import annotations
 
 import asyncio
@@ -49,7 +50,7 @@ class ChatPromptCache:
 
 
 def format_hint(response_format: dict | None) -> str | None:
-    """response_format json_object/json_schema as an instruction (json_object is also enforced worker-side)."""
+    """response_format json_object/json_schema as an instruction (both are also enforced: guided_decoding)."""
     if not response_format or response_format.get("type") not in ("json_object", "json_schema"):
         return None
     schema = (response_format.get("json_schema") or {}).get("schema")
@@ -57,11 +58,27 @@ def format_hint(response_format: dict | None) -> str | None:
 
 
 def tool_choice_hint(tool_choice: Any) -> str | None:
-    """tool_choice "required" or a named function, as an instruction to the model."""
+    """tool_choice "required" or a named function, as an instruction to the model (enforced: guided_decoding)."""
     if tool_choice == "required":
         return "You must call one of the provided tools."
     if isinstance(tool_choice, dict):
         return f"You must call the function {tool_choice['function']['name']}."
+    return None
+
+
+def guided_decoding(response_format: dict | None, tools: list[dict] | None, tool_choice: Any) -> dict | None:
+    """The worker-side constraint (docs/INTERFACES.md `guided_decoding`) for what the hints above ask: a required
+    or named tool_choice as tool calls in the model's format, else a json_schema / json_object response format."""
+    if tools and (tool_choice == "required" or isinstance(tool_choice, dict)):
+        name = tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
+        offered = [{"name": t["function"]["name"], "parameters": t["function"].get("parameters")} for t in tools]
+        return {"tool_call": {"tools": offered, "name": name}}
+    kind = (response_format or {}).get("type")
+    schema = ((response_format or {}).get("json_schema") or {}).get("schema")
+    if kind == "json_schema" and isinstance(schema, dict):
+        return {"json_schema": schema}
+    if kind in ("json_object", "json_schema"):
+        return {"json_object": True}
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
+from pyimpl.llm.frontend.prompt_input import guided_decoding
 from pyimpl.llm.frontend.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX_STOP_STRINGS, MAX_TOKEN_ID,  # noqa: F401
                                                 MAX_TOP_LOGPROBS, SAMPLING_FIELDS, UNSUPPORTED_SAMPLING_FIELDS,
                                                 ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
@@ -201,12 +202,11 @@ def to_wire_request(req: GenerationRequest, token_ids: list[int], max_tokens: in
         "stop_conditions": {"max_tokens": max_tokens, "min_tokens": req.min_tokens,
                             "stop_token_ids": req.stop_token_ids, "ignore_eos": req.ignore_eos},
         "output_options": {"logprobs": req.top_logprobs if req.logprobs else None},
-        **_guided_decoding(req.response_format),
+        **_guided_decoding(req),
     }
 
 
-def _guided_decoding(response_format: dict | None) -> dict:
-    """`{"guided_decoding": {...}}` when the response format is enforced by constrained decoding, else {}."""
-    if response_format and response_format.get("type") == "json_object":
-        return {"guided_decoding": {"json_object": True}}
-    return {}
+def _guided_decoding(req: GenerationRequest) -> dict:
+    """`{"guided_decoding": {...}}` when the response format or tool_choice is enforced by constrained decoding."""
+    guided = guided_decoding(req.response_format, req.tools, req.tool_choice)
+    return {"guided_decoding": guided} if guided else {}
