@@ -26,6 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "a request for a model not loaded loads it, unloading the least recently used one first "
                         "when N are loaded")
     p.add_argument("--engine", choices=("torch", "mock"), default="torch", help="--models: the engine of each model")
+    p.add_argument("--responses-store", default=None, metavar="PATH",
+                   help="keep /v1/responses (previous_response_id, GET, DELETE) in this SQLite file, so they survive "
+                        "a restart (default: in memory, the newest 10000)")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
@@ -91,8 +94,9 @@ def build_app(args: argparse.Namespace):
 
     aliases = load_aliases(args.model_aliases) if args.model_aliases else {}
     hosted = load_models_file(args.models) if args.models else None  # a bad file fails here, before serving
+    from pyimpl.llm.responses import open_store
     frontend = OpenAIFrontend(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
-                              keepalive_s=args.keepalive_s)
+                              keepalive_s=args.keepalive_s, responses_store=open_store(args.responses_store))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -19,7 +19,9 @@ def test_every_served_route_is_documented():
               for route in OpenAIFrontend().routes() for method in route.methods if method != "HEAD"}
     documented = {(path, method) for path, item in OPENAPI_SPEC["paths"].items() for method in item}
     assert served == documented
-    assert len({op.path for op in OPERATIONS}) == len(OPERATIONS)
+    assert len({(op.path, op.method) for op in OPERATIONS}) == len(OPERATIONS)   # GET and DELETE may share a path
+    op_ids = [item["operationId"] for item in OPENAPI_SPEC["paths"].values() for item in item.values()]
+    assert len(set(op_ids)) == len(op_ids)
 
 
 def test_generation_routes_document_every_status_with_the_error_envelope():

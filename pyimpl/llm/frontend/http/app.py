@@ -23,9 +23,11 @@ from pyimpl.llm.frontend.http.metrics import FrontendMetrics
 from pyimpl.llm.frontend.http.messages_api import MessagesAPI
 from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
 from pyimpl.llm.frontend.http.tokenize import tokenization_routes
+from pyimpl.llm.frontend.http.responses_api import ResponsesAPI
 from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error, decode_json,
                                        error_response, http_error_response, json_response)
 from pyimpl.llm.frontend.protocols import with_usage
+from pyimpl.llm.responses import MemoryResponseStore, ResponseStore
 
 if TYPE_CHECKING:
     from pyimpl.llm.frontend.model_manager import ModelManager
@@ -40,16 +42,18 @@ class OpenAIFrontend:
 
     def __init__(self, manager: ModelManager | None = None, api_key: str | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, keepalive_s: float = DEFAULT_KEEPALIVE_S,
-                 metrics: FrontendMetrics | None = None):
+                 metrics: FrontendMetrics | None = None, responses_store: ResponseStore | None = None):
         self.manager, self.api_key = manager, api_key
         self.max_body_bytes, self.keepalive_s = max_body_bytes, keepalive_s
         self.metrics = metrics or FrontendMetrics()
+        self.responses = ResponsesAPI(self, responses_store or MemoryResponseStore())  # /v1/responses
 
     def routes(self) -> list[Route]:
         """Starlette routes of the OpenAI API and the operational endpoints."""
         return [Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                *self.responses.routes(),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model:anytext}", self.model, methods=["GET"]),
                 *MessagesAPI(self, self._body).routes(),
@@ -125,6 +129,9 @@ class OpenAIFrontend:
         """The model label for metrics: only served names and aliases, so clients cannot grow the label set."""
         manager = self.manager
         return name if isinstance(name, str) and (name in manager.models or name in manager.aliases) else ""
+
+    # public names for routes mounted from other modules (responses_api)
+    read_body, check_auth, metric_model = _body, _check_auth, _metric_model
 
     async def _generate(self, request: Request, kind: str, endpoint: str) -> Any:
         """Validate and start a chat/completion; errors before the first chunk get a proper HTTP status."""

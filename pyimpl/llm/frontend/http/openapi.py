@@ -13,6 +13,7 @@ import msgspec
 
 from pyimpl.llm.frontend import protocol_types as req
 from pyimpl.llm.frontend import response_types as resp
+from pyimpl.llm.responses import types as responses
 
 _REF = "#/components/schemas/{name}"
 ERROR_STATUSES = {
@@ -21,7 +22,7 @@ ERROR_STATUSES = {
          "a model that does not serve this kind of request, a sampling parameter no engine here implements "
          "(e.g. `best_of`, `suffix`), `stream_options` without `stream`",
     401: "Missing or wrong API key (only when the frontend runs with an API key)",
-    404: "No served model or alias has this name",
+    404: "No served model or alias has this name (/v1/responses: or no stored response has this id)",
     413: "The body exceeds the frontend's limit",
     500: "The worker or engine failed while generating",
     503: "The model is known but no live worker serves it right now (`Retry-After` says when to try again)",
@@ -45,6 +46,7 @@ class Operation:
     media_type: str = "application/json"
     path_params: tuple[str, ...] = ()  # names of `{name}` segments of `path`, each a required string
     unavailable: type | None = None    # the 503 answer's body type when it is not the error envelope
+    named_events: bool = False         # stream events carry `event: <type>` (the Responses API), no [DONE]
 
 
 OPERATIONS = (
@@ -54,6 +56,13 @@ OPERATIONS = (
               req.CompletionRequest, resp.Completion, resp.Completion, GENERATION_ERRORS),
     Operation("/v1/embeddings", "post", "Embeddings of one text or a list of texts",
               req.EmbeddingRequest, resp.EmbeddingList, None, GENERATION_ERRORS),
+    Operation("/v1/responses", "post", "Create a response (server-sent events, `event:` the type, when `stream` is "
+              "true)", responses.ResponsesRequest, responses.ResponseObject, responses.ResponseStreamEvent,
+              GENERATION_ERRORS, named_events=True),
+    Operation("/v1/responses/{response_id}", "get", "A stored response", None, responses.ResponseObject,
+              errors=(401, 404), path_params=("response_id",)),
+    Operation("/v1/responses/{response_id}", "delete", "Delete a stored response", None, responses.DeletedResponse,
+              errors=(401, 404), path_params=("response_id",)),
     Operation("/v1/models", "get", "Models that can serve now (tokenizer loaded, a live worker), then their aliases",
               None, resp.ModelList,
               errors=(401,)),
@@ -89,6 +98,12 @@ def sse_item_schema(chunk: type) -> dict:
     ]}
 
 
+def named_event_schema(event: type) -> dict:
+    """One event of a stream whose events are named by their type (`event:`), with no closing [DONE]."""
+    return {"type": "object", "required": ["data"], "properties": {"event": {"type": "string"},
+                                                                   "data": _json_data(event)}}
+
+
 def _operation(op: Operation) -> dict:
     ok: dict = {"description": "OK"}
     if op.media_type == "application/json":
@@ -96,7 +111,8 @@ def _operation(op: Operation) -> dict:
     else:
         ok["content"] = {op.media_type: {"schema": {"type": "string"}}}
     if op.stream_chunk is not None:
-        ok["content"]["text/event-stream"] = {"itemSchema": sse_item_schema(op.stream_chunk)}
+        ok["content"]["text/event-stream"] = {"itemSchema": named_event_schema(op.stream_chunk) if op.named_events
+                                              else sse_item_schema(op.stream_chunk)}
     responses = {"200": ok}
     for status in op.errors:
         responses[str(status)] = {"description": ERROR_STATUSES[status],
@@ -107,6 +123,7 @@ def _operation(op: Operation) -> dict:
         responses["503"] = {"description": "Not ready: no model can serve yet",
                             "content": {"application/json": {"schema": _ref(op.unavailable)}}}
     op_id = op.path.strip("/").replace("/", "_").replace(".", "_").replace("{", "").replace("}", "")
+    op_id = op_id if op.method in ("get", "post") else f"{op.method}_{op_id}"
     body: dict = {"summary": op.summary, "operationId": op_id, "responses": responses}
     if op.path_params:
         body["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -1,0 +1,92 @@
+"""The /v1/responses routes (create, streamed or whole; GET and DELETE by id) over the library's
+ResponsesService, which runs on the frontend's ModelManager chat stream."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from pyimpl.llm.errors import ServingError
+from pyimpl.llm.frontend.http.responses import (CancellableJSON, StreamTracker, as_serving_error, error_response,
+                                                json_response)
+from pyimpl.llm.responses import ResponseRun, ResponsesService, ResponseStore
+
+if TYPE_CHECKING:
+    from pyimpl.llm.frontend.http.app import OpenAIFrontend
+
+ENDPOINT = "/v1/responses"
+STATUS = {"response.completed": "success", "response.incomplete": "success", "response.failed": "error"}
+
+
+def sse_event(event: dict) -> bytes:
+    """One server-sent event as OpenAI sends them: `event: <type>` and the event as JSON."""
+    return b"event: " + event["type"].encode() + b"\ndata: " + msgspec.json.encode(event) + b"\n\n"
+
+
+class ResponsesAPI:
+    """The routes; `frontend` gives auth, body limits, metrics and (once started) the ModelManager."""
+
+    def __init__(self, frontend: OpenAIFrontend, store: ResponseStore):
+        self.frontend = frontend
+        self.service = ResponsesService(lambda: frontend.manager, store)
+
+    def routes(self) -> list[Route]:
+        return [Route(ENDPOINT, self.create, methods=["POST"]),
+                Route(ENDPOINT + "/{response_id}", self.get, methods=["GET"]),
+                Route(ENDPOINT + "/{response_id}", self.delete, methods=["DELETE"])]
+
+    async def create(self, request: Request) -> Response:
+        """POST /v1/responses: server-sent events when `stream` is true, else the whole response."""
+        metrics = self.frontend.metrics
+        try:
+            body = await self.frontend.read_body(request)
+        except ServingError as err:
+            metrics.requests.labels("", ENDPOINT, "unknown", "error").inc()
+            return error_response(err)
+        streaming = body.get("stream") is True
+        tracker = StreamTracker(metrics, self.frontend.metric_model(body.get("model")), ENDPOINT,
+                                "stream" if streaming else "unary")
+        if not streaming:
+            async def whole() -> Response:
+                try:
+                    response = await self.service.create(body)
+                except Exception as exc:
+                    return error_response(as_serving_error(exc))
+                return json_response(response)
+            return CancellableJSON(whole, tracker)
+        try:
+            run = await self.service.start(body)   # errors before the stream began get their HTTP status
+        except Exception as exc:
+            tracker.finish("error")
+            return error_response(as_serving_error(exc))
+        return StreamingResponse(self._stream(run, tracker), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache"})
+
+    async def _stream(self, run: ResponseRun, tracker: StreamTracker) -> AsyncIterator[bytes]:
+        status = "cancelled"
+        try:
+            async for event in run.events():
+                if event["type"].endswith(".delta"):
+                    tracker.on_content()
+                status = STATUS.get(event["type"], status)
+                yield sse_event(event)
+        finally:
+            tracker.finish(status)
+
+    async def get(self, request: Request) -> Response:
+        """GET /v1/responses/{id}: a stored response, else 404."""
+        return await self._by_id(request, self.service.get)
+
+    async def delete(self, request: Request) -> Response:
+        """DELETE /v1/responses/{id}: forget a stored response, else 404."""
+        return await self._by_id(request, self.service.delete)
+
+    async def _by_id(self, request: Request, action: Callable[[str], Awaitable[dict]]) -> Response:
+        try:
+            self.frontend.check_auth(request)
+            return json_response(await action(request.path_params["response_id"]))
+        except ServingError as err:
+            return error_response(err)

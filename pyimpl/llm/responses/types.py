@@ -1,0 +1,109 @@
+"""The Responses API's request and answer shapes (OpenAI's current API) as msgspec types: the frontend validates
+requests with them and the OpenAPI document is generated from them."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+import msgspec
+from msgspec import Meta
+
+NonEmptyStr = Annotated[str, Meta(min_length=1)]
+MAX_OUTPUT_TOKENS = 1 << 20
+
+
+class TextConfig(msgspec.Struct, kw_only=True):
+    """`text`: `format` is {"type": "text" | "json_object"} or {"type": "json_schema", "name", "schema", "strict"}."""
+
+    format: Optional[dict] = None
+
+
+class ResponsesRequest(msgspec.Struct, kw_only=True):
+    """POST /v1/responses. `input` items are message, function_call and function_call_output objects; `tools`
+    are function tools (`mcp` tools are not served yet). Unknown top-level fields are ignored, as OpenAI does."""
+
+    model: NonEmptyStr
+    input: Union[str, list[dict]]
+    instructions: Optional[str] = None
+    tools: Optional[list[dict]] = None
+    tool_choice: Union[Literal["none", "auto", "required"], dict, None] = None
+    text: Optional[TextConfig] = None
+    max_output_tokens: Optional[Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]] = None
+    max_tool_calls: Optional[Annotated[int, Meta(ge=0)]] = None
+    parallel_tool_calls: Optional[bool] = None
+    store: Optional[bool] = None
+    stream: Optional[bool] = None
+    previous_response_id: Optional[NonEmptyStr] = None
+    temperature: Optional[Annotated[float, Meta(ge=0.0, le=2.0)]] = None
+    top_p: Optional[Annotated[float, Meta(gt=0.0, le=1.0)]] = None
+    metadata: Optional[dict[str, str]] = None
+    user: Optional[str] = None
+    background: Optional[bool] = None
+
+
+class InputTokensDetails(msgspec.Struct):
+    cached_tokens: int
+
+
+class OutputTokensDetails(msgspec.Struct):
+    reasoning_tokens: int
+
+
+class ResponseUsage(msgspec.Struct):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails
+    total_tokens: int
+
+
+class ResponseObject(msgspec.Struct, kw_only=True):
+    """A response (answer of POST, GET /v1/responses/{id}, and the `response` of lifecycle stream events)."""
+
+    id: str
+    object: Literal["response"]
+    created_at: int
+    status: Literal["completed", "failed", "in_progress", "incomplete"]
+    model: str
+    output: list[dict]
+    error: Optional[dict] = None
+    incomplete_details: Optional[dict] = None
+    instructions: Optional[str] = None
+    usage: Optional[ResponseUsage] = None
+
+
+class ResponseStreamEvent(msgspec.Struct, kw_only=True):
+    """One streamed event (`event:` is its `type`): lifecycle events carry `response`, item events `item`,
+    text and argument events `delta` or the whole `text` / `arguments`."""
+
+    type: str
+    sequence_number: Annotated[int, Meta(ge=0)]
+    response: Optional[ResponseObject] = None
+    output_index: Optional[int] = None
+    content_index: Optional[int] = None
+    item_id: Optional[str] = None
+    item: Optional[dict] = None
+    part: Optional[dict] = None
+    delta: Optional[str] = None
+    text: Optional[str] = None
+    arguments: Optional[str] = None
+    name: Optional[str] = None
+
+
+class DeletedResponse(msgspec.Struct):
+    """DELETE /v1/responses/{id}."""
+
+    id: str
+    object: Literal["response"]
+    deleted: bool
+
+
+def validate_request(body: Any) -> ResponsesRequest:
+    """`body` as a ResponsesRequest, or InvalidRequestError naming the field."""
+    from pyimpl.llm.errors import InvalidRequestError
+    try:
+        return msgspec.convert(body, ResponsesRequest)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        param = text.split("at `$.", 1)[1].split("`", 1)[0].split("[", 1)[0].split(".", 1)[0] if "at `$." in text \
+            else None
+        raise InvalidRequestError(text, param) from exc
