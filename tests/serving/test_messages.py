@@ -17,10 +17,10 @@ TOOL_CALL_TEXT = '<tool_call>{"name": "get_weather", "arguments": {"city": "Pari
 
 @pytest.fixture(scope="module")
 def stack(serving_env, tiny_model):
-    """One frontend with an API key, one echo (mock) worker with the hermes tool-call parser."""
+    """One frontend with an API key, one echo (mock) worker with the hermes tool-call and think reasoning parsers."""
     frontend, url = start_frontend(serving_env, "--api-key", "sk-test")
     worker = start_worker(serving_env, tiny_model, "--model-name", "tiny", "--engine", "mock",
-                          "--tool-call-parser", "hermes")
+                          "--tool-call-parser", "hermes", "--reasoning-parser", "think")
     try:
         wait_for_models(url, lambda names: "tiny" in names, headers={"Authorization": "Bearer sk-test"})
         yield url
@@ -154,3 +154,35 @@ def test_tool_use_block_input_is_valid_json_text(client):
         parts = [e.delta.partial_json for e in stream
                  if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
     assert json.loads("".join(parts)) == {"city": "Paris"}
+
+
+def test_openapi_documents_the_anthropic_shapes():
+    from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
+    post = OPENAPI_SPEC["paths"]["/v1/messages"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AnthropicMessagesRequest"}
+    for status in ("400", "401", "404", "503"):
+        assert post["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/AnthropicErrorResponse"}
+    events = post["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]["properties"]["data"]
+    refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in events["contentSchema"]["anyOf"]}
+    assert {"AnthropicMessageStart", "AnthropicContentBlockDelta", "AnthropicMessageStop", "AnthropicPing",
+            "AnthropicErrorResponse"} <= refs
+    assert "max_tokens" in OPENAPI_SPEC["components"]["schemas"]["AnthropicMessagesRequest"]["required"]
+    # the OpenAI routes keep OpenAI's envelope
+    assert OPENAPI_SPEC["paths"]["/v1/chat/completions"]["post"]["responses"]["400"]["content"][
+        "application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_reasoning_comes_as_a_thinking_block(client):
+    messages = [{"role": "user", "content": "<think>pondering deeply</think>final answer"}]
+    r = client.messages.create(model="tiny", max_tokens=500, messages=messages)
+    assert [b.type for b in r.content] == ["thinking", "text"]
+    assert "pondering deeply" in r.content[0].thinking
+    assert "final answer" in r.content[1].text and "pondering" not in r.content[1].text
+    with client.messages.stream(model="tiny", max_tokens=500, messages=messages) as stream:
+        kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert "thinking_delta" in kinds and kinds[-1] == "text_delta"   # the echo's template text may come first
+    assert [b.thinking for b in final.content if b.type == "thinking"] == [r.content[0].thinking]
+    assert "".join(b.text for b in final.content if b.type == "text") == r.content[1].text

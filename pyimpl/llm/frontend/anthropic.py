@@ -9,9 +9,9 @@ from typing import Any, AsyncGenerator, AsyncIterator
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError, ServingError
-from pyimpl.llm.frontend.anthropic_types import (AnthropicCountTokensRequest, AnthropicInputMessage,
-                                                 AnthropicMessagesRequest, AnthropicTextBlock, AnthropicThinkingBlock,
-                                                 AnthropicToolResultBlock, AnthropicToolUseBlock)
+from pyimpl.llm.frontend.anthropic_types import (AnthropicAssistantMessage, AnthropicCountTokensRequest,
+                                                 AnthropicInputMessage, AnthropicMessagesRequest, AnthropicTextBlock,
+                                                 AnthropicThinkingBlock, AnthropicToolUseBlock)
 
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "stop": "end_turn", "cancelled": "end_turn"}
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -43,15 +43,14 @@ def _text(content: str | list[AnthropicTextBlock]) -> str:
 def _chat_messages(message: AnthropicInputMessage) -> list[dict]:
     """One Anthropic message as chat messages: tool_result blocks become `tool` messages in place; a user's text
     blocks between them one user message; an assistant's text, thinking and tool_use blocks one assistant message."""
+    role = "assistant" if isinstance(message, AnthropicAssistantMessage) else "user"
     if isinstance(message.content, str):
-        return [{"role": message.role, "content": message.content}]
-    if message.role == "assistant":
+        return [{"role": role, "content": message.content}]
+    if role == "assistant":
         texts = [b.text for b in message.content if isinstance(b, AnthropicTextBlock)]
         thinking = [b.thinking for b in message.content if isinstance(b, AnthropicThinkingBlock)]
         calls = [{"id": b.id, "type": "function", "function": {"name": b.name, "arguments": json.dumps(b.input)}}
                  for b in message.content if isinstance(b, AnthropicToolUseBlock)]
-        if any(isinstance(b, AnthropicToolResultBlock) for b in message.content):
-            raise InvalidRequestError("tool_result blocks belong in user messages", "messages")
         out: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
         if thinking:
             out["reasoning_content"] = "".join(thinking)
@@ -63,16 +62,13 @@ def _chat_messages(message: AnthropicInputMessage) -> list[dict]:
     for block in message.content:
         if isinstance(block, AnthropicTextBlock):
             parts.append({"type": "text", "text": block.text})
-        elif isinstance(block, AnthropicToolResultBlock):
-            if parts:
-                out_messages.append({"role": "user", "content": parts})
-                parts = []
-            text = _text(block.content)
-            out_messages.append({"role": "tool", "tool_call_id": block.tool_use_id,
-                                 "content": f"Error: {text}" if block.is_error else text})
-        else:
-            raise InvalidRequestError(f"{type(block).__name__.removeprefix('Anthropic')} is not allowed in a user "
-                                      "message", "messages")
+            continue
+        if parts:
+            out_messages.append({"role": "user", "content": parts})
+            parts = []
+        text = _text(block.content)
+        out_messages.append({"role": "tool", "tool_call_id": block.tool_use_id,
+                             "content": f"Error: {text}" if block.is_error else text})
     if parts or not out_messages:
         out_messages.append({"role": "user", "content": parts})
     return out_messages

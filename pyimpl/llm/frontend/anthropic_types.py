@@ -7,6 +7,8 @@ from typing import Annotated, Literal, Optional, Union
 import msgspec
 from msgspec import Meta
 
+from pyimpl.llm.frontend.protocol_types import MAX_TOKENS_LIMIT
+
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
 MAX_STOP_SEQUENCES = 16
 
@@ -34,13 +36,22 @@ class AnthropicToolResultBlock(msgspec.Struct, tag_field="type", tag="tool_resul
     is_error: bool = False
 
 
-InputBlock = Union[AnthropicTextBlock, AnthropicToolUseBlock, AnthropicToolResultBlock, AnthropicThinkingBlock]
 OutputBlock = Union[AnthropicTextBlock, AnthropicToolUseBlock, AnthropicThinkingBlock]
 
 
-class AnthropicInputMessage(msgspec.Struct, kw_only=True):
-    role: Literal["user", "assistant"]
-    content: Union[str, list[InputBlock]]
+class AnthropicUserMessage(msgspec.Struct, tag_field="role", tag="user", kw_only=True):
+    """A user turn: text, and the results of the tools the assistant's previous turn called."""
+
+    content: Union[str, list[Union[AnthropicTextBlock, AnthropicToolResultBlock]]]
+
+
+class AnthropicAssistantMessage(msgspec.Struct, tag_field="role", tag="assistant", kw_only=True):
+    """An assistant turn: text, thinking and the tool calls it made."""
+
+    content: Union[str, list[OutputBlock]]
+
+
+AnthropicInputMessage = Union[AnthropicUserMessage, AnthropicAssistantMessage]
 
 
 class AnthropicTool(msgspec.Struct, kw_only=True):
@@ -66,11 +77,11 @@ class AnthropicCountTokensRequest(msgspec.Struct, kw_only=True):
 
 
 class AnthropicMessagesRequest(AnthropicCountTokensRequest, kw_only=True):
-    max_tokens: Annotated[int, Meta(ge=1)]
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS_LIMIT)]
     stop_sequences: Optional[Annotated[list[NonEmptyStr], Meta(max_length=MAX_STOP_SEQUENCES)]] = None
     temperature: Optional[Annotated[float, Meta(ge=0.0, le=1.0)]] = None
     top_p: Optional[Annotated[float, Meta(gt=0.0, le=1.0)]] = None
-    top_k: Optional[Annotated[int, Meta(ge=1)]] = None
+    top_k: Optional[Annotated[int, Meta(ge=1, le=MAX_TOKENS_LIMIT)]] = None
     stream: Optional[bool] = None
     metadata: Optional[dict] = None
 

@@ -117,10 +117,10 @@ class MessagesAPI:
         frontend = self.frontend
         try:
             req = parse_messages_request(await self.read_body(request))
+            chat = to_chat_request(req)
         except ServingError as err:
             frontend.metrics.requests.labels("", ENDPOINT, "unknown", "error").inc()
             return anthropic_error_response(err)
-        chat = to_chat_request(req)
         tracker = StreamTracker(frontend.metrics, self._metric_model(req.model), ENDPOINT,
                                 "stream" if req.stream else "unary")
         if req.stream:

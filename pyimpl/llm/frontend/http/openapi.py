@@ -8,10 +8,12 @@ Streamed answers are `text/event-stream` with an `itemSchema` per event: `data` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union, get_args, get_origin
 
 import msgspec
 
 from pyimpl.llm.frontend import protocol_types as req
+from pyimpl.llm.frontend import anthropic_types as anthropic
 from pyimpl.llm.frontend import response_types as resp
 from pyimpl.llm.responses import types as responses
 
@@ -46,6 +48,7 @@ class Operation:
     media_type: str = "application/json"
     path_params: tuple[str, ...] = ()  # names of `{name}` segments of `path`, each a required string
     unavailable: type | None = None    # the 503 answer's body type when it is not the error envelope
+    error_body: type | None = None     # the errors' body type when it is not OpenAI's envelope (/v1/messages)
     named_events: bool = False         # stream events carry `event: <type>` (the Responses API), no [DONE]
 
 
@@ -63,6 +66,13 @@ OPERATIONS = (
               errors=(401, 404), path_params=("response_id",)),
     Operation("/v1/responses/{response_id}", "delete", "Delete a stored response", None, responses.DeletedResponse,
               errors=(401, 404), path_params=("response_id",)),
+    Operation("/v1/messages", "post", "Anthropic Messages (server-sent events, `event:` the type, when `stream` is "
+              "true); errors in Anthropic's shape", anthropic.AnthropicMessagesRequest, anthropic.AnthropicMessage,
+              anthropic.AnthropicStreamEvent, GENERATION_ERRORS, named_events=True,
+              error_body=anthropic.AnthropicErrorResponse),
+    Operation("/v1/messages/count_tokens", "post", "Input tokens of an Anthropic Messages request (template and "
+              "tools included)", anthropic.AnthropicCountTokensRequest, anthropic.AnthropicTokenCount,
+              errors=(400, 401, 404, 413, 503), error_body=anthropic.AnthropicErrorResponse),
     Operation("/v1/models", "get", "Models that can serve now (tokenizer loaded, a live worker), then their aliases",
               None, resp.ModelList,
               errors=(401,)),
@@ -82,6 +92,8 @@ OPERATIONS = (
 
 
 def _ref(kind: type) -> dict:
+    if get_origin(kind) is Union:   # a union of types (Anthropic's stream events): any of their components
+        return {"anyOf": [_ref(member) for member in get_args(kind)]}
     return {"$ref": _REF.format(name=kind.__name__)}
 
 
@@ -114,9 +126,10 @@ def _operation(op: Operation) -> dict:
         ok["content"]["text/event-stream"] = {"itemSchema": named_event_schema(op.stream_chunk) if op.named_events
                                               else sse_item_schema(op.stream_chunk)}
     responses = {"200": ok}
+    error = _ref(op.error_body or resp.ErrorResponse)
     for status in op.errors:
         responses[str(status)] = {"description": ERROR_STATUSES[status],
-                                  "content": {"application/json": {"schema": _ref(resp.ErrorResponse)}}}
+                                  "content": {"application/json": {"schema": error}}}
         if status == 503:
             responses["503"]["headers"] = RETRY_AFTER
     if op.unavailable is not None:
@@ -135,7 +148,7 @@ def _operation(op: Operation) -> dict:
 
 def build_openapi_spec() -> dict:
     """The whole document: every operation, and the component schemas of every type they name."""
-    types = [t for op in OPERATIONS for t in (op.request, op.response, op.stream_chunk) if t is not None]
+    types = [t for op in OPERATIONS for t in (op.request, op.response, op.stream_chunk, op.error_body) if t is not None]
     _, components = msgspec.json.schema_components(list(dict.fromkeys([*types, resp.ErrorResponse])),
                                                    ref_template=_REF)
     for name, rules in req.CROSS_FIELD_SCHEMA.items():
