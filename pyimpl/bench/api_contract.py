@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
     served = {"/v1/chat/completions": CHAT_MODEL, "/v1/completions": CHAT_MODEL, "/v1/messages": CHAT_MODEL,
-              "/v1/messages/count_tokens": CHAT_MODEL}
+              "/v1/messages/count_tokens": CHAT_MODEL, "/v1/responses": CHAT_MODEL}
     try:
         procs.append(_spawn(["-m", "pyimpl.worker", "--model", args.model, "--model-name", CHAT_MODEL,
                              "--engine", "mock"], env, "worker ready", tmp / "worker.log"))

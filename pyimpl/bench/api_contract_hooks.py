@@ -2,8 +2,9 @@
 that depend on the served model, so they reach the worker and their answers (streams included) get checked.
 
 - most `model` names become the model served on that route (else nearly every request stops at 404);
-- most `max_tokens` / `max_completion_tokens` over 256, `min_tokens` over 8 and prompt token ids over 255 are
-  folded below (else nearly every request is a 400 for the tiny model's context, max_tokens or vocabulary).
+- most `max_tokens` / `max_completion_tokens` / `max_output_tokens` over 256, `min_tokens` over 8 and prompt
+  token ids over 255 are folded below (else nearly every request is a 400 for the tiny model's context,
+  max_tokens or vocabulary).
 Which values are changed depends only on the values themselves, so a seed reproduces a run; non-string
 models, empty names and every fourth value stay as generated (the 400 and 404 paths).
 """
@@ -34,7 +35,7 @@ def map_body(context, body):
     model = body.get("model")
     if isinstance(model, str) and model and len(model) % 4:
         body["model"] = served
-    for name in ("max_tokens", "max_completion_tokens"):
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         if name in body:
             body[name] = _fold(body[name], 256, low=1)
     if "min_tokens" in body:  # over max_tokens is a 400

@@ -154,7 +154,12 @@ def test_function_call_round_trip(client):
     answer = client.responses.create(model="tiny", previous_response_id=r.id, tools=TOOLS, input=[
         {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 21C"}])
     assert answer.status == "completed" and "Sunny, 21C" in answer.output_text   # the result reached the model
-    # the same round trip without the store: the call and its output as input items
+    # without the store: the output items handed back as input, then the call's output
+    handed = client.responses.create(model="tiny", store=False, tools=TOOLS, input=[
+        *[item.model_dump(exclude_none=True) for item in r.output],
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Fog, 9C"}])
+    assert handed.status == "completed" and "Fog, 9C" in handed.output_text
+    # and written by hand
     direct = client.responses.create(model="tiny", store=False, tools=TOOLS, input=[
         {"role": "user", "content": "weather?"},
         {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import msgspec
+
 from pyimpl.llm.responses.items import max_function_calls
 from pyimpl.llm.responses.types import ResponsesRequest
 
@@ -33,14 +35,16 @@ def response_usage(usage: dict | None) -> dict | None:
 
 def response_skeleton(req: ResponsesRequest, response_id: str, previous_response_id: str | None) -> dict:
     """The response object in progress: the request's parameters echoed, no output yet."""
-    fmt = req.text.format if req.text is not None and req.text.format is not None else {"type": "text"}
+    fmt = msgspec.to_builtins(req.text.format) if req.text is not None and req.text.format is not None \
+        else {"type": "text"}
     return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
             "background": False, "error": None, "incomplete_details": None, "instructions": req.instructions,
             "max_output_tokens": req.max_output_tokens, "max_tool_calls": req.max_tool_calls, "model": req.model,
             "output": [], "parallel_tool_calls": req.parallel_tool_calls is not False,
             "previous_response_id": previous_response_id, "reasoning": {"effort": None, "summary": None},
             "store": req.store is not False, "temperature": req.temperature, "text": {"format": fmt},
-            "tool_choice": req.tool_choice or "auto", "tools": req.tools or [], "top_p": req.top_p,
+            "tool_choice": msgspec.to_builtins(req.tool_choice or "auto"),
+            "tools": msgspec.to_builtins(req.tools or []), "top_p": req.top_p,
             "truncation": "disabled", "usage": None, "user": req.user, "metadata": req.metadata or {}}
 
 

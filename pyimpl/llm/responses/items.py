@@ -2,10 +2,10 @@
 tool_choice, response_format, max_tokens): /v1/responses runs on the chat completion stream."""
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.responses.types import ResponsesRequest
+from pyimpl.llm.responses.types import FunctionToolChoice, McpTool, ResponsesRequest
 
 SAMPLING = ("temperature", "top_p")
 
@@ -14,108 +14,57 @@ def input_items(req: ResponsesRequest) -> list[dict]:
     """The request's `input` as a list of items (a string is one user message)."""
     if isinstance(req.input, str):
         return [{"type": "message", "role": "user", "content": req.input}]
-    return [dict(item, type=item.get("type", "message")) for item in req.input]
+    return [msgspec.to_builtins(item) for item in req.input]
 
 
-def _text(content: Any, where: str) -> str:
-    """Message content (a string or text parts) as text; non-text parts are a 400."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequestError(f"{where}.content must be a string or a list of content parts", "input")
-    texts = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in ("input_text", "output_text", "text") or not isinstance(part.get("text"), str):
-            raise InvalidRequestError(f"{where}: content part of type {kind!r} is not supported (text only)", "input")
-        texts.append(part["text"])
-    return "".join(texts)
-
-
-def _require_str(item: dict, key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str):
-        raise InvalidRequestError(f"{where}.{key} must be a string", "input")
-    return value
+def _text(content: str | list[dict]) -> str:
+    """Message content (a string or text parts) as text."""
+    return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
 def chat_messages(items: list[dict]) -> list[dict]:
-    """Conversation items as chat messages: consecutive function_call items are one assistant message with
-    tool_calls; function_call_output items are tool messages; reasoning items are not replayed."""
+    """Conversation items (validated input items and stored output items) as chat messages: consecutive
+    function_call items are one assistant message with tool_calls, function_call_output items are tool
+    messages, reasoning items are not replayed."""
     messages: list[dict] = []
-    for i, item in enumerate(items):
-        where, kind = f"input[{i}]", item.get("type")
+    for item in items:
+        kind = item["type"]
         if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                raise InvalidRequestError(f"{where}.role must be user, assistant, system or developer", "input")
-            messages.append({"role": role, "content": _text(item.get("content"), where)})
+            messages.append({"role": item["role"], "content": _text(item["content"])})
         elif kind == "function_call":
-            call = {"id": _require_str(item, "call_id", where), "type": "function",
-                    "function": {"name": _require_str(item, "name", where),
-                                 "arguments": _require_str(item, "arguments", where)}}
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
-            output = item.get("output")
-            messages.append({"role": "tool", "tool_call_id": _require_str(item, "call_id", where),
-                             "content": output if isinstance(output, str) else _text(output, where)})
-        elif kind == "reasoning":
-            continue
-        else:
-            raise InvalidRequestError(f"{where}: input items of type {kind!r} are not supported", "input")
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _text(item["output"])})
     return messages
 
 
-def chat_tools(tools: list[dict] | None) -> list[dict] | None:
-    """Responses function tools as chat tools; `mcp` and hosted tools are a clear 400."""
-    if not tools:
-        return None
-    out = []
-    for i, tool in enumerate(tools):
-        kind = tool.get("type")
-        if kind == "mcp":
-            raise InvalidRequestError("tools of type 'mcp' are not supported yet", "tools")
-        if kind != "function":
-            raise InvalidRequestError(f"tools[{i}]: tools of type {kind!r} are not supported", "tools")
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestError(f"tools[{i}].name must be a non-empty string", "tools")
-        function = {"name": name}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
-    return out
+def chat_tools(req: ResponsesRequest) -> list[dict] | None:
+    """Responses function tools as chat tools; an `mcp` tool is a clear 400 until MCP is served."""
+    if any(isinstance(tool, McpTool) for tool in req.tools or ()):
+        raise InvalidRequestError("tools of type 'mcp' are not supported yet", "tools")
+    return [{"type": "function", "function": {k: v for k, v in msgspec.to_builtins(tool).items() if k != "type"}}
+            for tool in req.tools or ()] or None
 
 
-def chat_tool_choice(choice: str | dict | None) -> str | dict | None:
+def chat_tool_choice(choice: str | FunctionToolChoice | None) -> str | dict | None:
     """`tool_choice`: "auto" | "none" | "required" as is; {"type": "function", "name"} as chat's named choice."""
-    if choice is None or isinstance(choice, str):
-        return choice
-    if choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise InvalidRequestError("tool_choice must be auto, none, required or {\"type\": \"function\", \"name\"}",
-                              "tool_choice")
+    if isinstance(choice, FunctionToolChoice):
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice
 
 
 def chat_response_format(req: ResponsesRequest) -> dict | None:
     """`text.format` as chat's response_format (json_schema: name, schema, strict, description)."""
-    fmt = req.text.format if req.text is not None else None
-    if fmt is None:
-        return None
-    kind = fmt.get("type")
-    if kind in ("text", "json_object"):
-        return {"type": kind}
-    if kind == "json_schema":
-        if not isinstance(fmt.get("schema"), dict):
-            raise InvalidRequestError("text.format.schema must be a JSON Schema object", "text")
-        spec = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
-        return {"type": "json_schema", "json_schema": spec}
-    raise InvalidRequestError("text.format.type must be text, json_object or json_schema", "text")
+    fmt = msgspec.to_builtins(req.text.format) if req.text is not None and req.text.format is not None else None
+    if fmt is None or fmt["type"] != "json_schema":
+        return fmt
+    return {"type": "json_schema", "json_schema": {k: v for k, v in fmt.items() if k != "type"}}
 
 
 def chat_request(req: ResponsesRequest, history: list[dict]) -> tuple[dict, list[dict]]:
@@ -130,7 +79,7 @@ def chat_request(req: ResponsesRequest, history: list[dict]) -> tuple[dict, list
     if not messages:
         raise InvalidRequestError("input must hold at least one message", "input")
     body: dict = {"model": req.model, "messages": messages}
-    tools = chat_tools(req.tools)
+    tools = chat_tools(req)
     if tools:
         body["tools"] = tools
         if req.tool_choice is not None:

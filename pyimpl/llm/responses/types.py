@@ -11,21 +11,99 @@ NonEmptyStr = Annotated[str, Meta(min_length=1)]
 MAX_OUTPUT_TOKENS = 1 << 20
 
 
-class TextConfig(msgspec.Struct, kw_only=True):
-    """`text`: `format` is {"type": "text" | "json_object"} or {"type": "json_schema", "name", "schema", "strict"}."""
+class InputText(msgspec.Struct, tag_field="type", tag="input_text", kw_only=True):
+    text: str
 
-    format: Optional[dict] = None
+
+class OutputText(msgspec.Struct, tag_field="type", tag="output_text", kw_only=True, omit_defaults=True):
+    text: str
+    annotations: Optional[list] = None
+    logprobs: Optional[list] = None
+
+
+ContentPart = Union[InputText, OutputText]
+
+
+class _Item(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    id: Optional[str] = None
+    status: Optional[str] = None
+
+
+class MessageItem(_Item, tag="message"):
+    """A message (`type` may be left out, as OpenAI allows); content is text or text parts."""
+
+    role: Literal["user", "assistant", "system", "developer"]
+    content: Union[str, list[ContentPart]]
+
+
+class FunctionCallItem(_Item, tag="function_call"):
+    call_id: NonEmptyStr
+    name: NonEmptyStr
+    arguments: str
+
+
+class FunctionCallOutputItem(_Item, tag="function_call_output"):
+    call_id: NonEmptyStr
+    output: Union[str, list[ContentPart]]
+
+
+class ReasoningItem(_Item, tag="reasoning"):
+    """Reasoning output handed back: accepted, not replayed to the model."""
+
+    summary: Optional[list[dict]] = None
+    content: Optional[list[dict]] = None
+
+
+InputItem = Union[MessageItem, FunctionCallItem, FunctionCallOutputItem, ReasoningItem]
+
+
+class FunctionTool(msgspec.Struct, tag_field="type", tag="function", kw_only=True, omit_defaults=True):
+    name: NonEmptyStr
+    description: Optional[str] = None
+    parameters: Optional[dict] = None
+    strict: Optional[bool] = None
+
+
+class McpTool(msgspec.Struct, tag_field="type", tag="mcp", kw_only=True, omit_defaults=True):
+    """A remote MCP server's tools: part of OpenAI's API, answered with a 400 here until MCP is served."""
+
+    server_label: str
+    server_url: Optional[str] = None
+
+
+class FunctionToolChoice(msgspec.Struct, tag_field="type", tag="function", kw_only=True):
+    name: NonEmptyStr
+
+
+class TextFormat(msgspec.Struct, tag_field="type", tag="text"):
+    pass
+
+
+class JsonObjectFormat(msgspec.Struct, tag_field="type", tag="json_object"):
+    pass
+
+
+class JsonSchemaFormat(msgspec.Struct, tag_field="type", tag="json_schema", kw_only=True, omit_defaults=True):
+    name: NonEmptyStr
+    schema: dict
+    strict: Optional[bool] = None
+    description: Optional[str] = None
+
+
+class TextConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`text`: its `format` becomes the chat path's response_format."""
+
+    format: Union[TextFormat, JsonObjectFormat, JsonSchemaFormat, None] = None
 
 
 class ResponsesRequest(msgspec.Struct, kw_only=True):
-    """POST /v1/responses. `input` items are message, function_call and function_call_output objects; `tools`
-    are function tools (`mcp` tools are not served yet). Unknown top-level fields are ignored, as OpenAI does."""
+    """POST /v1/responses. Unknown top-level fields are ignored, as OpenAI does."""
 
     model: NonEmptyStr
-    input: Union[str, list[dict]]
+    input: Union[str, list[InputItem]]
     instructions: Optional[str] = None
-    tools: Optional[list[dict]] = None
-    tool_choice: Union[Literal["none", "auto", "required"], dict, None] = None
+    tools: Optional[list[Union[FunctionTool, McpTool]]] = None
+    tool_choice: Union[Literal["none", "auto", "required"], FunctionToolChoice, None] = None
     text: Optional[TextConfig] = None
     max_output_tokens: Optional[Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]] = None
     max_tool_calls: Optional[Annotated[int, Meta(ge=0)]] = None
@@ -100,6 +178,10 @@ class DeletedResponse(msgspec.Struct):
 def validate_request(body: Any) -> ResponsesRequest:
     """`body` as a ResponsesRequest, or InvalidRequestError naming the field."""
     from pyimpl.llm.errors import InvalidRequestError
+    items = body.get("input") if isinstance(body, dict) else None
+    if isinstance(items, list):   # a message item may leave out its type
+        body = dict(body, input=[dict(item, type="message") if isinstance(item, dict) and "type" not in item
+                                 else item for item in items])
     try:
         return msgspec.convert(body, ResponsesRequest)
     except msgspec.ValidationError as exc:
