@@ -83,3 +83,23 @@ def test_tokenization_errors_use_the_json_envelope(url, path, body, status, para
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert error["message"] and error["param"] == param
+
+
+def test_demo_model_streams_its_get_weather_call(serving_env):
+    """The demo model (torch engine) calls get_weather: streamed, the call rebuilds from its pieces, and it is
+    the call the non-streamed answer holds."""
+    from pyimpl.models import demo_model_path
+    from pyimpl.models.demo_corpus import WEATHER_TOOL
+    with frontend_with_worker(serving_env, str(demo_model_path()), "demo", "--engine", "torch") as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=60)
+        messages = [{"role": "user", "content": "What is the weather in New York?"}]
+        chunks = [c for c in client.chat.completions.create(model="demo", messages=messages, tools=[WEATHER_TOOL],
+                                                            max_tokens=64, temperature=0, stream=True) if c.choices]
+        pieces = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+        assert pieces[0].id and pieces[0].function.name == "get_weather" and len(pieces) > 1
+        streamed = json.loads("".join(p.function.arguments or "" for p in pieces))
+        assert streamed == {"city": "New York"}
+        whole = client.chat.completions.create(model="demo", messages=messages, tools=[WEATHER_TOOL], max_tokens=64,
+                                               temperature=0)
+        (call,) = whole.choices[0].message.tool_calls
+        assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", streamed)

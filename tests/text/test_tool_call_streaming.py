@@ -3,6 +3,7 @@ text follows in pieces as it is generated, parallel calls get their own indexes;
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -24,6 +25,7 @@ def call_text(parser: str) -> str:
         "mistral": f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {a}}}, '
                    f'{{"name": "get_time", "arguments": {b}}}]',
         "mistral_args": f'[TOOL_CALLS]get_weather[ARGS]{a}[TOOL_CALLS]get_time[ARGS]{b}',
+        "pythonic": f'[get_weather(city={json.dumps(LONG)}, days={json.dumps(ARGS["days"])}), get_time(tz="CET")]',
     }[parser]
 
 
@@ -35,7 +37,7 @@ def feed_by_char(name: str, text: str) -> tuple[list, list, str]:
             "".join(s.content for s in steps))
 
 
-@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args"])
+@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args", "pythonic"])
 def test_calls_stream_id_and_name_first_then_argument_pieces(syntax):
     name = syntax.split("_args")[0]
     steps, calls, content = feed_by_char(name, call_text(syntax))
@@ -56,7 +58,7 @@ def test_calls_stream_id_and_name_first_then_argument_pieces(syntax):
     assert first_step < len(call_text(syntax)) / 4
 
 
-@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args"])
+@pytest.mark.parametrize("syntax", ["hermes", "llama3_json", "mistral", "mistral_args", "pythonic"])
 def test_streamed_arguments_are_chunking_independent(syntax):
     name = syntax.split("_args")[0]
     text = call_text(syntax)
@@ -67,16 +69,43 @@ def test_streamed_arguments_are_chunking_independent(syntax):
     assert [json.loads(p.arguments) for p in pieces] == [ARGS, ARGS2]
 
 
-def test_pythonic_calls_arrive_whole_with_their_indexes():
-    """Pythonic calls become JSON only once a call's Python is complete: one piece each (id, name, arguments)."""
-    steps, calls, content = feed_by_char("pythonic", '[get_weather(city="Paris"), get_time(tz="CET")]')
-    pieces = [p for step in steps for p in step]
-    assert [(p.index, p.name, json.loads(p.arguments)) for p in pieces] == [
-        (0, "get_weather", {"city": "Paris"}), (1, "get_time", {"tz": "CET"})]
-    assert all(p.id for p in pieces) and content == ""
+def test_pythonic_values_become_json_as_json_dumps_writes_them():
+    text = """[f(s='it"s \\n', t=(1, 2), n=None, b=True), g()]"""
+    steps, calls, content = feed_by_char("pythonic", text)
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("f", '{"s": "it\\"s \\n", "t": [1, 2], "n": null, "b": true}'), ("g", "{}")]
+    assert content == ""
 
 
-def test_a_block_that_is_not_a_call_sends_no_piece():
-    steps, calls, content = feed_by_char("hermes", 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call>')
-    assert not any(steps) and not calls
-    assert content == 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call>'
+@pytest.mark.parametrize("name,text", [
+    ("hermes", 'Hi <tool_call>{"name": "f", "arguments": {oops}}</tool_call>'),
+    ("pythonic", "[f(1)] positional"),
+    ("pythonic", "[f(a=x)]"),
+])
+def test_text_that_is_not_a_call_sends_no_piece(name, text):
+    steps, calls, content = feed_by_char(name, text)
+    assert not any(steps) and not calls and content == text
+
+
+FRAGMENTS = ['<tool_call>', '</tool_call>', '{"name": "f", "arguments": {"a": "x\\"}"}}', '{"name": "g", "parameters": {}}',
+             '<|python_tag|>', ';', ' ', 'hello', '[TOOL_CALLS]', '[ARGS]', '[', ']', 'f(a=1)', ', ', 'g(b="x]\\n")',
+             'h(c=[1, {"d": "e)"}])', '{', '}', '"', 'é', '(', ')', '=', "'"]
+
+
+def test_pieces_always_join_into_the_finished_calls():
+    """Random mixes of call syntax, split at random: per index, the pieces are one call's id, name and arguments."""
+    rng = random.Random(13)
+    for _ in range(300):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 12)))
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(0, len(text) - 1))) if len(text) > 1 else []
+        chunks = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        for name in ("hermes", "llama3_json", "mistral", "pythonic"):
+            parser = get_tool_call_parser(name)()
+            steps = [parser.feed(c) for c in chunks] + [parser.finish()]
+            pieces = [p for s in steps for p in s.tool_call_deltas]
+            calls = [c for s in steps for c in s.tool_calls]
+            assert sorted({p.index for p in pieces}) == list(range(len(calls))), (name, text)
+            for i, call in enumerate(calls):
+                mine = [p for p in pieces if p.index == i]
+                assert (mine[0].id, mine[0].name) == (call.id, call.name), (name, text)
+                assert "".join(p.arguments for p in mine) == call.arguments, (name, text)

@@ -1,12 +1,10 @@
-"""Pythonic tool calls (Llama 3.2/4): `[get_weather(city="Paris"), f(a=1)]`, read with `ast`."""
+"""Pythonic tool calls (Llama 3.2/4): `[get_weather(city="Paris"), f(a=1)]`, streamed
+as they are written (pythonic_call reads them)."""
 from __future__ import annotations
-
-import ast
-import json
 
 from .base import ToolCallParser
 from .text_scan import partial_tag_length
-from .deltas import ToolCall, make_tool_call
+from .pythonic_call import CLOSE, END, INVALID, WAIT, PythonicListReader
 
 PYTHON_START, PYTHON_END = "<|python_start|>", "<|python_end|>"
 START, CONTENT, LIST, AFTER_LIST = "start", "content", "list", "after_list"
@@ -21,12 +19,18 @@ class PythonicToolCallParser(ToolCallParser):
         super().__init__()
         self._mode = START
         self._raw = ""        # consumed but undecided text (leading whitespace, <|python_start|>)
-        self._tried = 0       # `]` positions in the buffer below this were already tried
+        self._reader = PythonicListReader()
+        self._announced = False   # the reader's current call has been sent (id, name)
+        self._sent = 0            # characters of its arguments sent
+        self._calls_made = False  # a call of this list is out: what turns out not to be calls is content
+        self._element = 0         # where the list's current element starts, after its `[`
 
     def _scan(self, final: bool) -> None:
         while self._step():
             pass
         if final:
+            if self._mode == LIST:
+                self._not_calls(self._buf[1:])
             self._emit_content(self._raw + self._buf)
             self._raw, self._buf, self._mode = "", "", CONTENT
 
@@ -44,7 +48,8 @@ class PythonicToolCallParser(ToolCallParser):
                 self._buf = head[len(PYTHON_START):]
                 return True
             if head.startswith("["):
-                self._mode, self._tried = LIST, 0
+                self._mode, self._reader, self._element = LIST, PythonicListReader(), 0
+                self._announced = self._calls_made = False
                 self._raw += self._buf[:len(self._buf) - len(head)]
                 self._buf = head
                 return True
@@ -55,22 +60,43 @@ class PythonicToolCallParser(ToolCallParser):
         return self._step_list()
 
     def _step_list(self) -> bool:
-        end = self._buf.find("]", self._tried)
-        while end >= 0:
-            parsed = _parse_call_list(self._buf[:end + 1])
-            if parsed is not None:
-                text, rest = self._buf[:end + 1], self._buf[end + 1:]
-                if parsed:
-                    self._emit_tool_calls(parsed)
-                    self._mode = AFTER_LIST
-                else:
-                    self._emit_content(self._raw + text)
-                    self._mode = CONTENT
-                self._raw, self._buf = "", rest
+        """Read the list after its `[` as it grows: a call streams once certain (see pythonic_call)."""
+        reader, text = self._reader, self._buf[1:]
+        while True:
+            kind = reader.step(text)
+            call = reader.call
+            if kind == INVALID:
+                return self._not_calls(text)
+            if call is not None and call.certain:
+                if not self._announced:
+                    self._open_call(call.name)
+                    self._announced, self._sent = True, 0
+                self._call_arguments(call.arguments[self._sent:])
+                self._sent = len(call.arguments)
+            if kind == CLOSE:
+                self._close_call()
+                reader.call = None
+                self._announced, self._calls_made = False, True
+                self._element = reader.pos
+            elif kind == END:
+                if not self._calls_made:   # `[]`: a list, not calls
+                    return self._not_calls(text)
+                self._mode, self._raw, self._buf = AFTER_LIST, "", text[reader.pos:]
                 return True
-            end = self._buf.find("]", end + 1)
-        self._tried = len(self._buf)
-        return False
+            elif kind == WAIT:
+                return False
+            elif reader.phase == "element":   # past a `,`: the next element starts here
+                self._element = reader.pos
+
+    def _not_calls(self, text: str) -> bool:
+        """What follows is not (or no longer) calls: it is content; a call already streaming ends here."""
+        if self._announced:
+            self._close_call()
+            self._announced, self._calls_made = False, True
+            self._element = self._reader.pos
+        self._emit_content(text[self._element:] if self._calls_made else self._raw + self._buf)
+        self._mode, self._raw, self._buf = CONTENT, "", ""
+        return True
 
     def _skip_end_tag(self) -> bool:
         """After the list: drop a closing `<|python_end|>`, then the rest is content."""
@@ -83,29 +109,3 @@ class PythonicToolCallParser(ToolCallParser):
         return True
 
 
-def _parse_call_list(text: str) -> list[ToolCall] | None:
-    """Tool calls from a complete list expression; [] when it is valid Python but not calls; None if incomplete."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    if not isinstance(tree, ast.List) or not tree.elts:
-        return []
-    calls = [_call_from_node(node) for node in tree.elts]
-    return calls if all(calls) else []
-
-
-def _call_from_node(node: ast.expr) -> ToolCall | None:
-    if not isinstance(node, ast.Call) or node.args:
-        return None
-    try:
-        name = ast.unparse(node.func)
-        if not all(part.isidentifier() for part in name.split(".")):
-            return None
-        arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
-        if len(arguments) != len(node.keywords):
-            return None
-        json.dumps(arguments)
-    except (ValueError, TypeError, SyntaxError, RecursionError):
-        return None
-    return make_tool_call(name, arguments)
