@@ -5,11 +5,14 @@ tool call round trip, max_output_tokens -> incomplete. The echo worker answers w
 the model is visible in the answer."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import openai
 import pytest
 
+from pyimpl.llm.errors import EngineError
+from pyimpl.llm.responses import MemoryResponseStore, ResponsesService
 from pyimpl.llm.responses.items import chat_request
 from pyimpl.llm.responses.types import validate_request
 
@@ -213,3 +216,31 @@ def test_request_maps_onto_the_chat_path():
     assert body["response_format"] == {"type": "json_schema",
                                        "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True}}
     assert items == [{"type": "message", "role": "user", "content": "hi"}]
+
+
+class BrokenChat:
+    """A chat path that streams some text and then fails (a worker lost for good, an engine error)."""
+
+    def chat_completion_stream(self, request: dict):
+        async def chunks():
+            yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}
+            yield {"choices": [{"index": 0, "delta": {"content": "lo"}}]}
+            raise EngineError("the engine died")
+        return chunks()
+
+
+def test_a_failure_after_the_stream_began_is_response_failed():
+    store = MemoryResponseStore()
+    service = ResponsesService(lambda: BrokenChat(), store)
+
+    async def run() -> list[dict]:
+        started = await service.start({"model": "m", "input": "hi"})
+        return [event async for event in started.events()]
+    events = asyncio.run(run())
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert [e["type"] for e in events][-4:] == ["response.output_text.done", "response.content_part.done",
+                                               "response.output_item.done", "response.failed"]
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["message"] == "the engine died"
+    assert failed["output"][0]["content"][0]["text"] == "Hello" and failed["output"][0]["status"] == "incomplete"
+    assert asyncio.run(service.get(failed["id"]))["status"] == "failed"   # stored as it ended
