@@ -74,6 +74,7 @@ def test_stream_events_in_anthropic_order(client, stack):
                      "message_delta", "message_stop"] and deltas
     assert datas[-2]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
     assert datas[-2]["usage"]["output_tokens"] == 6
+    assert datas[0]["message"]["usage"]["input_tokens"] == datas[-2]["usage"]["input_tokens"] > 0
 
 
 def test_tool_use_round_trip(client):
@@ -186,3 +187,35 @@ def test_reasoning_comes_as_a_thinking_block(client):
     assert "thinking_delta" in kinds and kinds[-1] == "text_delta"   # the echo's template text may come first
     assert [b.thinking for b in final.content if b.type == "thinking"] == [r.content[0].thinking]
     assert "".join(b.text for b in final.content if b.type == "text") == r.content[1].text
+
+
+class _FailingManager:
+    """A manager whose chat stream fails after its first text: what a worker failing mid-answer looks like."""
+
+    models: dict = {}
+    aliases: dict = {}
+
+    async def prepare(self, body: dict, kind: str):
+        return None, None, None, [1, 2, 3], 5
+
+    def chat_completion_stream(self, body: dict):
+        async def chunks():
+            from pyimpl.llm.errors import EngineError
+            for delta in ({"role": "assistant", "content": ""}, {"content": "partial"}):
+                yield {"id": "chatcmpl-1", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            raise EngineError("the engine failed")
+        return chunks()
+
+
+def test_a_stream_failing_midway_ends_with_an_anthropic_error_event():
+    from starlette.testclient import TestClient
+
+    from pyimpl.llm.frontend.http.app import OpenAIFrontend
+    with TestClient(OpenAIFrontend(manager=_FailingManager()).app()) as http:
+        r = http.post("/v1/messages", json={"model": "m", "max_tokens": 5, "stream": True,
+                                            "messages": [{"role": "user", "content": "x"}]})
+    lines = [line for line in r.text.split("\n") if line]
+    names = [line.removeprefix("event: ") for line in lines[0::2]]
+    assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "error"]
+    assert json.loads(lines[-1].removeprefix("data: ")) == {
+        "type": "error", "error": {"type": "api_error", "message": "the engine failed"}}

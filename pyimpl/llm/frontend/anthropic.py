@@ -153,8 +153,8 @@ class MessageEvents:
     content_block_start / content_block_delta… / content_block_stop (a ping after the first start), then
     message_delta (stop_reason, usage) and message_stop."""
 
-    def __init__(self, req: AnthropicMessagesRequest):
-        self.req = req
+    def __init__(self, req: AnthropicMessagesRequest, input_tokens: int = 0):
+        self.req, self.input_tokens = req, input_tokens
         self.block = -1            # index of the open content block (-1: none yet)
         self.kind: str | None = None
         self.tool_blocks: dict[int, int] = {}   # OpenAI tool call index -> content block index
@@ -184,11 +184,11 @@ class MessageEvents:
         return "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
 
     def start(self, chunk_id: str) -> tuple[str, dict]:
-        """message_start (usage in full comes with message_delta, once the prompt is counted)."""
+        """message_start, with the prompt's tokens when known up front (message_delta always has them)."""
         return "message_start", {"type": "message_start", "message": {
             "id": "msg_" + chunk_id.split("-", 1)[-1], "type": "message", "role": "assistant", "content": [],
             "model": self.req.model, "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0}}}
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 0}}}
 
     def on_chunk(self, chunk: dict) -> list[tuple[str, dict]]:
         """The events one chat chunk makes (the usage chunk makes none; it is kept for message_delta)."""
@@ -236,9 +236,10 @@ class MessageEvents:
 
 
 async def message_events(chunks: AsyncGenerator[dict, None],
-                         req: AnthropicMessagesRequest) -> AsyncIterator[tuple[str, dict]]:
-    """Anthropic's stream events of a streamed chat answer (`chunks` must ask for the closing usage chunk)."""
-    events = MessageEvents(req)
+                         req: AnthropicMessagesRequest, input_tokens: int = 0) -> AsyncIterator[tuple[str, dict]]:
+    """Anthropic's stream events of a streamed chat answer (`chunks` must ask for the closing usage chunk);
+    input_tokens: the prompt's tokens for message_start, if counted before."""
+    events = MessageEvents(req, input_tokens)
     started = False
     try:
         async for chunk in chunks:

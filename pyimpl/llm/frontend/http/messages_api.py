@@ -15,7 +15,9 @@ from pyimpl.llm.frontend.anthropic import (anthropic_error, message_events, pars
                                            to_message)
 from pyimpl.llm.frontend.http.responses import (SSE_HEADERS, CancellableJSON, StreamTracker, as_serving_error,
                                                 json_response, log_server_error, run_until_disconnect)
+from pyimpl.llm.frontend.prompt_input import text_size
 from pyimpl.llm.frontend.protocols import with_usage
+from pyimpl.llm.text.preprocessor import LARGE_TEXT
 
 if TYPE_CHECKING:
     from pyimpl.llm.frontend.http.app import OpenAIFrontend
@@ -124,7 +126,12 @@ class MessagesAPI:
         tracker = StreamTracker(frontend.metrics, self._metric_model(req.model), ENDPOINT,
                                 "stream" if req.stream else "unary")
         if req.stream:
-            events = message_events(frontend.manager.chat_completion_stream(with_usage(chat)), req)
+            try:
+                input_tokens = await self._input_tokens(chat)
+            except Exception as exc:
+                tracker.finish("error")
+                return anthropic_error_response(as_serving_error(exc))
+            events = message_events(frontend.manager.chat_completion_stream(with_usage(chat)), req, input_tokens)
             try:
                 first = await events.__anext__()   # errors before streaming get a proper status
             except Exception as exc:
@@ -142,6 +149,14 @@ class MessagesAPI:
             tracker.on_usage(result.get("usage"))
             return json_response(to_message(result, req))
         return CancellableJSON(whole, tracker)
+
+    async def _input_tokens(self, chat: dict) -> int:
+        """The prompt's tokens for message_start, as Anthropic sends them there: a second templating that the
+        manager's prompt cache answers; a large prompt is not tokenized twice (0, message_delta has the count)."""
+        if text_size(chat["messages"]) >= LARGE_TEXT:
+            return 0
+        _, _, _, prompt_ids, _ = await self.frontend.manager.prepare(chat, "chat")
+        return len(prompt_ids)
 
     async def count_tokens(self, request: Request) -> Response:
         """POST /v1/messages/count_tokens: the prompt's tokens as the model would see them (template, tools)."""
