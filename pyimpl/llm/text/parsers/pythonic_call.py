@@ -34,6 +34,7 @@ class PythonicListReader:
         self.call: PythonicCall | None = None
         self._value_start = 0
         self._value_json = ""      # JSON of the current string value added to `arguments` so far
+        self._scan = _ValueScan(0)
 
     def step(self, text: str) -> str:
         """WAIT: needs more text; INVALID: not a call list from `pos` on; NEXT: progress; CLOSE: the current
@@ -77,18 +78,19 @@ class PythonicListReader:
             self.call.arguments += (", " if self.call.arguments else "{") + json.dumps(m.group(1)) + ": "
             self.pos += m.end()
             self._value_start, self._value_json, self.phase = self.pos, "", "value"
+            self._scan = _ValueScan(self.pos)
             return NEXT
         return self._value(text)
 
     def _value(self, text: str) -> str:
-        end = _value_end(text, self._value_start)
-        if end is None:   # not complete: a quoted string value streams what it has
-            so_far = _string_json(text[self._value_start:])
-            if so_far is None or len(so_far) <= len(self._value_json):
-                return WAIT
-            self.call.arguments += so_far[len(self._value_json):]
-            self._value_json, self.call.certain = so_far, True
-            return NEXT
+        scan = self._scan
+        end, opened, plain = scan.advance(text)
+        if opened or plain:   # more of a quoted string value: it streams (JSON escapes do not depend on context)
+            piece = ('"' if opened else "") + json.dumps(plain, ensure_ascii=False)[1:-1]
+            self.call.arguments += piece
+            self._value_json, self.call.certain = self._value_json + piece, True
+        if end is None:
+            return NEXT if opened or plain else WAIT
         try:
             whole = json.dumps(ast.literal_eval(text[self._value_start:end].strip()), ensure_ascii=False)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -100,34 +102,52 @@ class PythonicListReader:
         return NEXT
 
 
-def _value_end(text: str, start: int) -> int | None:
-    """Index of the `,` or `)` that ends the keyword value at `start`; None: not seen yet; -1: a stray bracket."""
-    depth, quote, i = 0, "", start
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "'\"":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            if depth == 0:
-                return i if c == ")" else -1
-            depth -= 1
-        elif c == "," and depth == 0:
-            return i
-        i += 1
-    return None
+class _ValueScan:
+    """Finds where a keyword value ends, scanning only new text; collects the plain start of a quoted string
+    value (up to a backslash or its closing quote) so that it can stream."""
 
+    def __init__(self, start: int) -> None:
+        self.i, self.depth, self.quote, self.escaped = start, 0, "", False
+        self.started = False
+        self.plain = False   # inside the value's first string, no backslash yet
 
-def _string_json(value_text: str) -> str | None:
-    """The JSON so far of a quoted string value being written (up to a backslash or its end), or None."""
-    text = value_text.lstrip()
-    if not text or text[0] not in "'\"":
-        return None
-    body = text[1:].split("\\", 1)[0].split(text[0], 1)[0]
-    return json.dumps(body, ensure_ascii=False)[:-1]
+    def advance(self, text: str) -> tuple[int | None, bool, str]:
+        """(index of the ending `,`/`)`, -1 for a stray bracket, None not yet; whether a string value opened
+        in this text; the new plain text of that string)."""
+        out: list[str] = []
+        opened = False
+        i = self.i
+        while i < len(text):
+            c = text[i]
+            i += 1
+            if not self.started:
+                if c.isspace():
+                    continue
+                self.started = True
+                if c in "'\"":
+                    self.quote, self.plain, opened = c, True, True
+                    continue
+            if self.quote:
+                if self.escaped:
+                    self.escaped = False
+                elif c == "\\":
+                    self.escaped, self.plain = True, False
+                elif c == self.quote:
+                    self.quote, self.plain = "", False
+                elif self.plain:
+                    out.append(c)
+            elif c in "'\"":
+                self.quote = c
+            elif c in "([{":
+                self.depth += 1
+            elif c in ")]}":
+                if self.depth == 0:
+                    self.i = i
+                    return (i - 1 if c == ")" else -1), opened, "".join(out)
+                self.depth -= 1
+            elif c == "," and self.depth == 0:
+                self.i = i
+                return i - 1, opened, "".join(out)
+        self.i = i
+        return None, opened, "".join(out)
+
