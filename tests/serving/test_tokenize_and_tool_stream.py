@@ -103,3 +103,20 @@ def test_demo_model_streams_its_get_weather_call(serving_env):
                                                temperature=0)
         (call,) = whole.choices[0].message.tool_calls
         assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", streamed)
+
+
+@pytest.mark.parametrize("body,ok", [
+    ({"model": "m", "prompt": "x"}, True),
+    ({"prompt": "x", "add_special_tokens": False, "return_token_strs": True}, True),
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "add_generation_prompt": False}, True),
+    ({"model": "m"}, False),
+    ({"model": "m", "prompt": "x", "messages": [{"role": "user", "content": "x"}]}, False),
+    ({"model": "m", "prompt": 3}, False),
+])
+def test_openapi_documents_the_tokenize_request_the_server_accepts(body, ok):
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")
+    from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
+    root = {"$ref": "#/components/schemas/TokenizeRequest", "components": OPENAPI_SPEC["components"]}
+    assert jsonschema_rs.Draft202012Validator(root).is_valid(body) == ok
+    assert OPENAPI_SPEC["paths"]["/tokenize"]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"] == {"$ref": "#/components/schemas/TokenizeResponse"}
