@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.hf import from_tokenizer
-
-_SHIFTS = torch.arange(32, dtype=torch.int32)
 
 
 class GuidedTokenizer:
@@ -35,22 +34,20 @@ class GrammarLogitsProcessor:
 
     def __init__(self, matcher: LLMatcher, vocab_size: int, eos_token_ids: Sequence[int]) -> None:
         self.matcher, self.eos_token_ids = matcher, list(eos_token_ids)
-        self._words = torch.zeros((vocab_size + 31) // 32, dtype=torch.int32)
+        self._words = np.zeros((vocab_size + 31) // 32, dtype=np.int32)   # llguidance's bitmask, bit i = token i
         self._fed: list[int] = []
 
     def __call__(self, generated_token_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
         self._sync(generated_token_ids)
         width = logits.shape[-1]
+        banned = np.ones(width, dtype=bool)
         if self.matcher.is_error():   # the text left the grammar (cannot happen under the mask): end it
-            allowed = torch.zeros(width, dtype=torch.bool)
-            allowed[[t for t in self.eos_token_ids if t < width]] = True
+            banned[[t for t in self.eos_token_ids if t < width]] = False
         else:
-            self.matcher.unsafe_compute_mask_ptr(self._words.data_ptr(), self._words.numel() * 4)
-            bits = ((self._words.unsqueeze(-1) >> _SHIFTS) & 1).view(-1).bool()
-            allowed = torch.zeros(width, dtype=torch.bool)
-            n = min(width, bits.numel())
-            allowed[:n] = bits[:n]
-        return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+            self.matcher.unsafe_compute_mask_ptr(self._words.ctypes.data, self._words.nbytes)
+            allowed = np.unpackbits(self._words.view(np.uint8), bitorder="little")[:width]
+            banned[:allowed.size] = allowed == 0
+        return logits.masked_fill_(torch.from_numpy(banned).to(logits.device), float("-inf"))
 
     def _sync(self, generated: list[int]) -> None:
         n = len(self._fed)
