@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
+import httpx
 import openai
 import pytest
 
 from pyimpl.llm.errors import EngineError
+from pyimpl.llm.frontend.http.app import OpenAIFrontend
 from pyimpl.llm.responses import MemoryResponseStore, ResponsesService
 from pyimpl.llm.responses.items import chat_request
 from pyimpl.llm.responses.types import validate_request
@@ -28,7 +31,7 @@ class Stack:
     """A worker and a frontend keeping responses in a SQLite file; the frontend can be restarted."""
 
     def __init__(self, env: dict, model: str, store: str):
-        self.env, self.store = env, store
+        self.env, self.model, self.store = env, model, store
         self.worker = start_worker(env, model, "--model-name", "tiny", "--engine", "mock",
                                    "--tool-call-parser", "hermes", "--reasoning-parser", "think")
         self.frontend = None
@@ -244,3 +247,83 @@ def test_a_failure_after_the_stream_began_is_response_failed():
     assert failed["status"] == "failed" and failed["error"]["message"] == "the engine died"
     assert failed["output"][0]["content"][0]["text"] == "Hello" and failed["output"][0]["status"] == "incomplete"
     assert asyncio.run(service.get(failed["id"]))["status"] == "failed"   # stored as it ended
+
+
+def test_metrics_count_responses(stack, client):
+    client.responses.create(model="tiny", input="count me", max_output_tokens=2)
+    list(client.responses.create(model="tiny", input="count me too", max_output_tokens=2, stream=True))
+    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    for kind in ("unary", "stream"):
+        assert (f'dynamo_frontend_requests_total{{endpoint="/v1/responses",model="tiny",request_type="{kind}",'
+                f'status="success"}}') in text
+    assert 'dynamo_frontend_inflight_requests{model="tiny"} 0.0' in text
+
+
+def test_a_client_that_leaves_mid_stream_ends_the_request(stack):
+    slow = start_worker(stack.env, stack.model, "--model-name", "tiny-slow", "--engine", "mock",
+                        "--endpoint", "slow.backend.generate", "--mock-step-delay-s", "0.05")
+    try:
+        wait_for_models(stack.url, lambda names: "tiny-slow" in names)
+        body = {"model": "tiny-slow", "input": "a slow answer", "stream": True, "max_output_tokens": 2000}
+        with httpx.stream("POST", f"{stack.url}/v1/responses", json=body, timeout=30) as reply:
+            for n, _ in enumerate(reply.iter_lines()):
+                if n > 12:
+                    break
+        cancelled = ('dynamo_frontend_requests_total{endpoint="/v1/responses",model="tiny-slow",'
+                     'request_type="stream",status="cancelled"} 1.0')
+        deadline = time.monotonic() + 10
+        while cancelled not in (text := httpx.get(f"{stack.url}/metrics", timeout=10).text):
+            assert time.monotonic() < deadline, "the request never ended"
+            time.sleep(0.1)
+        assert 'dynamo_frontend_inflight_requests{model="tiny-slow"} 0.0' in text
+    finally:
+        slow.stop()
+
+
+class EndlessChat:
+    """A chat path that never finishes; its clean-up awaits (as telling a worker to stop does)."""
+
+    models: dict = {}
+    aliases: dict = {}
+
+    def __init__(self):
+        self.closed = False
+
+    def chat_completion_stream(self, request: dict):
+        async def chunks():
+            try:
+                while True:
+                    yield {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+                    await asyncio.sleep(0.005)
+            finally:
+                await asyncio.sleep(0)
+                self.closed = True
+        return chunks()
+
+
+def test_a_client_gone_closes_the_chat_stream():
+    chat = EndlessChat()
+    app = OpenAIFrontend(manager=chat).app()
+    body = json.dumps({"model": "m", "input": "hi", "stream": True}).encode()
+    sent: list[dict] = []
+
+    async def run() -> None:
+        gone, requested = asyncio.Event(), []
+
+        async def receive() -> dict:
+            if not requested:
+                requested.append(True)
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if len(sent) > 20:
+                gone.set()
+        scope = {"type": "http", "method": "POST", "path": "/v1/responses", "root_path": "", "query_string": b"",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+        await asyncio.wait_for(app(scope, receive, send), 10)
+    asyncio.run(run())
+    assert sent[0]["status"] == 200 and b"response.output_text.delta" in sent[-1]["body"]
+    assert chat.closed

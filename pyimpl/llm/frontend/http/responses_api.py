@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from pyimpl.llm.errors import ServingError
-from pyimpl.llm.frontend.http.responses import (CancellableJSON, StreamTracker, as_serving_error, error_response,
-                                                json_response)
+from pyimpl.llm.frontend.http.responses import (SSE_HEADERS, CancellableJSON, StreamTracker, as_serving_error,
+                                                error_response, json_response, run_until_disconnect)
 from pyimpl.llm.responses import ResponseRun, ResponsesService, ResponseStore
 
 if TYPE_CHECKING:
@@ -24,6 +24,45 @@ STATUS = {"response.completed": "success", "response.incomplete": "success", "re
 def sse_event(event: dict) -> bytes:
     """One server-sent event as OpenAI sends them: `event: <type>` and the event as JSON."""
     return b"event: " + event["type"].encode() + b"\ndata: " + msgspec.json.encode(event) + b"\n\n"
+
+
+def observe_usage(tracker: StreamTracker, response: dict) -> None:
+    """The response's token counts into the frontend's token histograms."""
+    usage = response.get("usage")
+    if usage:
+        tracker.on_usage({"prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"]})
+
+
+class EventStream:
+    """The response's events as SSE; a client that goes away cancels the run (plain asyncio cancellation, as the
+    chat stream: the chat path's own clean-up, which ends the worker request, runs to completion)."""
+
+    def __init__(self, run: ResponseRun, tracker: StreamTracker):
+        self.run, self.tracker = run, tracker
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        events = self.run.events()
+        status = "error"
+        try:
+            disconnected, status = await run_until_disconnect(receive, self._send_all(events, send))
+            if disconnected:
+                status = "cancelled"
+        finally:
+            await events.aclose()
+            self.tracker.finish(status)
+
+    async def _send_all(self, events: AsyncIterator[dict], send: Callable) -> str:
+        status = "error"
+        async for event in events:
+            if event["type"].endswith(".delta"):
+                self.tracker.on_content()
+            if event["type"] in STATUS:
+                status = STATUS[event["type"]]
+                observe_usage(self.tracker, event["response"])
+            await send({"type": "http.response.body", "body": sse_event(event), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return status
 
 
 class ResponsesAPI:
@@ -55,6 +94,9 @@ class ResponsesAPI:
                     response = await self.service.create(body)
                 except Exception as exc:
                     return error_response(as_serving_error(exc))
+                if response["output"]:
+                    tracker.on_content()
+                observe_usage(tracker, response)
                 return json_response(response)
             return CancellableJSON(whole, tracker)
         try:
@@ -62,19 +104,7 @@ class ResponsesAPI:
         except Exception as exc:
             tracker.finish("error")
             return error_response(as_serving_error(exc))
-        return StreamingResponse(self._stream(run, tracker), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache"})
-
-    async def _stream(self, run: ResponseRun, tracker: StreamTracker) -> AsyncIterator[bytes]:
-        status = "cancelled"
-        try:
-            async for event in run.events():
-                if event["type"].endswith(".delta"):
-                    tracker.on_content()
-                status = STATUS.get(event["type"], status)
-                yield sse_event(event)
-        finally:
-            tracker.finish(status)
+        return EventStream(run, tracker)
 
     async def get(self, request: Request) -> Response:
         """GET /v1/responses/{id}: a stored response, else 404."""
