@@ -219,3 +219,18 @@ def test_a_stream_failing_midway_ends_with_an_anthropic_error_event():
     assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "error"]
     assert json.loads(lines[-1].removeprefix("data: ")) == {
         "type": "error", "error": {"type": "api_error", "message": "the engine failed"}}
+
+
+def test_parallel_tool_use_and_disabling_it(client):
+    two = TOOL_CALL_TEXT + TOOL_CALL_TEXT.replace("Paris", "Rome")
+    messages = [{"role": "user", "content": two}]
+    r = client.messages.create(model="tiny", max_tokens=500, tools=TOOLS, messages=messages)
+    assert [b.input for b in r.content if b.type == "tool_use"] == [{"city": "Paris"}, {"city": "Rome"}]
+    single = {"type": "auto", "disable_parallel_tool_use": True}
+    r = client.messages.create(model="tiny", max_tokens=500, tools=TOOLS, tool_choice=single, messages=messages)
+    assert [b.input for b in r.content if b.type == "tool_use"] == [{"city": "Paris"}]
+    assert r.stop_reason == "tool_use"
+    with client.messages.stream(model="tiny", max_tokens=500, tools=TOOLS, tool_choice=single,
+                                messages=messages) as stream:
+        final = stream.get_final_message()
+    assert [b.input for b in final.content if b.type == "tool_use"] == [{"city": "Paris"}]

@@ -118,6 +118,12 @@ def _stop(finish_reason: str | None, text: str, stops: list[str] | None) -> tupl
     return text, STOP_REASONS.get(finish_reason or "stop", "end_turn"), None
 
 
+def _max_tools(req: AnthropicMessagesRequest) -> int:
+    """How many tool_use blocks an answer may hold: 1 with tool_choice.disable_parallel_tool_use, else any."""
+    choice = req.tool_choice
+    return 1 if choice is not None and choice.disable_parallel_tool_use else 1 << 30
+
+
 def _tool_input(arguments: str) -> dict:
     """A tool call's arguments as the object Anthropic's `input` is (text that is not one is kept, not lost)."""
     try:
@@ -138,7 +144,7 @@ def to_message(result: dict, req: AnthropicMessagesRequest) -> dict:
         content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
     if text:
         content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
+    for call in (message.get("tool_calls") or [])[:_max_tools(req)]:
         content.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"],
                         "input": _tool_input(call["function"]["arguments"])})
     usage = result.get("usage") or {}
@@ -158,6 +164,7 @@ class MessageEvents:
         self.block = -1            # index of the open content block (-1: none yet)
         self.kind: str | None = None
         self.tool_blocks: dict[int, int] = {}   # OpenAI tool call index -> content block index
+        self.max_tools = _max_tools(req)
         self.finish: str | None = None
         self.usage: dict = {}
         self.pinged = False
@@ -213,6 +220,8 @@ class MessageEvents:
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             if call["index"] not in self.tool_blocks:
+                if len(self.tool_blocks) >= self.max_tools:   # disable_parallel_tool_use: the first call only
+                    continue
                 events += self._open({"type": "tool_use", "id": call.get("id") or "",
                                       "name": function.get("name") or "", "input": {}})
                 self.tool_blocks[call["index"]] = self.block
