@@ -234,3 +234,45 @@ def test_parallel_tool_use_and_disabling_it(client):
                                 messages=messages) as stream:
         final = stream.get_final_message()
     assert [b.input for b in final.content if b.type == "tool_use"] == [{"city": "Paris"}]
+
+
+@pytest.fixture
+async def torch_client(tiny_model):
+    """The anthropic client in-process against a frontend over a torch-engine worker (decoding is constrained)."""
+    from pyimpl.llm.backend.model_server import serve_model
+    from pyimpl.llm.frontend.http.app import OpenAIFrontend
+    from pyimpl.llm.frontend.model_manager import ModelManager
+    from pyimpl.runtime import DistributedRuntime
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    served = await serve_model(rt, tiny_model, model_name="tiny", engine="torch")
+    manager = ModelManager(rt, no_worker_wait_s=0.5)
+    await manager.start()
+    await manager.wait_for_model("tiny", timeout=30)
+    http_lib = pytest.importorskip("httpx2")   # what this anthropic client is built on (older ones: httpx)
+    http = http_lib.AsyncClient(transport=http_lib.ASGITransport(app=OpenAIFrontend(manager).app()),
+                                base_url="http://t")
+    try:
+        yield anthropic.AsyncAnthropic(base_url="http://t", api_key="x", http_client=http, max_retries=0)
+    finally:
+        await http.aclose()
+        await manager.stop()
+        await served.stop()
+        await rt.shutdown()
+
+
+async def test_any_and_named_tool_choice_always_call_a_tool(torch_client):
+    """On the random tiny model only constrained decoding makes these calls: tool_choice is enforced, not a hint."""
+    search = {"name": "search", "input_schema": {"type": "object", "additionalProperties": False,
+                                                 "required": ["query"],
+                                                 "properties": {"query": {"type": "string", "maxLength": 10}}}}
+    weather = {"type": "object", "additionalProperties": False, "required": ["city"],
+               "properties": {"city": {"type": "string", "maxLength": 10}}}
+    tools = [{**TOOLS[0], "input_schema": weather}, search]
+    ask = {"model": "tiny", "max_tokens": 120, "tools": tools, "extra_body": {"temperature": 1.0},
+           "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
+    for _ in range(2):
+        r = await torch_client.messages.create(**ask, tool_choice={"type": "tool", "name": "search"})
+        assert r.stop_reason == "tool_use" and [b.name for b in r.content if b.type == "tool_use"] == ["search"]
+        assert set(next(b for b in r.content if b.type == "tool_use").input) == {"query"}
+        r = await torch_client.messages.create(**ask, tool_choice={"type": "any"})
+        assert r.stop_reason == "tool_use" and any(b.type == "tool_use" for b in r.content)
