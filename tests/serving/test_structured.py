@@ -73,6 +73,21 @@ def test_each_enforced_format_is_what_its_parser_reads(parser, tiny_model):
     assert [(c.name, json.loads(c.arguments)) for c in found] == calls
 
 
+@pytest.mark.parametrize("reasoning, text, accepted", [
+    (None, '{"a": 1}', True), (None, '<think>x</think>{"a": 1}', False),
+    ("think", '<think>\nhmm {"a": 2}</think>\n\n{"a": 1}', True), ("think", '{"a": 1}', True),
+    ("think", 'so</think>{"a": 1}', False), ("deepseek_r1", 'so</think>\n{"a": 1}', True),
+    ("deepseek_r1", '<think>so</think>{"a": 1}', True), ("deepseek_r1", '{"a": 1}', False)])
+def test_a_reasoning_block_may_come_before_the_constrained_answer(reasoning, text, accepted, tiny_model):
+    from transformers import AutoTokenizer
+    hf = AutoTokenizer.from_pretrained(tiny_model, local_files_only=True)
+    tokenizer = GuidedTokenizer(hf, len(hf), [hf.eos_token_id])
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    matcher = tokenizer.matcher(grammar_for({"json_schema": schema}, None, tokenizer.added_tokens, reasoning))
+    ok = matcher.consume_tokens(hf.encode(text, add_special_tokens=False))
+    assert (ok and matcher.is_accepting()) is accepted
+
+
 @pytest.fixture
 async def manager(tiny_model):
     rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")

@@ -38,13 +38,13 @@ def _split_endpoint(endpoint: str) -> tuple[str, str, str]:
 
 class GuidedDecoding:
     """Builds per-request grammar processors (backend/guided, llguidance) for `guided_decoding`: json_object,
-    json_schema, and required/named tool calls in the format of the model's `tool_call_parser`. The tokenizer is
-    loaded once, on first use, off the event loop."""
+    json_schema, and required/named tool calls in the format of the model's `tool_call_parser` (after a reasoning
+    block where its `reasoning_parser` has one). The tokenizer is loaded once, on first use, off the event loop."""
 
     def __init__(self, model_path: str, eos_token_ids: list[int], vocab_size: int,
-                 tool_call_parser: str | None = None):
+                 tool_call_parser: str | None = None, reasoning_parser: str | None = None):
         self.model_path, self.eos_token_ids, self.vocab_size = model_path, list(eos_token_ids), vocab_size
-        self.tool_call_parser = tool_call_parser
+        self.tool_call_parser, self.reasoning_parser = tool_call_parser, reasoning_parser
         self._tokenizer: GuidedTokenizer | None = None
 
     async def processors(self, request: dict) -> list | None:
@@ -60,7 +60,7 @@ class GuidedDecoding:
     def _processor(self, tokenizer: GuidedTokenizer, guided: dict) -> GrammarLogitsProcessor:
         where = "tool_choice" if guided.get("tool_call") else "response_format"
         try:
-            grammar = grammar_for(guided, self.tool_call_parser, tokenizer.added_tokens)
+            grammar = grammar_for(guided, self.tool_call_parser, tokenizer.added_tokens, self.reasoning_parser)
             if grammar is None:
                 raise ValueError(f"unknown guided_decoding {sorted(guided)}")
             matcher = tokenizer.matcher(grammar)
@@ -135,9 +135,11 @@ class BuiltEngine:
 
 
 def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: str,
-                 tool_call_parser: str | None = None, **engine_kwargs) -> BuiltEngine:
+                 tool_call_parser: str | None = None, reasoning_parser: str | None = None,
+                 **engine_kwargs) -> BuiltEngine:
     """The engine for `engine` in ENGINES (or the embedding engine for an embedding model) and its handler;
-    `tool_call_parser` is the format guided decoding makes required/named tool calls in."""
+    guided decoding makes required/named tool calls in `tool_call_parser`'s format, after `reasoning_parser`'s
+    reasoning block."""
     if model_type == "embedding":
         from pyimpl.llm.backend.embedding_engine import EmbeddingEngine
         embedder: EmbedEngine = EmbeddingEngine(model_path, facts=facts)
@@ -150,7 +152,8 @@ def build_engine(model_path: str, engine: str, facts: ModelFacts, model_type: st
     if engine == "torch":
         from pyimpl.llm.engine import AsyncEngine
         torch_engine = AsyncEngine.from_pretrained(model_path, **engine_kwargs)
-        guided = GuidedDecoding(model_path, torch_engine.eos_token_ids, torch_engine.vocab_size, tool_call_parser)
+        guided = GuidedDecoding(model_path, torch_engine.eos_token_ids, torch_engine.vocab_size, tool_call_parser,
+                                reasoning_parser)
         return BuiltEngine(torch_engine, GenerateHandler(torch_engine, guided=guided))
     raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
@@ -210,7 +213,7 @@ async def serve_model(rt: DistributedRuntime, model_path: str | Path, model_name
     # seconds of weight loading off the event loop: the loop's other streams go on meanwhile (a process
     # hosting several models loads one while another serves)
     built = await asyncio.to_thread(build_engine, model_path, engine, facts, model_type, tool_call_parser,
-                                    **engine_kwargs)
+                                    reasoning_parser, **engine_kwargs)
     core = built.engine
     gc.collect()
     gc.freeze()  # the loaded model's objects need no more collecting; full GCs would stall streams

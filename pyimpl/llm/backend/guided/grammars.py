@@ -11,6 +11,9 @@ from typing import Any, Mapping
 
 from llguidance import LLMatcher
 
+from pyimpl.llm.text.parsers import REASONING_PARSERS
+from pyimpl.llm.text.parsers.reasoning import THINK_END, THINK_START
+
 # compact separators, no free whitespace: a sampled model cannot wander into endless blanks
 JSON_OPTIONS: dict[str, Any] = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -39,20 +42,39 @@ class GrammarUnsupported(ValueError):
     """The request asks for a constraint this model's tool-call format has no grammar for."""
 
 
-def grammar_for(guided: Mapping[str, Any], tool_call_parser: str | None,
-                added_tokens: Mapping[str, int]) -> str | None:
+def grammar_for(guided: Mapping[str, Any], tool_call_parser: str | None, added_tokens: Mapping[str, int],
+                reasoning_parser: str | None = None) -> str | None:
     """The llguidance grammar for `guided` (None when it asks for nothing); `added_tokens` (text -> id) lets tags
-    that are single tokens in this vocabulary (`<tool_call>`, `[TOOL_CALLS]`) be matched as those tokens."""
+    that are single tokens in this vocabulary (`<tool_call>`, `[TOOL_CALLS]`) be matched as those tokens. With a
+    `reasoning_parser` whose tags are single tokens, a reasoning block may come first, unconstrained."""
     if guided.get("tool_call"):
-        return _tool_call_grammar(guided["tool_call"], tool_call_parser, added_tokens)
-    if isinstance(guided.get("json_schema"), dict):
-        return LLMatcher.grammar_from_json_schema(guided["json_schema"], defaults=JSON_OPTIONS)
-    if guided.get("json_object"):
-        return LLMatcher.grammar_from_json_schema({"type": "object"}, defaults=JSON_OPTIONS)
-    return None
+        body = _tool_call_rules(guided["tool_call"], tool_call_parser, added_tokens)
+    elif isinstance(guided.get("json_schema"), dict):
+        body = _json_rule(guided["json_schema"])
+    elif guided.get("json_object"):
+        body = _json_rule({"type": "object"})
+    else:
+        return None
+    return LLMatcher.grammar_from_lark(f"{_start(reasoning_parser, added_tokens)}\n{body}")
 
 
-def _tool_call_grammar(spec: Mapping[str, Any], parser: str | None, added: Mapping[str, int]) -> str:
+def _start(reasoning_parser: str | None, added: Mapping[str, int]) -> str:
+    """The start rule: the constrained body, after a reasoning block where the model may write one."""
+    parser = REASONING_PARSERS.get(reasoning_parser or "")
+    if parser is None or THINK_START not in added or THINK_END not in added:
+        return "start: body"     # a plain-text closing tag could not end the free text: no reasoning block
+    opening, closing = f"<[{added[THINK_START]}]>", f"<[{added[THINK_END]}]>"
+    if parser.starts_in_reasoning:   # the template opened the block: it must be closed before the body
+        return f'start: {opening}? THINK {closing} "\\n"* body\nTHINK: /(.|\\n)*/'
+    return f'start: think? body\nthink: {opening} THINK {closing} "\\n"*\nTHINK: /(.|\\n)*/'
+
+
+def _json_rule(schema: Mapping[str, Any]) -> str:
+    options = {**JSON_OPTIONS, **(schema.get("x-guidance") or {})}
+    return f"body: %json {json.dumps({**schema, 'x-guidance': options})}\n"
+
+
+def _tool_call_rules(spec: Mapping[str, Any], parser: str | None, added: Mapping[str, int]) -> str:
     fmt = TOOL_CALL_FORMATS.get(parser or "")
     if fmt is None:
         raise GrammarUnsupported(f"tool calls in the {parser or 'unknown'!s} format cannot be enforced "
@@ -62,10 +84,10 @@ def _tool_call_grammar(spec: Mapping[str, Any], parser: str | None, added: Mappi
         raise GrammarUnsupported(f"tool_choice names {spec.get('name')!r}, which is not among the tools")
     calls = [_call_schema(t["name"], t.get("parameters"), fmt.arguments_key) for t in tools]
     schema = {**(calls[0] if len(calls) == 1 else {"anyOf": calls}), "x-guidance": JSON_OPTIONS}
-    call = " ".join(filter(None, [_literal(fmt.call_open, added), "body", _literal(fmt.call_close, added)]))
+    call = " ".join(filter(None, [_literal(fmt.call_open, added), "call_json", _literal(fmt.call_close, added)]))
     repeat = "" if spec.get("name") else f" ({_literal(fmt.separator, added)} call)*"
-    start = " ".join(filter(None, [_literal(fmt.list_open, added), "call" + repeat, _literal(fmt.list_close, added)]))
-    return LLMatcher.grammar_from_lark(f"start: {start}\ncall: {call}\nbody: %json {json.dumps(schema)}\n")
+    body = " ".join(filter(None, [_literal(fmt.list_open, added), "call" + repeat, _literal(fmt.list_close, added)]))
+    return f"body: {body}\ncall: {call}\ncall_json: %json {json.dumps(schema)}\n"
 
 
 def _call_schema(name: str, parameters: Any, arguments_key: str) -> dict:
