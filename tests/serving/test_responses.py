@@ -301,10 +301,9 @@ class EndlessChat:
         return chunks()
 
 
-def test_a_client_gone_closes_the_chat_stream():
-    chat = EndlessChat()
-    app = OpenAIFrontend(manager=chat).app()
-    body = json.dumps({"model": "m", "input": "hi", "stream": True}).encode()
+def drive(app, body: dict, leave_after: int | None = None) -> list[dict]:
+    """POST /v1/responses to the ASGI `app` directly; the client leaves after `leave_after` messages."""
+    data = json.dumps(body).encode()
     sent: list[dict] = []
 
     async def run() -> None:
@@ -313,17 +312,42 @@ def test_a_client_gone_closes_the_chat_stream():
         async def receive() -> dict:
             if not requested:
                 requested.append(True)
-                return {"type": "http.request", "body": body, "more_body": False}
+                return {"type": "http.request", "body": data, "more_body": False}
             await gone.wait()
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
             sent.append(message)
-            if len(sent) > 20:
+            if leave_after is not None and len(sent) > leave_after:
                 gone.set()
         scope = {"type": "http", "method": "POST", "path": "/v1/responses", "root_path": "", "query_string": b"",
-                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]}
         await asyncio.wait_for(app(scope, receive, send), 10)
     asyncio.run(run())
+    return sent
+
+
+def test_a_client_gone_closes_the_chat_stream():
+    chat = EndlessChat()
+    sent = drive(OpenAIFrontend(manager=chat).app(), {"model": "m", "input": "hi", "stream": True}, leave_after=20)
     assert sent[0]["status"] == 200 and b"response.output_text.delta" in sent[-1]["body"]
     assert chat.closed
+
+
+class PausingChat(EndlessChat):
+    """Two pieces of text 0.3 s apart."""
+
+    def chat_completion_stream(self, request: dict):
+        async def chunks():
+            yield {"choices": [{"index": 0, "delta": {"content": "a"}}]}
+            await asyncio.sleep(0.3)
+            yield {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "stop"}]}
+        return chunks()
+
+
+def test_silence_mid_stream_gets_keep_alive_comments():
+    sent = drive(OpenAIFrontend(manager=PausingChat(), keepalive_s=0.05).app(),
+                 {"model": "m", "input": "hi", "stream": True})
+    bodies = [m.get("body", b"") for m in sent[1:]]
+    assert bodies.count(b": keep-alive\n\n") >= 3
+    assert b"response.completed" in bodies[-2] and sent[-1]["more_body"] is False

@@ -2,6 +2,8 @@
 ResponsesService, which runs on the frontend's ModelManager chat stream."""
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 import msgspec
@@ -10,8 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pyimpl.llm.errors import ServingError
-from pyimpl.llm.frontend.http.responses import (SSE_HEADERS, CancellableJSON, StreamTracker, as_serving_error,
-                                                error_response, json_response, run_until_disconnect)
+from pyimpl.llm.frontend.http.responses import (KEEPALIVE, SSE_HEADERS, CancellableJSON, StreamTracker,
+                                                as_serving_error, error_response, json_response,
+                                                run_until_disconnect)
 from pyimpl.llm.responses import ResponseRun, ResponsesService, ResponseStore
 
 if TYPE_CHECKING:
@@ -37,8 +40,10 @@ class EventStream:
     """The response's events as SSE; a client that goes away cancels the run (plain asyncio cancellation, as the
     chat stream: the chat path's own clean-up, which ends the worker request, runs to completion)."""
 
-    def __init__(self, run: ResponseRun, tracker: StreamTracker):
-        self.run, self.tracker = run, tracker
+    def __init__(self, run: ResponseRun, tracker: StreamTracker, keepalive_s: float):
+        self.run, self.tracker, self.keepalive_s = run, tracker, keepalive_s
+        self.lock = asyncio.Lock()   # events and keep-alive comments are written by two tasks
+        self.last_send = time.monotonic()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -52,16 +57,33 @@ class EventStream:
             await events.aclose()
             self.tracker.finish(status)
 
+    async def _write(self, send: Callable, body: bytes, more: bool = True) -> None:
+        async with self.lock:
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+            self.last_send = time.monotonic()
+
+    async def _keepalive(self, send: Callable) -> None:
+        """A comment line after every keepalive_s of silence (a long prefill), so proxies keep the stream open."""
+        while True:
+            await asyncio.sleep(self.keepalive_s - (time.monotonic() - self.last_send))
+            if time.monotonic() - self.last_send >= self.keepalive_s:
+                await self._write(send, KEEPALIVE)
+
     async def _send_all(self, events: AsyncIterator[dict], send: Callable) -> str:
         status = "error"
-        async for event in events:
-            if event["type"].endswith(".delta"):
-                self.tracker.on_content()
-            if event["type"] in STATUS:
-                status = STATUS[event["type"]]
-                observe_usage(self.tracker, event["response"])
-            await send({"type": "http.response.body", "body": sse_event(event), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        ticker = asyncio.ensure_future(self._keepalive(send))
+        try:
+            async for event in events:
+                if event["type"].endswith(".delta"):
+                    self.tracker.on_content()
+                if event["type"] in STATUS:
+                    status = STATUS[event["type"]]
+                    observe_usage(self.tracker, event["response"])
+                await self._write(send, sse_event(event))
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        await self._write(send, b"", more=False)
         return status
 
 
@@ -104,7 +126,7 @@ class ResponsesAPI:
         except Exception as exc:
             tracker.finish("error")
             return error_response(as_serving_error(exc))
-        return EventStream(run, tracker)
+        return EventStream(run, tracker, self.frontend.keepalive_s)
 
     async def get(self, request: Request) -> Response:
         """GET /v1/responses/{id}: a stored response, else 404."""
