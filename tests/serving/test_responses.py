@@ -5,19 +5,12 @@ tool call round trip, max_output_tokens -> incomplete. The echo worker answers w
 the model is visible in the answer."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
 import httpx
 import openai
 import pytest
-
-from pyimpl.llm.errors import EngineError
-from pyimpl.llm.frontend.http.app import OpenAIFrontend
-from pyimpl.llm.responses import MemoryResponseStore, ResponsesService
-from pyimpl.llm.responses.items import chat_request
-from pyimpl.llm.responses.types import validate_request
 
 from .conftest import start_frontend, start_worker, wait_for_models
 
@@ -206,49 +199,6 @@ def test_errors_are_clear(client):
         client.responses.retrieve("resp_missing")
 
 
-def test_request_maps_onto_the_chat_path():
-    req = validate_request({"model": "m", "input": "hi", "instructions": "be terse", "max_output_tokens": 7,
-                            "tools": TOOLS, "tool_choice": {"type": "function", "name": "get_weather"},
-                            "text": {"format": {"type": "json_schema", "name": "out", "strict": True,
-                                                "schema": {"type": "object"}}}})
-    body, items = chat_request(req, [])
-    assert body["messages"] == [{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}]
-    assert body["max_tokens"] == 7
-    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["tools"][0]["function"]["name"] == "get_weather"
-    assert body["response_format"] == {"type": "json_schema",
-                                       "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True}}
-    assert items == [{"type": "message", "role": "user", "content": "hi"}]
-
-
-class BrokenChat:
-    """A chat path that streams some text and then fails (a worker lost for good, an engine error)."""
-
-    def chat_completion_stream(self, request: dict):
-        async def chunks():
-            yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}
-            yield {"choices": [{"index": 0, "delta": {"content": "lo"}}]}
-            raise EngineError("the engine died")
-        return chunks()
-
-
-def test_a_failure_after_the_stream_began_is_response_failed():
-    store = MemoryResponseStore()
-    service = ResponsesService(lambda: BrokenChat(), store)
-
-    async def run() -> list[dict]:
-        started = await service.start({"model": "m", "input": "hi"})
-        return [event async for event in started.events()]
-    events = asyncio.run(run())
-    assert [e["sequence_number"] for e in events] == list(range(len(events)))
-    assert [e["type"] for e in events][-4:] == ["response.output_text.done", "response.content_part.done",
-                                               "response.output_item.done", "response.failed"]
-    failed = events[-1]["response"]
-    assert failed["status"] == "failed" and failed["error"]["message"] == "the engine died"
-    assert failed["output"][0]["content"][0]["text"] == "Hello" and failed["output"][0]["status"] == "incomplete"
-    assert asyncio.run(service.get(failed["id"]))["status"] == "failed"   # stored as it ended
-
-
 def test_metrics_count_responses(stack, client):
     client.responses.create(model="tiny", input="count me", max_output_tokens=2)
     list(client.responses.create(model="tiny", input="count me too", max_output_tokens=2, stream=True))
@@ -278,76 +228,3 @@ def test_a_client_that_leaves_mid_stream_ends_the_request(stack):
         assert 'dynamo_frontend_inflight_requests{model="tiny-slow"} 0.0' in text
     finally:
         slow.stop()
-
-
-class EndlessChat:
-    """A chat path that never finishes; its clean-up awaits (as telling a worker to stop does)."""
-
-    models: dict = {}
-    aliases: dict = {}
-
-    def __init__(self):
-        self.closed = False
-
-    def chat_completion_stream(self, request: dict):
-        async def chunks():
-            try:
-                while True:
-                    yield {"choices": [{"index": 0, "delta": {"content": "x"}}]}
-                    await asyncio.sleep(0.005)
-            finally:
-                await asyncio.sleep(0)
-                self.closed = True
-        return chunks()
-
-
-def drive(app, body: dict, leave_after: int | None = None) -> list[dict]:
-    """POST /v1/responses to the ASGI `app` directly; the client leaves after `leave_after` messages."""
-    data = json.dumps(body).encode()
-    sent: list[dict] = []
-
-    async def run() -> None:
-        gone, requested = asyncio.Event(), []
-
-        async def receive() -> dict:
-            if not requested:
-                requested.append(True)
-                return {"type": "http.request", "body": data, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-            if leave_after is not None and len(sent) > leave_after:
-                gone.set()
-        scope = {"type": "http", "method": "POST", "path": "/v1/responses", "root_path": "", "query_string": b"",
-                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]}
-        await asyncio.wait_for(app(scope, receive, send), 10)
-    asyncio.run(run())
-    return sent
-
-
-def test_a_client_gone_closes_the_chat_stream():
-    chat = EndlessChat()
-    sent = drive(OpenAIFrontend(manager=chat).app(), {"model": "m", "input": "hi", "stream": True}, leave_after=20)
-    assert sent[0]["status"] == 200 and b"response.output_text.delta" in sent[-1]["body"]
-    assert chat.closed
-
-
-class PausingChat(EndlessChat):
-    """Two pieces of text 0.3 s apart."""
-
-    def chat_completion_stream(self, request: dict):
-        async def chunks():
-            yield {"choices": [{"index": 0, "delta": {"content": "a"}}]}
-            await asyncio.sleep(0.3)
-            yield {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "stop"}]}
-        return chunks()
-
-
-def test_silence_mid_stream_gets_keep_alive_comments():
-    sent = drive(OpenAIFrontend(manager=PausingChat(), keepalive_s=0.05).app(),
-                 {"model": "m", "input": "hi", "stream": True})
-    bodies = [m.get("body", b"") for m in sent[1:]]
-    assert bodies.count(b": keep-alive\n\n") >= 3
-    assert b"response.completed" in bodies[-2] and sent[-1]["more_body"] is False
