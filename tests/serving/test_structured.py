@@ -36,7 +36,9 @@ def _wire(**extra) -> dict:
 
 def test_wire_request_carries_the_constraint_to_enforce():
     assert "guided_decoding" not in _wire()
-    assert "guided_decoding" not in _wire(tools=TOOLS, tool_choice="auto")
+    loose = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+    assert "guided_decoding" not in _wire(tools=loose, tool_choice="auto")
+    assert _wire(tools=TOOLS)["guided_decoding"]["tool_call"]["auto"] is True   # a strict tool: calls hold too
     assert _wire(response_format={"type": "json_object"})["guided_decoding"] == {"json_object": True}
     fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": SCHEMA, "strict": True}}
     assert _wire(response_format=fmt)["guided_decoding"] == {"json_schema": SCHEMA}
@@ -71,6 +73,24 @@ def test_each_enforced_format_is_what_its_parser_reads(parser, tiny_model):
     reader = get_tool_call_parser(parser)()
     found = reader.feed(text).tool_calls + reader.finish().tool_calls
     assert [(c.name, json.loads(c.arguments)) for c in found] == calls
+
+
+@pytest.mark.parametrize("text, accepted", [
+    ("Hello there", True),
+    ('<tool_call>\n{"name": "search", "arguments": {"query": "x", "limit": 1}}\n</tool_call>', True),
+    ('Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>', True),
+    ('<tool_call>\n{"name": "other", "arguments": {}}\n</tool_call>', False),
+    ('x <tool_call>\n{"name": "search", "arguments": {"query": "x"}}\n</tool_call>', False)])
+def test_strict_tools_under_auto_allow_text_or_valid_calls(text, accepted, tiny_model):
+    from transformers import AutoTokenizer
+    hf = AutoTokenizer.from_pretrained(tiny_model, local_files_only=True)
+    tokenizer = GuidedTokenizer(hf, len(hf), [hf.eos_token_id])
+    spec = _wire(tools=TOOLS)["guided_decoding"]
+    matcher = tokenizer.matcher(grammar_for(spec, "hermes", tokenizer.added_tokens))
+    ok = matcher.consume_tokens(hf.encode(text, add_special_tokens=False))
+    assert (ok and matcher.is_accepting()) is accepted
+    assert grammar_for(spec, "hermes", {}) is None       # a plain-text tag: free text could hide a bad call
+    assert grammar_for(spec, "pythonic", {}) is None     # no grammar for the format: not enforced, no error
 
 
 @pytest.mark.parametrize("reasoning, text, accepted", [
@@ -129,6 +149,10 @@ async def test_required_and_named_tool_choice_always_call_a_tool(manager):
         calls = choice["message"].get("tool_calls")
         assert choice["finish_reason"] == "tool_calls" and calls, choice
         for call in calls:
+            jsonschema.validate(json.loads(call["function"]["arguments"]), schemas[call["function"]["name"]])
+    for choice in await _sample(manager, 6, tools=TOOLS):       # auto with a strict tool: text or valid calls
+        assert "<tool_call>" not in (choice["message"]["content"] or "")
+        for call in choice["message"].get("tool_calls") or ():
             jsonschema.validate(json.loads(call["function"]["arguments"]), schemas[call["function"]["name"]])
     named = {"type": "function", "function": {"name": "search"}}
     for choice in await _sample(manager, 6, tools=TOOLS, tool_choice=named):

@@ -55,14 +55,16 @@ class GuidedDecoding:
             return None
         if self._tokenizer is None:
             self._tokenizer = await asyncio.to_thread(self._load_tokenizer)
-        return [await asyncio.to_thread(self._processor, self._tokenizer, guided)]
+        processor = await asyncio.to_thread(self._processor, self._tokenizer, guided)
+        return [processor] if processor is not None else None
 
-    def _processor(self, tokenizer: GuidedTokenizer, guided: dict) -> GrammarLogitsProcessor:
+    def _processor(self, tokenizer: GuidedTokenizer, guided: dict) -> GrammarLogitsProcessor | None:
+        """None where `guided` only asks for what this model cannot enforce quietly (strict tools under auto)."""
         where = "tool_choice" if guided.get("tool_call") else "response_format"
         try:
             grammar = grammar_for(guided, self.tool_call_parser, tokenizer.added_tokens, self.reasoning_parser)
             if grammar is None:
-                raise ValueError(f"unknown guided_decoding {sorted(guided)}")
+                return None
             matcher = tokenizer.matcher(grammar)
         except ValueError as exc:
             raise EngineRequestError(f"'{where}' cannot be enforced: {exc}", where) from None

@@ -68,10 +68,11 @@ def tool_choice_hint(tool_choice: Any) -> str | None:
 
 def guided_decoding(response_format: dict | None, tools: list[dict] | None, tool_choice: Any) -> dict | None:
     """The worker-side constraint (docs/INTERFACES.md `guided_decoding`) for what the hints above ask: a required
-    or named tool_choice as tool calls in the model's format, else a json_schema / json_object response format."""
+    or named tool_choice as tool calls in the model's format, else a json_schema / json_object response format,
+    else (tool_choice auto with a `strict` tool) free text or calls whose arguments match the tools' schemas."""
+    offered = [{"name": t["function"]["name"], "parameters": t["function"].get("parameters")} for t in tools or ()]
     if tools and (tool_choice == "required" or isinstance(tool_choice, dict)):
         name = tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
-        offered = [{"name": t["function"]["name"], "parameters": t["function"].get("parameters")} for t in tools]
         return {"tool_call": {"tools": offered, "name": name}}
     kind = (response_format or {}).get("type")
     schema = ((response_format or {}).get("json_schema") or {}).get("schema")
@@ -79,6 +80,8 @@ def guided_decoding(response_format: dict | None, tools: list[dict] | None, tool
         return {"json_schema": schema}
     if kind in ("json_object", "json_schema"):
         return {"json_object": True}
+    if tools and tool_choice in (None, "auto") and any(t["function"].get("strict") for t in tools):
+        return {"tool_call": {"tools": offered, "name": None, "auto": True}}
     return None
 
 

@@ -49,6 +49,8 @@ def grammar_for(guided: Mapping[str, Any], tool_call_parser: str | None, added_t
     `reasoning_parser` whose tags are single tokens, a reasoning block may come first, unconstrained."""
     if guided.get("tool_call"):
         body = _tool_call_rules(guided["tool_call"], tool_call_parser, added_tokens)
+        if body is None:
+            return None
     elif isinstance(guided.get("json_schema"), dict):
         body = _json_rule(guided["json_schema"])
     elif guided.get("json_object"):
@@ -74,8 +76,12 @@ def _json_rule(schema: Mapping[str, Any]) -> str:
     return f"body: %json {json.dumps({**schema, 'x-guidance': options})}\n"
 
 
-def _tool_call_rules(spec: Mapping[str, Any], parser: str | None, added: Mapping[str, int]) -> str:
+def _tool_call_rules(spec: Mapping[str, Any], parser: str | None, added: Mapping[str, int]) -> str | None:
+    """Calls of the tools in the parser's format; `auto` (strict tools, tool_choice auto): free text or calls,
+    None (nothing enforced, as OpenAI's non-strict) where the calls' opening tag is not one token ending the text."""
     fmt = TOOL_CALL_FORMATS.get(parser or "")
+    if fmt is None and spec.get("auto"):
+        return None
     if fmt is None:
         raise GrammarUnsupported(f"tool calls in the {parser or 'unknown'!s} format cannot be enforced "
                                  f"(enforced formats: {', '.join(TOOL_CALL_FORMATS)})")
@@ -86,8 +92,14 @@ def _tool_call_rules(spec: Mapping[str, Any], parser: str | None, added: Mapping
     schema = {**(calls[0] if len(calls) == 1 else {"anyOf": calls}), "x-guidance": JSON_OPTIONS}
     call = " ".join(filter(None, [_literal(fmt.call_open, added), "call_json", _literal(fmt.call_close, added)]))
     repeat = "" if spec.get("name") else f" ({_literal(fmt.separator, added)} call)*"
-    body = " ".join(filter(None, [_literal(fmt.list_open, added), "call" + repeat, _literal(fmt.list_close, added)]))
-    return f"body: {body}\ncall: {call}\ncall_json: %json {json.dumps(schema)}\n"
+    calls_rule = " ".join(filter(None, [_literal(fmt.list_open, added), "call" + repeat,
+                                        _literal(fmt.list_close, added)]))
+    rules = f"calls: {calls_rule}\ncall: {call}\ncall_json: %json {json.dumps(schema)}\n"
+    if not spec.get("auto"):
+        return "body: calls\n" + rules
+    if not _literal(fmt.list_open or fmt.call_open, added).startswith("<["):   # free text could run into a
+        return None                                                               # plain-text tag unseen
+    return "body: FREE | FREE? calls\nFREE: /(.|\\n)+/\n" + rules
 
 
 def _call_schema(name: str, parameters: Any, arguments_key: str) -> dict:
