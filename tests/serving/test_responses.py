@@ -102,6 +102,7 @@ def test_streamed_events_in_order(client):
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == final.output_text and "done" in text
     assert [o.content[0].text for o in final.output if o.type == "reasoning"] == ["pondering"]
+    assert 0 < final.usage.output_tokens_details.reasoning_tokens < final.usage.output_tokens
     assert client.responses.retrieve(final.id).output_text == text   # stored as streamed
 
 

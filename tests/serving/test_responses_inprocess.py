@@ -32,7 +32,7 @@ def test_request_maps_onto_the_chat_path():
 class BrokenChat:
     """A chat path that streams some text and then fails (a worker lost for good, an engine error)."""
 
-    def chat_completion_stream(self, request: dict):
+    def chat_completion_stream(self, request: dict, token_ids: bool = False):
         async def chunks():
             yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}
             yield {"choices": [{"index": 0, "delta": {"content": "lo"}}]}
@@ -66,7 +66,7 @@ class EndlessChat:
     def __init__(self):
         self.closed = False
 
-    def chat_completion_stream(self, request: dict):
+    def chat_completion_stream(self, request: dict, token_ids: bool = False):
         async def chunks():
             try:
                 while True:
@@ -114,7 +114,7 @@ def test_a_client_gone_closes_the_chat_stream():
 class PausingChat(EndlessChat):
     """Two pieces of text 0.3 s apart."""
 
-    def chat_completion_stream(self, request: dict):
+    def chat_completion_stream(self, request: dict, token_ids: bool = False):
         async def chunks():
             yield {"choices": [{"index": 0, "delta": {"content": "a"}}]}
             await asyncio.sleep(0.3)

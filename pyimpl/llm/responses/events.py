@@ -22,12 +22,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def response_usage(usage: dict | None) -> dict | None:
-    """Chat usage as Responses usage, with cached input and reasoning output token details."""
+def response_usage(usage: dict | None, reasoning_tokens: int = 0) -> dict | None:
+    """Chat usage as Responses usage, with cached input and reasoning output token details (reasoning: as the
+    chat usage reports it, else the tokens counted under reasoning deltas)."""
     if usage is None:
         return None
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or reasoning_tokens
     return {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": cached},
             "output_tokens": usage["completion_tokens"], "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
@@ -59,6 +60,7 @@ class ResponseStream:
         self.calls: dict[int, dict | None] = {}   # chat tool call index -> its item (None: over the limit)
         self.finish_reason: str | None = None
         self.usage: dict | None = None
+        self.reasoning_tokens = 0
 
     @property
     def output(self) -> list[dict]:
@@ -86,6 +88,8 @@ class ResponseStream:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            if delta.get("reasoning_content") and not delta.get("content"):
+                self.reasoning_tokens += len(choice.get("token_ids") or ())   # ids of this delta (token_ids=True)
             for kind, key in (("reasoning", "reasoning_content"), ("message", "content")):
                 if delta.get(key):
                     events += self._text(kind, delta[key])
@@ -172,7 +176,7 @@ class ResponseStream:
         """The closing events once the chat stream ended: completed, or incomplete with its reason."""
         reason = INCOMPLETE_REASONS.get(self.finish_reason or "")
         events = self._close("incomplete" if reason else "completed")
-        self.response["usage"] = response_usage(self.usage)
+        self.response["usage"] = response_usage(self.usage, self.reasoning_tokens)
         if reason:
             self.response.update(status="incomplete", incomplete_details={"reason": reason})
             return events + [self._event("response.incomplete", response=self._snapshot())]
@@ -183,5 +187,5 @@ class ResponseStream:
         """The closing events when generation failed after the response began."""
         events = self._close("incomplete")
         self.response.update(status="failed", error={"code": code, "message": message},
-                             usage=response_usage(self.usage))
+                             usage=response_usage(self.usage, self.reasoning_tokens))
         return events + [self._event("response.failed", response=self._snapshot())]

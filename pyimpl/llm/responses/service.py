@@ -17,10 +17,11 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 class ChatStreamer(Protocol):
-    """What runs the chat path (the frontend's ModelManager): chat.completion.chunk dicts; validation errors
+    """What runs the chat path (the frontend's ModelManager): chat.completion.chunk dicts, each choice with the
+    `token_ids` its delta came from when asked (reasoning tokens are counted with them); validation errors
     raise on the first iteration."""
 
-    def chat_completion_stream(self, request: dict) -> AsyncIterator[dict]: ...
+    def chat_completion_stream(self, request: dict, *, token_ids: bool = False) -> AsyncIterator[dict]: ...
 
 
 class ResponseRun:
@@ -83,7 +84,7 @@ class ResponsesService:
         if req.previous_response_id is not None:
             history = (await require(self.store, req.previous_response_id, "previous_response_id")).items
         chat_body, items = chat_request(req, history)
-        chunks = self.chat().chat_completion_stream(with_usage(chat_body))
+        chunks = self.chat().chat_completion_stream(with_usage(chat_body), token_ids=True)
         try:
             first = await chunks.__anext__()
         except StopAsyncIteration:
