@@ -128,3 +128,14 @@ def test_silence_mid_stream_gets_keep_alive_comments():
     bodies = [m.get("body", b"") for m in sent[1:]]
     assert bodies.count(b": keep-alive\n\n") >= 3
     assert b"response.completed" in bodies[-2] and sent[-1]["more_body"] is False
+
+
+def test_every_route_needs_the_api_key():
+    from starlette.testclient import TestClient
+    with TestClient(OpenAIFrontend(manager=EndlessChat(), api_key="k").app()) as client:
+        for method, path in (("POST", "/v1/responses"), ("GET", "/v1/responses/resp_x"),
+                             ("DELETE", "/v1/responses/resp_x")):
+            reply = client.request(method, path, json={"model": "m", "input": "hi"})
+            assert reply.status_code == 401 and reply.json()["error"]["code"] == "invalid_api_key", (method, path)
+        reply = client.get("/v1/responses/resp_x", headers={"authorization": "Bearer k"})
+        assert reply.status_code == 404 and reply.json()["error"]["code"] == "response_not_found"
