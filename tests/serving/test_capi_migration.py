@@ -15,7 +15,7 @@ from pyimpl.capi.status import ERR_UNAVAILABLE, FINISH_CANCELLED, FINISH_LENGTH,
 
 from .conftest import start_worker
 
-MAX_TOKENS = 300
+MAX_TOKENS = 800  # ~8 s of mock steps: the kill must land mid-stream even when a worker start is slow under load
 WORKER = ("--model-name", "tiny", "--engine", "mock", "--mock-step-delay-s", "0.01")
 
 
