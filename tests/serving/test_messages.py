@@ -17,16 +17,19 @@ TOOL_CALL_TEXT = '<tool_call>{"name": "get_weather", "arguments": {"city": "Pari
 
 @pytest.fixture(scope="module")
 def stack(serving_env, tiny_model):
-    """One frontend with an API key, one echo (mock) worker with the hermes tool-call and think reasoning parsers."""
+    """One frontend with an API key, an echo (mock) worker with the hermes and think parsers, a slow mock worker."""
     frontend, url = start_frontend(serving_env, "--api-key", "sk-test")
-    worker = start_worker(serving_env, tiny_model, "--model-name", "tiny", "--engine", "mock",
-                          "--tool-call-parser", "hermes", "--reasoning-parser", "think")
+    workers = [start_worker(serving_env, tiny_model, "--model-name", "tiny", "--engine", "mock",
+                            "--tool-call-parser", "hermes", "--reasoning-parser", "think"),
+               start_worker(serving_env, tiny_model, "--model-name", "tiny-slow", "--engine", "mock",
+                            "--endpoint", "slow.backend.generate", "--mock-step-delay-s", "0.05")]
     try:
-        wait_for_models(url, lambda names: "tiny" in names, headers={"Authorization": "Bearer sk-test"})
+        wait_for_models(url, lambda names: {"tiny", "tiny-slow"} <= set(names),
+                        headers={"Authorization": "Bearer sk-test"})
         yield url
     finally:
-        worker.stop()
-        frontend.stop()
+        for proc in [*workers, frontend]:
+            proc.stop()
 
 
 @pytest.fixture
@@ -276,3 +279,20 @@ async def test_any_and_named_tool_choice_always_call_a_tool(torch_client):
         assert set(next(b for b in r.content if b.type == "tool_use").input) == {"query"}
         r = await torch_client.messages.create(**ask, tool_choice={"type": "any"})
         assert r.stop_reason == "tool_use" and any(b.type == "tool_use" for b in r.content)
+
+
+async def test_client_disconnect_cancels_the_engine_request(stack, serving_env):
+    from .test_http_openai import WorkerStats
+    body = {"model": "tiny-slow", "max_tokens": 1500, "stream": True,
+            "messages": [{"role": "user", "content": "count on " * 100}]}
+    async with WorkerStats(serving_env, "slow.backend.stats") as stats:
+        before = await stats.aborts()
+        async with httpx.AsyncClient(base_url=stack, timeout=60, headers={"x-api-key": "sk-test"}) as http:
+            async with http.stream("POST", "/v1/messages", json=body) as r:
+                assert r.status_code == 200, await r.aread()
+                async for line in r.aiter_lines():
+                    if line == "event: content_block_delta":
+                        break
+        assert await stats.wait_for_aborts(before + 1) == before + 1
+    metrics = httpx.get(f"{stack}/metrics").text
+    assert any('endpoint="/v1/messages"' in line and 'status="cancelled"' in line for line in metrics.splitlines())
