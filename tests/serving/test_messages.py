@@ -106,11 +106,11 @@ def test_tool_use_round_trip(client):
 
 def test_stop_sequences(client):
     text = "alpha beta HALT gamma delta"
-    r = client.messages.create(model="tiny", max_tokens=500, stop_sequences=["NEVERSEEN", "HALT"],
+    r = client.messages.create(model="tiny", max_tokens=500, stop_sequences=["NEVERSEEN", "LT", "HALT"],
                                messages=[{"role": "user", "content": text}])
     assert r.stop_reason == "stop_sequence" and r.stop_sequence == "HALT"
     assert r.content[0].text.endswith("alpha beta ") and "HALT" not in r.content[0].text
-    with client.messages.stream(model="tiny", max_tokens=500, stop_sequences=["HALT"],
+    with client.messages.stream(model="tiny", max_tokens=500, stop_sequences=["LT", "HALT"],
                                 messages=[{"role": "user", "content": text}]) as stream:
         streamed = "".join(stream.text_stream)
         final = stream.get_final_message()

@@ -110,9 +110,10 @@ def to_chat_request(req: AnthropicMessagesRequest | AnthropicCountTokensRequest)
 
 
 def _stop(finish_reason: str | None, text: str, stops: list[str] | None) -> tuple[str, str, str | None]:
-    """(text without the matched stop sequence, stop_reason, stop_sequence)."""
+    """(text without the matched stop sequence, stop_reason, stop_sequence); the matched one is the longest that
+    ends the text (the stop-string matcher takes the earliest match, and its text ends where that match ends)."""
     if finish_reason == "stop":
-        for stop in stops or ():
+        for stop in sorted(stops or (), key=len, reverse=True):
             if text.endswith(stop):
                 return text[:-len(stop)], "stop_sequence", stop
     return text, STOP_REASONS.get(finish_reason or "stop", "end_turn"), None
