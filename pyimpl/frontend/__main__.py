@@ -28,7 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--engine", choices=("torch", "mock"), default="torch", help="--models: the engine of each model")
     p.add_argument("--responses-store", default=None, metavar="PATH",
                    help="keep /v1/responses (previous_response_id, GET, DELETE) in this SQLite file, so they survive "
-                        "a restart (default: in memory, the newest 10000)")
+                        "a restart (default: in memory, the newest 10000 up to 256 MiB)")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")

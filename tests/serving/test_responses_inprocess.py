@@ -139,3 +139,25 @@ def test_every_route_needs_the_api_key():
             assert reply.status_code == 401 and reply.json()["error"]["code"] == "invalid_api_key", (method, path)
         reply = client.get("/v1/responses/resp_x", headers={"authorization": "Bearer k"})
         assert reply.status_code == 404 and reply.json()["error"]["code"] == "response_not_found"
+
+
+def test_the_memory_store_drops_the_oldest_past_its_bounds():
+    from pyimpl.llm.responses import StoredResponse
+
+    def record(n: int, size: int) -> StoredResponse:
+        return StoredResponse({"id": f"resp_{n}", "created_at": 0}, [{"type": "message", "content": "x" * size}])
+
+    async def run() -> None:
+        by_count = MemoryResponseStore(capacity=2)
+        for n in range(3):
+            await by_count.put(record(n, 10))
+        assert await by_count.get("resp_0") is None and await by_count.get("resp_2") is not None
+        by_size = MemoryResponseStore(max_bytes=2500)
+        for n in range(3):
+            await by_size.put(record(n, 1000))
+        assert await by_size.get("resp_0") is None and await by_size.get("resp_1") is not None
+        assert by_size.bytes <= 2500
+        await by_size.delete("resp_1")
+        await by_size.delete("resp_2")
+        assert by_size.bytes == 0
+    asyncio.run(run())

@@ -14,6 +14,7 @@ import msgspec
 from pyimpl.llm.errors import ServingError
 
 DEFAULT_MEMORY_CAPACITY = 10_000
+DEFAULT_MEMORY_BYTES = 256 << 20
 
 
 class ResponseNotFoundError(ServingError):
@@ -49,24 +50,30 @@ async def require(store: ResponseStore, response_id: str, param: str | None = No
 
 
 class MemoryResponseStore:
-    """Responses in this process's memory; past `capacity` the oldest are dropped (nothing grows unbounded)."""
+    """Responses in this process's memory: past `capacity` records or `max_bytes` of them (each record holds its
+    whole conversation, so long ones are large) the oldest are dropped; nothing grows unbounded."""
 
-    def __init__(self, capacity: int = DEFAULT_MEMORY_CAPACITY):
-        self.capacity = capacity
+    def __init__(self, capacity: int = DEFAULT_MEMORY_CAPACITY, max_bytes: int = DEFAULT_MEMORY_BYTES):
+        self.capacity, self.max_bytes = capacity, max_bytes
         self._records: OrderedDict[str, bytes] = OrderedDict()
+        self.bytes = 0
 
     async def get(self, response_id: str) -> StoredResponse | None:
         data = self._records.get(response_id)
         return None if data is None else msgspec.json.decode(data, type=StoredResponse)
 
     async def put(self, record: StoredResponse) -> None:
-        self._records[record.response["id"]] = msgspec.json.encode(record)
-        self._records.move_to_end(record.response["id"])
-        while len(self._records) > self.capacity:
-            self._records.popitem(last=False)
+        await self.delete(record.response["id"])
+        data = msgspec.json.encode(record)
+        self._records[record.response["id"]] = data
+        self.bytes += len(data)
+        while len(self._records) > self.capacity or (self.bytes > self.max_bytes and len(self._records) > 1):
+            self.bytes -= len(self._records.popitem(last=False)[1])
 
     async def delete(self, response_id: str) -> bool:
-        return self._records.pop(response_id, None) is not None
+        data = self._records.pop(response_id, None)
+        self.bytes -= len(data or b"")
+        return data is not None
 
 
 class SQLiteResponseStore:
