@@ -1,7 +1,8 @@
 """A `guided_decoding` wire dict as an llguidance grammar: a JSON schema, or tool calls in the model's own format.
 
 Wire shapes (docs/INTERFACES.md): {"json_object": true} | {"json_schema": {...}} |
-{"tool_call": {"tools": [{"name", "parameters"}], "name": str | None}} (name None: any of the tools, one or more calls).
+{"tool_call": {"tools": [{"name", "parameters"}], "name": str | None, "auto": bool}} (name None: one or more calls of
+any of the tools; auto: free text or such calls).
 """
 from __future__ import annotations
 
