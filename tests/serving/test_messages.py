@@ -160,24 +160,6 @@ def test_tool_use_block_input_is_valid_json_text(client):
     assert json.loads("".join(parts)) == {"city": "Paris"}
 
 
-def test_openapi_documents_the_anthropic_shapes():
-    from pyimpl.llm.frontend.http.openapi import OPENAPI_SPEC
-    post = OPENAPI_SPEC["paths"]["/v1/messages"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/AnthropicMessagesRequest"}
-    for status in ("400", "401", "404", "503"):
-        assert post["responses"][status]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/AnthropicErrorResponse"}
-    events = post["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]["properties"]["data"]
-    refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in events["contentSchema"]["anyOf"]}
-    assert {"AnthropicMessageStart", "AnthropicContentBlockDelta", "AnthropicMessageStop", "AnthropicPing",
-            "AnthropicErrorResponse"} <= refs
-    assert "max_tokens" in OPENAPI_SPEC["components"]["schemas"]["AnthropicMessagesRequest"]["required"]
-    # the OpenAI routes keep OpenAI's envelope
-    assert OPENAPI_SPEC["paths"]["/v1/chat/completions"]["post"]["responses"]["400"]["content"][
-        "application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
-
-
 def test_reasoning_comes_as_a_thinking_block(client):
     messages = [{"role": "user", "content": "<think>pondering deeply</think>final answer"}]
     r = client.messages.create(model="tiny", max_tokens=500, messages=messages)
@@ -190,38 +172,6 @@ def test_reasoning_comes_as_a_thinking_block(client):
     assert "thinking_delta" in kinds and kinds[-1] == "text_delta"   # the echo's template text may come first
     assert [b.thinking for b in final.content if b.type == "thinking"] == [r.content[0].thinking]
     assert "".join(b.text for b in final.content if b.type == "text") == r.content[1].text
-
-
-class _FailingManager:
-    """A manager whose chat stream fails after its first text: what a worker failing mid-answer looks like."""
-
-    models: dict = {}
-    aliases: dict = {}
-
-    async def prepare(self, body: dict, kind: str):
-        return None, None, None, [1, 2, 3], 5
-
-    def chat_completion_stream(self, body: dict):
-        async def chunks():
-            from pyimpl.llm.errors import EngineError
-            for delta in ({"role": "assistant", "content": ""}, {"content": "partial"}):
-                yield {"id": "chatcmpl-1", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-            raise EngineError("the engine failed")
-        return chunks()
-
-
-def test_a_stream_failing_midway_ends_with_an_anthropic_error_event():
-    from starlette.testclient import TestClient
-
-    from pyimpl.llm.frontend.http.app import OpenAIFrontend
-    with TestClient(OpenAIFrontend(manager=_FailingManager()).app()) as http:
-        r = http.post("/v1/messages", json={"model": "m", "max_tokens": 5, "stream": True,
-                                            "messages": [{"role": "user", "content": "x"}]})
-    lines = [line for line in r.text.split("\n") if line]
-    names = [line.removeprefix("event: ") for line in lines[0::2]]
-    assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "error"]
-    assert json.loads(lines[-1].removeprefix("data: ")) == {
-        "type": "error", "error": {"type": "api_error", "message": "the engine failed"}}
 
 
 def test_parallel_tool_use_and_disabling_it(client):
@@ -237,48 +187,6 @@ def test_parallel_tool_use_and_disabling_it(client):
                                 messages=messages) as stream:
         final = stream.get_final_message()
     assert [b.input for b in final.content if b.type == "tool_use"] == [{"city": "Paris"}]
-
-
-@pytest.fixture
-async def torch_client(tiny_model):
-    """The anthropic client in-process against a frontend over a torch-engine worker (decoding is constrained)."""
-    from pyimpl.llm.backend.model_server import serve_model
-    from pyimpl.llm.frontend.http.app import OpenAIFrontend
-    from pyimpl.llm.frontend.model_manager import ModelManager
-    from pyimpl.runtime import DistributedRuntime
-    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
-    served = await serve_model(rt, tiny_model, model_name="tiny", engine="torch")
-    manager = ModelManager(rt, no_worker_wait_s=0.5)
-    await manager.start()
-    await manager.wait_for_model("tiny", timeout=30)
-    http_lib = pytest.importorskip("httpx2")   # what this anthropic client is built on (older ones: httpx)
-    http = http_lib.AsyncClient(transport=http_lib.ASGITransport(app=OpenAIFrontend(manager).app()),
-                                base_url="http://t")
-    try:
-        yield anthropic.AsyncAnthropic(base_url="http://t", api_key="x", http_client=http, max_retries=0)
-    finally:
-        await http.aclose()
-        await manager.stop()
-        await served.stop()
-        await rt.shutdown()
-
-
-async def test_any_and_named_tool_choice_always_call_a_tool(torch_client):
-    """On the random tiny model only constrained decoding makes these calls: tool_choice is enforced, not a hint."""
-    search = {"name": "search", "input_schema": {"type": "object", "additionalProperties": False,
-                                                 "required": ["query"],
-                                                 "properties": {"query": {"type": "string", "maxLength": 10}}}}
-    weather = {"type": "object", "additionalProperties": False, "required": ["city"],
-               "properties": {"city": {"type": "string", "maxLength": 10}}}
-    tools = [{**TOOLS[0], "input_schema": weather}, search]
-    ask = {"model": "tiny", "max_tokens": 120, "tools": tools, "extra_body": {"temperature": 1.0},
-           "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
-    for _ in range(2):
-        r = await torch_client.messages.create(**ask, tool_choice={"type": "tool", "name": "search"})
-        assert r.stop_reason == "tool_use" and [b.name for b in r.content if b.type == "tool_use"] == ["search"]
-        assert set(next(b for b in r.content if b.type == "tool_use").input) == {"query"}
-        r = await torch_client.messages.create(**ask, tool_choice={"type": "any"})
-        assert r.stop_reason == "tool_use" and any(b.type == "tool_use" for b in r.content)
 
 
 async def test_client_disconnect_cancels_the_engine_request(stack, serving_env):

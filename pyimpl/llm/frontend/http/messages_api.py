@@ -2,7 +2,6 @@
 (ModelManager's chat stream), with Anthropic's SSE events and error shape on these routes only."""
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable
 
 import msgspec
@@ -13,8 +12,8 @@ from starlette.routing import Route
 from pyimpl.llm.errors import ServingError
 from pyimpl.llm.frontend.anthropic import (anthropic_error, message_events, parse_messages_request, to_chat_request,
                                            to_message)
-from pyimpl.llm.frontend.http.responses import (SSE_HEADERS, CancellableJSON, StreamTracker, as_serving_error,
-                                                json_response, log_server_error, run_until_disconnect)
+from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error,
+                                                json_response, log_server_error)
 from pyimpl.llm.frontend.prompt_input import text_size
 from pyimpl.llm.frontend.protocols import with_usage
 from pyimpl.llm.text.preprocessor import LARGE_TEXT
@@ -41,62 +40,38 @@ def anthropic_error_response(err: ServingError) -> Response:
     return response
 
 
-class AnthropicSSE:
-    """Streams Anthropic events; a ping when nothing was sent for keepalive_s; an `error` event if the stream
-    fails after it began; the worker request is cancelled when the client goes."""
+class AnthropicSSE(SSEResponse):
+    """Streams Anthropic events as the OpenAI streams go (batched writes, cancel on disconnect): a ping event
+    after keepalive_s of silence, an `error` event if the stream fails after it began, and no [DONE]."""
+
+    keepalive_event = PING
 
     def __init__(self, first: tuple[str, dict], events: AsyncGenerator[tuple[str, dict], None],
                  tracker: StreamTracker, keepalive_s: float):
-        self.first, self.events, self.tracker, self.keepalive_s = first, events, tracker, keepalive_s
+        super().__init__(None, events, tracker, False, keepalive_s)
+        self.first_event = first
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        status = "error"
+    async def _produce(self) -> str:
+        tracker, pending, ready = self.tracker, self.pending, self.ready
+        status = "success"
         try:
-            disconnected, status = await run_until_disconnect(receive, self._send_all(send))
-            if disconnected:
-                status = "cancelled"
-        finally:
-            await self.events.aclose()
-            self.tracker.finish(status)
-
-    async def _send_all(self, send: Callable) -> str:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        producer = asyncio.ensure_future(self._produce(queue))
-        try:
-            while True:
-                try:
-                    body = await asyncio.wait_for(queue.get(), self.keepalive_s)
-                except asyncio.TimeoutError:
-                    body = PING
-                if body is None:
-                    break
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return producer.result()
-        finally:
-            if not producer.done():
-                producer.cancel()
-                await asyncio.gather(producer, return_exceptions=True)
-
-    async def _produce(self, queue: asyncio.Queue[bytes | None]) -> str:
-        tracker, status = self.tracker, "success"
-        try:
-            queue.put_nowait(sse_event(*self.first))
-            async for kind, data in self.events:
+            pending.append(sse_event(*self.first_event))
+            ready.set()
+            async for kind, data in self.rest:
                 if kind == "content_block_delta":
                     tracker.on_content()
                 elif kind == "message_delta":
                     usage = data["usage"]
                     tracker.on_usage({"prompt_tokens": usage["input_tokens"],
                                       "completion_tokens": usage["output_tokens"]})
-                queue.put_nowait(sse_event(kind, data))
+                pending.append(sse_event(kind, data))
+                ready.set()
         except Exception as exc:  # the stream had begun: report in-band, as Anthropic does
             status = "error"
             err = as_serving_error(exc)
             log_server_error(err, "stream")
-            queue.put_nowait(sse_event("error", anthropic_error(err)))
-        queue.put_nowait(None)
+            pending.append(sse_event("error", anthropic_error(err)))
+        ready.set()
         return status
 
 

@@ -144,6 +144,8 @@ class SSEResponse:
     whatever has gathered in one `send`, so bursts cost one write instead of one per chunk.
     """
 
+    keepalive_event = KEEPALIVE   # what is sent after keepalive_s of silence (a subclass may send an event)
+
     def __init__(self, first: dict | None, rest: AsyncIterator[dict], tracker: StreamTracker,
                  include_usage: bool, keepalive_s: float):
         self.first, self.rest, self.tracker = first, rest, tracker
@@ -169,7 +171,7 @@ class SSEResponse:
         while True:
             await asyncio.sleep(self.keepalive_s)
             if time.monotonic() - self.last_send >= self.keepalive_s and not self.pending:
-                self.pending.append(KEEPALIVE)
+                self.pending.append(self.keepalive_event)
                 self.ready.set()
 
     async def _send_loop(self, send: Callable) -> str:
