@@ -125,6 +125,12 @@ def test_count_tokens(client):
     assert counted == used > 0
     with_tools = client.messages.count_tokens(model="tiny", messages=messages, tools=TOOLS).input_tokens
     assert with_tools > counted
+    forced = {"type": "tool", "name": "get_weather"}
+    assert client.messages.count_tokens(model="tiny", messages=messages, tools=TOOLS,
+                                        tool_choice=forced).input_tokens == client.messages.create(
+        model="tiny", max_tokens=1, messages=messages, tools=TOOLS, tool_choice=forced).usage.input_tokens
+    long = [{"role": "user", "content": "many words " * 2000}]   # over the model's context: counted all the same
+    assert client.messages.count_tokens(model="tiny", messages=long).input_tokens > 2048
 
 
 def test_errors_in_anthropic_shape(client, stack):

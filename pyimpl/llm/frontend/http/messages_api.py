@@ -14,8 +14,9 @@ from pyimpl.llm.frontend.anthropic import (anthropic_error, message_events, pars
                                            to_message)
 from pyimpl.llm.frontend.http.responses import (CancellableJSON, SSEResponse, StreamTracker, as_serving_error,
                                                 json_response, log_server_error)
-from pyimpl.llm.frontend.prompt_input import text_size
-from pyimpl.llm.frontend.protocols import with_usage
+from pyimpl.llm.frontend.http.tokenize import tokenize_body
+from pyimpl.llm.frontend.prompt_input import text_size, tool_choice_hint
+from pyimpl.llm.frontend.protocols import parse_chat_request, with_usage
 from pyimpl.llm.text.preprocessor import LARGE_TEXT
 
 if TYPE_CHECKING:
@@ -134,10 +135,16 @@ class MessagesAPI:
         return len(prompt_ids)
 
     async def count_tokens(self, request: Request) -> Response:
-        """POST /v1/messages/count_tokens: the prompt's tokens as the model would see them (template, tools)."""
+        """POST /v1/messages/count_tokens: the prompt's tokens as the model would see them (template, tools, the
+        tool_choice instruction), counted like /tokenize, so a prompt over the context is counted, not refused."""
         try:
             req = parse_messages_request(await self.read_body(request), count_only=True)
-            _, _, _, prompt_ids, _ = await self.frontend.manager.prepare(to_chat_request(req), "chat")
+            chat = to_chat_request(req)
+            parse_chat_request(chat)   # what the same messages would be refused for
+            hint = tool_choice_hint(chat.get("tool_choice"))
+            messages = [{"role": "system", "content": hint}, *chat["messages"]] if hint else chat["messages"]
+            counted = await tokenize_body(self.frontend.manager, {"model": req.model, "messages": messages,
+                                                                  "tools": chat.get("tools")})
         except Exception as exc:
             return anthropic_error_response(as_serving_error(exc))
-        return json_response({"input_tokens": len(prompt_ids)})
+        return json_response({"input_tokens": counted["count"]})
