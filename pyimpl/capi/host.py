@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.heap import HeapReclaimer
+from pyimpl.capi.loop_threads import LoopThreads
 from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, describe, status_of)
@@ -54,6 +55,7 @@ class EmbeddedHost:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.heap = HeapReclaimer()
+        self.threads = LoopThreads()
 
     # ---- loop thread ----
     def ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -62,6 +64,7 @@ class EmbeddedHost:
             if self.loop is None:
                 ready = threading.Event()
                 loop = asyncio.new_event_loop()
+                self.threads.install(loop)
 
                 def run() -> None:
                     asyncio.set_event_loop(loop)
@@ -114,6 +117,8 @@ class EmbeddedHost:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
+        if not self.sessions:  # the last runtime: its helper threads go too
+            await self.threads.release()
 
     def stats(self, handle: int) -> dict:
         """Figures of one runtime, computed on the loop thread."""
