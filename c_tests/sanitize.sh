@@ -59,7 +59,7 @@ echo "== TSan ctest: $CASES"
    TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/c_tests/tsan.supp" ctest -R "$CASES" --output-on-failure -j1)
 
 echo "== stream queue without Python: TSan, then ASan+UBSan (c_tests/stress_streams.c)"
-QUEUE_SRC=(capi/src/runtime_api.c capi/src/streams.c capi/src/stream_queue.c capi/src/chunk_scan.c capi/src/json_check.c capi/src/outbox.c capi/src/kv_events_c.c capi/src/endpoint_serve.c capi/src/responders.c c_tests/python_stub.c c_tests/stress_streams.c)
+QUEUE_SRC=(capi/src/runtime_api.c capi/src/streams.c capi/src/stream_queue.c capi/src/chunk_scan.c capi/src/json_check.c capi/src/outbox.c capi/src/event_queue.c capi/src/kv_events_c.c capi/src/endpoint_serve.c capi/src/responders.c c_tests/python_stub.c c_tests/stress_streams.c)
 INC=(-Iinclude -Icapi/src -Ic_tests)
 "$CC" -std=gnu11 -O1 -g -fsanitize=thread "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_tsan" -lpthread
 "$CC" -std=gnu11 -O1 -g $SAN "${INC[@]}" "${QUEUE_SRC[@]}" -o "$BUILD/stress_streams_asan" -lpthread

@@ -3,6 +3,7 @@
 #ifndef DYN_INTERNAL_H
 #define DYN_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,17 @@ int dyn_py_endpoint_serve(uint64_t runtime, uint64_t server, const char* path);
 int dyn_py_model_register(uint64_t server, const char* card_json);
 int dyn_py_server_stop(uint64_t server);
 /* cffi:python-end */
+
+/* ---- event_queue.c: a FIFO of events from C threads to the loop thread, with a wake eventfd ---- */
+typedef struct {
+    pthread_mutex_t mu;
+    dyn_event_t *head, *tail;
+    int fd;                    /* created on first use; readable while the queue is non-empty */
+} dyn_event_queue;
+#define DYN_EVENT_QUEUE_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, -1}
+int  dyn_queue_fd(dyn_event_queue* q);
+void dyn_queue_push(dyn_event_queue* q, dyn_event_t* ev);
+dyn_event_t* dyn_queue_next(dyn_event_queue* q);
 
 /* ---- C helpers ---- */
 dynamo_status_t dyn_python_start(void);          /* idempotent; sets last error on failure */

@@ -44,40 +44,11 @@ __attribute__((constructor)) static void register_fork_handler(void) { pthread_a
 
 /* ---- event queue (C -> loop thread) ---- */
 
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static dyn_event_t *ev_head, *ev_tail;
-static int ev_fd = -1;
-static pthread_once_t ev_once = PTHREAD_ONCE_INIT;
+static dyn_event_queue submissions = DYN_EVENT_QUEUE_INIT;
 
-static void ev_init(void) { ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
-
-int dyn_wake_fd(void) {
-    pthread_once(&ev_once, ev_init);
-    return ev_fd;
-}
-
-void dyn_ev_push(dyn_event_t* ev) {
-    pthread_once(&ev_once, ev_init);
-    ev->next = NULL;
-    pthread_mutex_lock(&ev_mu);
-    int was_empty = ev_head == NULL;
-    if (ev_tail) ev_tail->next = ev; else ev_head = ev;
-    ev_tail = ev;
-    pthread_mutex_unlock(&ev_mu);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t w = write(ev_fd, &one, sizeof one);
-        (void)w;
-    }
-}
-
-dyn_event_t* dyn_next_event(void) {
-    pthread_mutex_lock(&ev_mu);
-    dyn_event_t* ev = ev_head;
-    if (ev) { ev_head = ev->next; if (!ev_head) ev_tail = NULL; }
-    pthread_mutex_unlock(&ev_mu);
-    return ev;
-}
+int dyn_wake_fd(void) { return dyn_queue_fd(&submissions); }
+void dyn_ev_push(dyn_event_t* ev) { dyn_queue_push(&submissions, ev); }
+dyn_event_t* dyn_next_event(void) { return dyn_queue_next(&submissions); }
 
 void dyn_event_release(dyn_event_t* ev) {
     if (!ev) return;
