@@ -158,6 +158,15 @@ class ModelRegistry:
         """Live workers per known model: the ones its requests go to (what /health reports)."""
         return {name: len(entry.live_instances()) for name, entry in self.models.items()}
 
+    def kv_indexed_blocks(self) -> dict[str, dict[int, int]]:
+        """Per model routed by KV events: the blocks its router indexes for each worker (what /metrics reports)."""
+        sizes = {}
+        for name, entry in self.models.items():
+            kv = entry.router.kv if entry.router is not None else None
+            if kv is not None:
+                sizes[name] = {worker: kv.indexer.num_blocks(worker) for worker in kv.indexer.worker_ids()}
+        return sizes
+
     def list_models(self) -> dict:
         """The /v1/models body."""
         return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created,

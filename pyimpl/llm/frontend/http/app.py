@@ -234,6 +234,8 @@ class OpenAIFrontend:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         """GET /metrics in Prometheus text format."""
+        if self.manager is not None:
+            self.metrics.set_kv_index(self.manager.kv_indexed_blocks())
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:

@@ -45,6 +45,8 @@ class FrontendMetrics:
                                      buckets=HIT_RATE_BUCKETS, registry=r)
         self.cached_tokens = Histogram(f"{PREFIX}_cached_tokens", "Prompt tokens the KV router expects the chosen "
                                        "worker to have cached", labels, buckets=TOKEN_BUCKETS, registry=r)
+        self.kv_indexed_blocks = Gauge(f"{PREFIX}_kv_indexed_blocks", "KV blocks the KV router knows a worker to "
+                                       "hold (from its KV events), at scrape time", ("model", "worker_id"), registry=r)
 
     def observe_route(self, model: str, decision: "RouteDecision") -> None:
         """One KV routing decision (the ModelManager's on_route hook)."""
@@ -54,6 +56,13 @@ class FrontendMetrics:
     def count_migration(self, model: str, migration_type: str) -> None:
         """One request migration (the ModelManager's on_migration hook)."""
         self.migrations.labels(model, migration_type).inc()
+
+    def set_kv_index(self, sizes: dict[str, dict[int, int]]) -> None:
+        """The KV routers' index sizes now (model -> worker -> blocks); workers gone since are dropped."""
+        self.kv_indexed_blocks.clear()
+        for model, workers in sizes.items():
+            for worker, blocks in workers.items():
+                self.kv_indexed_blocks.labels(model, str(worker)).set(blocks)
 
     def render(self) -> bytes:
         """The text exposition format."""
