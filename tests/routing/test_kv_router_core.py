@@ -159,70 +159,107 @@ def test_approximate_mode_keeps_no_more_than_the_worker_caches():
     assert router.find_matches(old) == {11: 4}        # the old prompt's deepest blocks went first
 
 
+class StandInWorkers:
+    """A runtime stand-in for the event-plane subscriber: one worker (11) whose snapshot endpoint answers
+    `self.snapshot`, an event plane whose subscribers' callbacks the test calls itself."""
+
+    def __init__(self, snapshot: KvEventBatch):
+        self.snapshot, self.fetches, self.callbacks = snapshot, [], {}
+        workers = self
+
+        class Plane:
+            async def subscribe(self, subject, callback):
+                workers.callbacks[subject] = callback
+
+                async def unsubscribe():
+                    workers.callbacks.pop(subject, None)
+                return unsubscribe
+
+        class SnapshotClient:
+            def instance_ids(self):
+                return [11]
+
+            async def direct(self, request, worker, annotated=True):
+                workers.fetches.append(worker)
+
+                async def answer():
+                    yield msgspec.to_builtins(workers.snapshot)
+                return answer()
+
+        class Endpoint:
+            async def client(self):
+                return SnapshotClient()
+
+        self.events = Plane()
+        self.endpoint = lambda path: Endpoint()
+
+    async def instance_changes(self):
+        yield [11]
+        await asyncio.Event().wait()
+
+    def send(self, topic: str, message) -> None:
+        from pyimpl.llm.kv_router.protocol import encode
+        self.callbacks[f"ns.backend.{topic}"](f"ns.backend.{topic}", encode(message))
+
+
+async def until_true(predicate, timeout: float = 2.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    assert predicate()
+
+
 async def test_subscriber_resyncs_on_a_gap_and_logs_a_block_size_mismatch_once(caplog):
     """The event-plane subscriber, with a stand-in runtime: a gap in a worker's event ids asks for its snapshot (at
     most once per RESYNC_INTERVAL_S: a C engine may number its events with gaps)."""
-    from pyimpl.llm.kv_router.protocol import encode
     from pyimpl.llm.kv_router.subscriber import KvEventSubscriber
 
-    class Plane:
-        def __init__(self):
-            self.callbacks = {}
-
-        async def subscribe(self, subject, callback):
-            self.callbacks[subject] = callback
-
-            async def unsubscribe():
-                self.callbacks.pop(subject, None)
-            return unsubscribe
-
-    class Instances:
-        async def instance_changes(self):
-            yield [11]
-            await asyncio.Event().wait()
-
-    snapshot = stored(11, prompt(30, 8), event_id=5)
-
-    fetches = []
-
-    class SnapshotClient:
-        def instance_ids(self):
-            return [11]
-
-        async def direct(self, request, worker, annotated=True):
-            fetches.append(worker)
-            async def answer():
-                yield msgspec.to_builtins(snapshot)
-            return answer()
-
-    class Runtime:
-        events = Plane()
-
-        def endpoint(self, path):
-            class Endpoint:
-                async def client(self):
-                    return SnapshotClient()
-            return Endpoint()
-
+    workers = StandInWorkers(stored(11, prompt(30, 8), event_id=5))
     router = KvRouter(KvRouterConfig(block_size=B))
-    sub = await KvEventSubscriber(Runtime(), "ns", "backend", router, Instances()).start()
+    sub = await KvEventSubscriber(workers, "ns", "backend", router, workers).start()
     await asyncio.wait_for(sub.synced.wait(), 2)
     assert router.find_matches(prompt(30, 8)) == {11: 2}                 # caught up from the snapshot
-    on_events = Runtime.events.callbacks["ns.backend.kv_events"]
     later = prompt(31, 8)
-    on_events("ns.backend.kv_events", encode(stored(11, later, event_id=6)))
+    workers.send("kv_events", stored(11, later, event_id=6))
     assert router.find_matches(later) == {11: 2}
-    snapshot = stored(11, prompt(32, 8), event_id=9)
-    on_events("ns.backend.kv_events", encode(stored(11, prompt(33, 8), event_id=9)))   # 7 and 8 were missed
-    for _ in range(100):
-        if router.find_matches(prompt(32, 8)):
-            break
-        await asyncio.sleep(0.01)
+    workers.snapshot = stored(11, prompt(32, 8), event_id=9)
+    workers.send("kv_events", stored(11, prompt(33, 8), event_id=9))    # 7 and 8 were missed
+    await until_true(lambda: router.find_matches(prompt(32, 8)))
     assert router.find_matches(prompt(32, 8)) == {11: 2} and router.find_matches(later) == {}
-    on_events("ns.backend.kv_events", encode(stored(11, prompt(34, 8), event_id=20)))  # ids that skip again soon
+    workers.send("kv_events", stored(11, prompt(34, 8), event_id=20))   # ids that skip again soon
     await asyncio.sleep(0.05)
-    assert fetches == [11, 11] and router.find_matches(prompt(34, 8)) == {11: 2}    # applied, not re-fetched
+    assert workers.fetches == [11, 11] and router.find_matches(prompt(34, 8)) == {11: 2}   # applied, not re-fetched
     for _ in range(3):
-        on_events("ns.backend.kv_events", encode(KvEventBatch(11, 64, [])))
+        workers.send("kv_events", KvEventBatch(11, 64, []))
     assert sum("kv-cache-block-size" in r.message for r in caplog.records) == 1
+    await sub.stop()
+
+
+async def test_a_load_naming_an_unseen_event_resyncs_the_worker():
+    """A subscriber still connecting when a fresh worker published its first events never sees them: the worker's
+    next load message names its last event id, and the router re-syncs from the snapshot (not on the first such
+    message, which may just have overtaken the events, but when they have still not arrived 0.2 s later)."""
+    from pyimpl.llm.kv_router.protocol import LoadMetrics
+    from pyimpl.llm.kv_router.subscriber import KvEventSubscriber
+
+    workers = StandInWorkers(KvEventBatch(11, B, []))                 # nothing published yet
+    router = KvRouter(KvRouterConfig(block_size=B))
+    sub = await KvEventSubscriber(workers, "ns", "backend", router, workers).start()
+    await asyncio.wait_for(sub.synced.wait(), 2)
+    assert workers.fetches == [11]
+    workers.send("kv_load", LoadMetrics(11, 0, 100, 0, 0, None))
+    lost = stored(11, prompt(40, 8), event_id=1)
+    workers.snapshot = KvEventBatch(11, B, lost.events, last_event_id=1)   # published while nobody listened
+    workers.send("kv_load", LoadMetrics(11, 0, 100, 0, 0, 1))
+    await asyncio.sleep(0.25)
+    assert workers.fetches == [11]                                     # it may still be on its way
+    workers.send("kv_load", LoadMetrics(11, 0, 100, 0, 0, 1))
+    await until_true(lambda: router.find_matches(prompt(40, 8)) == {11: 2})
+    assert workers.fetches == [11, 11]
+    workers.send("kv_events", stored(11, prompt(41, 8), event_id=2))
+    for _ in range(3):
+        workers.send("kv_load", LoadMetrics(11, 0, 100, 0, 0, 2))     # in step: no more snapshots
+        await asyncio.sleep(0.1)
+    assert workers.fetches == [11, 11] and router.find_matches(prompt(41, 8)) == {11: 2}
     await sub.stop()

@@ -5,7 +5,8 @@ queued and published a millisecond later as one KvEventBatch on `{namespace}.{co
 never one message per block; the published state is kept in a BlockLedger and served on the
 `kv_snapshot` endpoint, so a router that starts late (or finds a gap in the event ids) catches up. The
 engine's load (LoadMetrics) goes to `{namespace}.{component}.kv_load` when it changes, checked every
-50 ms, and at least every second.
+50 ms, and at least every second, with the id of the last KV event published: a router that missed the
+last batches (a subscriber still connecting loses what is published meanwhile) learns it within a second.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class KvPublisher:
         self.snapshot_path = f"{namespace}.{component}.{SNAPSHOT_ENDPOINT}"
         self.ledger = BlockLedger()
         self.published_batches = 0
+        self.published_event_id: int | None = None   # the last event sent (or lost sending): what the load says
         self._queue: collections.deque[KvEvent] = collections.deque()
         self._flush_pending = False
         self._publish_lock = asyncio.Lock()
@@ -110,8 +112,9 @@ class KvPublisher:
             try:
                 await self.rt.events.publish(self.events_subject, encode(batch))
                 self.published_batches += 1
-            except Exception:       # the ledger has them: a router that sees the id gap re-syncs
+            except Exception:       # the ledger has them: a router that sees the id gap (or the load) re-syncs
                 log.exception("publishing %d KV events on %s failed", len(events), self.events_subject)
+            self.published_event_id = events[-1].event_id
 
     async def _snapshot(self, request: Any, context: Any = None) -> AsyncIterator[dict]:
         async with self._publish_lock:     # exactly what has been published
@@ -122,7 +125,7 @@ class KvPublisher:
     def load(self) -> LoadMetrics:
         stats = self.engine.stats()
         return LoadMetrics(self.worker_id, stats.kv_blocks_used, stats.kv_blocks_total, stats.num_running,
-                           stats.num_waiting)
+                           stats.num_waiting, self.published_event_id)
 
     async def _publish_load(self) -> None:
         last, last_at = None, 0.0

@@ -38,22 +38,27 @@ class WireKvEvent(msgspec.Struct, frozen=True):
     block_hashes: list[int] = []
 
 
-class KvEventBatch(msgspec.Struct, frozen=True):
-    """Events of one worker instance, in the order they happened; a snapshot is one batch of stored events."""
+class KvEventBatch(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Events of one worker instance, in the order they happened; a snapshot is one batch of stored events and
+    `last_event_id`, the id of the last event its state includes (None: the publisher published none yet)."""
 
     worker_id: int
     block_size: int
     events: list[WireKvEvent]
+    last_event_id: int | None = None
 
 
 class LoadMetrics(msgspec.Struct, frozen=True):
-    """A worker's load, published after its engine's steps (at most every 50 ms) and read by the router's cost."""
+    """A worker's load, published after its engine's steps (at most every 50 ms) and read by the router's cost.
+    `last_kv_event_id`: the id of the last KV event the worker published before this message (None: none yet,
+    or it publishes none); a router that has not seen that event lost some and re-syncs from a snapshot."""
 
     worker_id: int
     active_blocks: int
     total_blocks: int
     num_running: int
     num_waiting: int
+    last_kv_event_id: int | None = None
 
 
 class BlockLedger:
@@ -62,7 +67,7 @@ class BlockLedger:
 
     def __init__(self) -> None:
         self.blocks: dict[int, tuple[int | None, int]] = {}  # block_hash -> (parent_hash, tokens_hash)
-        self.last_event_id = 0
+        self.last_event_id: int | None = None                 # None: no event yet
 
     def apply(self, event: WireKvEvent) -> None:
         self.last_event_id = event.event_id
@@ -80,9 +85,10 @@ class BlockLedger:
     def snapshot(self, worker_id: int, block_size: int) -> KvEventBatch:
         """One stored event per block, parents before children (the order they were stored in), each with the
         ledger's last event id (a router applies only live events newer than that)."""
-        events = [WireKvEvent("stored", self.last_event_id, parent, [WireBlock(block_hash, hashed)])
+        last = self.last_event_id
+        events = [WireKvEvent("stored", last or 0, parent, [WireBlock(block_hash, hashed)])
                   for block_hash, (parent, hashed) in self.blocks.items()]
-        return KvEventBatch(worker_id, block_size, events)
+        return KvEventBatch(worker_id, block_size, events, last)
 
 
 encode = msgspec.msgpack.Encoder().encode

@@ -1,6 +1,7 @@
 """Feeds a KvRouter from the runtime's event plane: workers' KV event batches and load, a snapshot from a worker's
-`kv_snapshot` endpoint when the router meets it (a late router catches up) or misses its events, and the departure
-of workers from discovery (their blocks are dropped)."""
+`kv_snapshot` endpoint when the router meets it (a late router catches up) or misses its events (a gap in the
+event ids, or a load message naming an event it has not seen), and the departure of workers from discovery
+(their blocks are dropped)."""
 from __future__ import annotations
 
 import asyncio
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # At most one re-sync per worker per this many seconds: a publisher whose event ids are not consecutive (a C engine
 # numbers its own events) must not cost a snapshot per batch.
 RESYNC_INTERVAL_S = 5.0
+LOST_AFTER_S = 0.2       # an event a worker's load says it published and that has not arrived this long after is lost
 
 
 class InstanceSource(Protocol):
@@ -50,9 +52,11 @@ class KvEventSubscriber:
         self._snapshots: Any = None
         self._syncing: dict[int, list[KvEventBatch]] = {}   # worker -> live batches held back during its snapshot
         self._known: set[int] = set()
-        self._last_event: dict[int, int] = {}                # worker -> id of its last event applied
+        self._last_event: dict[int, int | None] = {}         # worker -> id of its last event applied (None: none
+                                                             # published yet); absent: unknown (no snapshot)
         self._misconfigured: set[int] = set()                # workers whose block size was refused (logged)
         self._resynced_at: dict[int, float] = {}
+        self._behind: dict[int, tuple[int, float]] = {}     # worker -> (event id its load named, when) not seen yet
         self._tasks: set[asyncio.Task] = set()
         self._follow: asyncio.Task | None = None
         self.synced = asyncio.Event()                        # set once every worker seen at start was synced
@@ -93,11 +97,14 @@ class KvEventSubscriber:
         last = self._last_event.get(worker)
         gap = bool(batch.events) and last is not None and batch.events[0].event_id > last + 1
         if not self._apply(batch) or gap:
-            now = time.monotonic()
-            if now - self._resynced_at.get(worker, -RESYNC_INTERVAL_S) >= RESYNC_INTERVAL_S:
-                self._resynced_at[worker] = now
-                log.info("KV events of worker %x were missed; re-syncing it from a snapshot", worker)
-                self.sync(worker)
+            self._resync(worker)
+
+    def _resync(self, worker: int) -> None:
+        now = time.monotonic()
+        if now - self._resynced_at.get(worker, -RESYNC_INTERVAL_S) >= RESYNC_INTERVAL_S:
+            self._resynced_at[worker] = now
+            log.info("KV events of worker %x were missed; re-syncing it from a snapshot", worker)
+            self.sync(worker)
 
     def _apply(self, batch: KvEventBatch) -> bool:
         """Apply a live batch; False when it shows that events were missed."""
@@ -113,9 +120,25 @@ class KvEventSubscriber:
 
     def _on_load(self, _subject: str, data: bytes) -> None:
         try:
-            self.router.apply_load(decode_load(data))
+            load = decode_load(data)
         except msgspec.DecodeError:
             log.warning("undecodable load message on %s ignored", _subject)
+            return
+        self.router.apply_load(load)
+        worker, published = load.worker_id, load.last_kv_event_id
+        if not self.kv_events or published is None or worker in self._syncing or worker not in self._last_event:
+            return
+        seen = self._last_event[worker]
+        if seen is not None and seen >= published:
+            self._behind.pop(worker, None)
+            return
+        # Published, not seen: lost, or still on its way (NATS delivers two subjects' messages independently), so
+        # only a load message at least LOST_AFTER_S later that still names an unseen event triggers a re-sync.
+        now = time.monotonic()
+        target, since = self._behind.setdefault(worker, (published, now))
+        if now - since >= LOST_AFTER_S and (seen is None or seen < target):
+            del self._behind[worker]
+            self._resync(worker)
 
     # ---- workers coming and going -----------------------------------------------------------
     async def _follow_instances(self) -> None:
@@ -123,6 +146,9 @@ class KvEventSubscriber:
         async for ids in self.instances.instance_changes():
             self.router.retain(ids)
             new = [i for i in ids if i not in self._known]
+            for gone in self._known.difference(ids):
+                for state in (self._last_event, self._behind, self._resynced_at):
+                    state.pop(gone, None)
             self._known = set(ids)
             syncs = [self.sync(worker) for worker in new] if self.kv_events else []
             if first:
@@ -147,12 +173,17 @@ class KvEventSubscriber:
 
     async def _sync(self, worker_id: int) -> None:
         held = self._syncing.setdefault(worker_id, [])
-        watermark = -1
+        watermark: int | None = None
         try:
             batch = await asyncio.wait_for(self._fetch_snapshot(worker_id), self.snapshot_timeout_s)
             if batch is not None:
                 self.router.reset_worker(KvEventBatch(worker_id, batch.block_size, batch.events))
-                watermark = max((e.event_id for e in batch.events), default=-1)
+                watermark = batch.last_event_id
+                if watermark is None and batch.events:      # a publisher that does not say it
+                    watermark = max(e.event_id for e in batch.events)
+                self._last_event[worker_id] = watermark
+            else:
+                self._last_event.pop(worker_id, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:     # no snapshot endpoint (e.g. a C engine), or it failed: live events only
@@ -160,11 +191,9 @@ class KvEventSubscriber:
             self._last_event.pop(worker_id, None)
         finally:
             pending = self._syncing.pop(worker_id, held)
-        if watermark >= 0:
-            self._last_event[worker_id] = watermark
         for live in pending:
             self._apply(KvEventBatch(live.worker_id, live.block_size,
-                                     [e for e in live.events if e.event_id > watermark]))
+                                     [e for e in live.events if watermark is None or e.event_id > watermark]))
 
     async def _fetch_snapshot(self, worker_id: int) -> KvEventBatch | None:
         client = self._snapshots
