@@ -263,3 +263,67 @@ async def test_a_load_naming_an_unseen_event_resyncs_the_worker():
         await asyncio.sleep(0.1)
     assert workers.fetches == [11, 11] and router.find_matches(prompt(41, 8)) == {11: 2}
     await sub.stop()
+
+
+def test_index_and_active_sequences_agree_with_a_plain_model_under_random_events():
+    """The flat, C-looped structures behind find_matches and ActiveSequences against plain Python models of what
+    they mean: random stores (new chains and continuations), removals and departures of workers; random requests
+    routed and finished."""
+    from pyimpl.llm.kv_router.hashing import prefix_ids
+    from pyimpl.llm.kv_router.indexer import RadixIndexer
+    from pyimpl.llm.kv_router.scheduler import ActiveSequences
+
+    rng = random.Random(7)
+    alphabet = [rng.getrandbits(64) for _ in range(6)]            # few distinct blocks: prefixes are shared
+    index, paths = RadixIndexer(B), {}                            # worker -> block id -> path of tokens hashes
+    for step in range(3000):
+        worker = rng.choice(WORKERS)
+        own = paths.setdefault(worker, {})
+        roll = rng.random()
+        if roll < 0.5:
+            parent = rng.choice([None, *own]) if own else None
+            path = own[parent] if parent is not None else ()
+            blocks = [(rng.getrandbits(64), rng.choice(alphabet)) for _ in range(rng.randint(1, 4))]
+            assert index.store(worker, parent, blocks)
+            for block_id, hashed in blocks:
+                path = path + (hashed,)
+                own[block_id] = path
+        elif roll < 0.9 and own:
+            gone = rng.sample(list(own), rng.randint(1, min(3, len(own))))
+            index.remove(worker, gone)
+            for block_id in gone:
+                del own[block_id]
+        elif roll > 0.995:
+            index.remove_worker(worker)
+            paths.pop(worker)
+        query = [rng.choice(alphabet) for _ in range(rng.randint(1, 8))]
+        expected = {}
+        for w, blocks in paths.items():
+            held = set(blocks.values())
+            depth = 0
+            while depth < len(query) and tuple(query[:depth + 1]) in held:
+                depth += 1
+            if depth:
+                expected[w] = depth
+        assert index.find_matches_prefixes(prefix_ids(query)) == expected, step
+
+    active, requests = ActiveSequences(), {}
+    for step in range(2000):
+        if requests and rng.random() < 0.45:
+            request_id = rng.choice(list(requests))
+            active.free(request_id)
+            del requests[request_id]
+        else:
+            request_id, worker = f"r{step}", rng.choice(WORKERS)
+            hashes = prefix_ids([rng.choice(alphabet[:3]) for _ in range(rng.randint(0, 6))])
+            active.add(request_id, worker, hashes, len(hashes) + 1, 10)
+            requests[request_id] = (worker, hashes)
+        probe = prefix_ids([rng.choice(alphabet[:3]) for _ in range(6)])
+        for worker in WORKERS:
+            held = {h for w, hashes in requests.values() if w == worker for h in hashes}
+            mine = sum(1 for w, _ in requests.values() if w == worker)
+            assert active.blocks(worker) == len(held) + mine, step
+            shared = 0
+            while shared < len(probe) and probe[shared] in held:
+                shared += 1
+            assert active.shared_prefix(worker, probe) == shared, step

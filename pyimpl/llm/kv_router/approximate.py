@@ -52,9 +52,9 @@ class ApproxIndexer(RadixIndexer):
                 order.popitem(last=False)
                 self.remove(worker_id, (prefix_id,))
 
-    def find_matches_hashes(self, local_hashes: list[int]) -> dict[int, int]:
+    def find_matches_prefixes(self, ids: list[int]) -> dict[int, int]:
         self.expire()
-        return super().find_matches_hashes(local_hashes)
+        return super().find_matches_prefixes(ids)
 
     def remove_worker(self, worker_id: int) -> None:
         super().remove_worker(worker_id)

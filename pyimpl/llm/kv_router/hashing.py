@@ -2,8 +2,8 @@
 token ids that workers publish as `tokens_hash`, computed for a whole prompt with one conversion (the hot path)."""
 from __future__ import annotations
 
-import sys
-from array import array
+import struct
+from functools import lru_cache
 from itertools import islice, repeat
 
 import numpy as np
@@ -11,7 +11,6 @@ import xxhash
 
 from pyimpl.llm.engine.block_hash import HASH_SEED
 
-_LITTLE = sys.byteorder == "little"
 _hash = xxhash.xxh3_64_intdigest
 
 
@@ -25,14 +24,20 @@ def _block_slices(step: int, count: int) -> list[slice]:
     return table
 
 
+@lru_cache(maxsize=256)
+def _packer(num_tokens: int) -> struct.Struct:
+    return struct.Struct(f"<{num_tokens}I")
+
+
 def tokens_hashes(token_ids, block_size: int) -> list[int]:
     """The tokens-only hash of every full block of `token_ids` (a trailing partial block is not hashed)."""
-    data = array("I", token_ids)
-    if not _LITTLE:
-        data.byteswap()
-    raw = data.tobytes()
+    count = len(token_ids) // block_size
     step = 4 * block_size
-    count = len(raw) // step
+    try:      # struct packs a list ~1.7x faster than array("I", ...) (most of the hashing's time for long prompts)
+        raw = _packer(count * block_size).pack(*(token_ids if len(token_ids) == count * block_size
+                                                 else token_ids[:count * block_size]))
+    except struct.error:              # an id outside uint32: the same error as before
+        raise OverflowError("token id out of the uint32 range") from None
     # all loops in C (map over cached slice objects, positional seed): routing's hot path
     blocks = map(raw.__getitem__, islice(_block_slices(step, count), count))
     return list(map(_hash, blocks, repeat(HASH_SEED, count)))
@@ -40,6 +45,7 @@ def tokens_hashes(token_ids, block_size: int) -> list[int]:
 
 _P = np.uint64(0x9E3779B97F4A7C15)             # odd, so invertible modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
+_P_INT, _MASK64 = int(_P), (1 << 64) - 1
 _powers: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]   # P**i, P**-i for i < len
 
 
@@ -50,6 +56,11 @@ def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
             _powers[0] = np.cumprod(np.full(size, _P, np.uint64)) * _P_INV          # P**0 .. P**(size-1)
             _powers[1] = np.cumprod(np.full(size, _P_INV, np.uint64)) * _P
     return _powers[0][:n], _powers[1][:n]
+
+
+def next_prefix_id(parent_prefix_id: int, local_hash: int) -> int:
+    """The prefix id of a block from its parent's (0 before the first block): prefix_ids' recurrence, in Python."""
+    return (parent_prefix_id * _P_INT + local_hash) & _MASK64
 
 
 def prefix_ids(local_hashes: list[int]) -> list[int]:

@@ -8,22 +8,26 @@ per worker, the blocks of the prompt's start it holds without a gap.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from itertools import accumulate, repeat
+from operator import and_
 from typing import Iterable
 
-from .hashing import tokens_hashes
+from .hashing import next_prefix_id, prefix_ids, tokens_hashes
 from .protocol import KvEventBatch, WireKvEvent
 
 log = logging.getLogger(__name__)
 
 
 class _Node:
-    __slots__ = ("children", "workers", "parent", "key")
+    __slots__ = ("children", "workers", "parent", "key", "prefix_id")
 
-    def __init__(self, parent: "_Node | None", key: int):
+    def __init__(self, parent: "_Node | None", key: int, prefix_id: int):
         self.children: dict[int, _Node] = {}
-        self.workers: set[int] = set()
+        self.workers: dict[int, int] = {}     # worker -> how many of its block ids name this node
         self.parent = parent
         self.key = key
+        self.prefix_id = prefix_id      # hashing.prefix_ids of the path from the root
 
 
 class RadixIndexer:
@@ -33,8 +37,13 @@ class RadixIndexer:
         if block_size <= 0:
             raise ValueError(f"block_size must be > 0, got {block_size}")
         self.block_size = block_size
-        self._root = _Node(None, 0)
+        self._root = _Node(None, 0, 0)
         self._blocks: dict[int, dict[int, _Node]] = {}   # worker -> its block id -> node
+        # The same holdings flat, for queries whose loops all run in C: prefix id -> bit mask of the workers
+        # holding that node, one bit per worker (bits of workers that left are reused).
+        self._masks: dict[int, int] = {}
+        self._bits: dict[int, int] = {}
+        self._free_bits: list[int] = []
 
     # ---- events ---------------------------------------------------------------------------
     def apply(self, batch: KvEventBatch) -> bool:
@@ -61,7 +70,11 @@ class RadixIndexer:
     def store(self, worker_id: int, parent_hash: int | None, blocks: Iterable[tuple[int, int]]) -> bool:
         """Index `blocks` ((block id, tokens hash) pairs, in sequence order) after the worker's block
         `parent_hash` (None: from the sequence's start). False, indexing nothing, when the parent is unknown."""
-        own = self._blocks.setdefault(worker_id, {})
+        own = self._blocks.get(worker_id)
+        if own is None:
+            own = self._blocks[worker_id] = {}
+            self._bits[worker_id] = self._free_bits.pop() if self._free_bits else 1 << len(self._bits)
+        bit, masks = self._bits[worker_id], self._masks
         if parent_hash is None:
             node = self._root
         else:
@@ -71,12 +84,16 @@ class RadixIndexer:
         for block_hash, tokens_hash in blocks:
             child = node.children.get(tokens_hash)
             if child is None:
-                child = node.children[tokens_hash] = _Node(node, tokens_hash)
+                child = node.children[tokens_hash] = _Node(node, tokens_hash,
+                                                           next_prefix_id(node.prefix_id, tokens_hash))
             old = own.get(block_hash)
-            if old is not None and old is not child:   # the worker reused an id for other tokens
-                self._drop(worker_id, old)
-            child.workers.add(worker_id)
-            own[block_hash] = child
+            if old is not child:
+                if old is not None:     # the worker reused an id for other tokens
+                    self._drop(worker_id, old)
+                # a C engine may hold the same tokens in two blocks of its own: the node counts its ids
+                child.workers[worker_id] = child.workers.get(worker_id, 0) + 1
+                masks[child.prefix_id] = masks.get(child.prefix_id, 0) | bit
+                own[block_hash] = child
             node = child
         return True
 
@@ -101,10 +118,19 @@ class RadixIndexer:
     def remove_worker(self, worker_id: int) -> None:
         """Forget `worker_id` entirely (it left discovery)."""
         self.clear(worker_id)
-        self._blocks.pop(worker_id, None)
+        if self._blocks.pop(worker_id, None) is not None:
+            self._free_bits.append(self._bits.pop(worker_id))
 
     def _drop(self, worker_id: int, node: _Node) -> None:
-        node.workers.discard(worker_id)
+        count = node.workers.pop(worker_id, 0) - 1
+        if count > 0:                   # another block id of the worker still names this node
+            node.workers[worker_id] = count
+            return
+        left = self._masks.get(node.prefix_id, 0) & ~self._bits[worker_id]
+        if left:
+            self._masks[node.prefix_id] = left
+        else:
+            self._masks.pop(node.prefix_id, None)
         while node.parent is not None and not node.workers and not node.children:
             del node.parent.children[node.key]
             node = node.parent
@@ -116,27 +142,18 @@ class RadixIndexer:
 
     def find_matches_hashes(self, local_hashes: list[int]) -> dict[int, int]:
         """`find_matches` for a prompt already hashed with `tokens_hashes`."""
-        scores: dict[int, int] = {}
-        node = self._root
-        active: set[int] | None = None
-        depth = 0
-        for tokens_hash in local_hashes:
-            node = node.children.get(tokens_hash)
-            if node is None:
-                break
-            workers = node.workers
-            if active is None:
-                active = set(workers)
-            elif not active <= workers:
-                for worker in active - workers:
-                    scores[worker] = depth
-                active &= workers
-            if not active:
-                break
-            depth += 1
-        for worker in active or ():
-            scores[worker] = depth
-        return {w: n for w, n in scores.items() if n}
+        return self.find_matches_prefixes(prefix_ids(local_hashes))
+
+    def find_matches_prefixes(self, ids: list[int]) -> dict[int, int]:
+        """`find_matches` for a prompt's `hashing.prefix_ids` (what the router computes anyway): the running AND
+        of the blocks' worker masks says who holds the prompt's start without a gap, and a binary search per
+        such worker finds where its run ends."""
+        held = list(accumulate(map(self._masks.get, ids, repeat(0, len(ids))), and_))
+        if not held or not held[0]:
+            return {}
+        first = held[0]
+        return {worker: bisect_left(held, True, key=lambda mask, bit=bit: not mask & bit)
+                for worker, bit in self._bits.items() if first & bit}
 
     def worker_ids(self) -> list[int]:
         """Workers the index has heard of (with or without blocks)."""

@@ -74,7 +74,7 @@ class KvRouter:
         block_size = self.config.block_size
         local = tokens_hashes(token_ids, block_size)
         hashes = prefix_ids(local)
-        overlaps = self.indexer.find_matches_hashes(local)
+        overlaps = self.indexer.find_matches_prefixes(hashes)
         if pinned is not None:
             worker = pinned
         else:

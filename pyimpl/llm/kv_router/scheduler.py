@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
+from bisect import bisect_left
+from collections import Counter, deque
+from itertools import repeat
+from operator import sub
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -60,13 +63,14 @@ class ActiveSequences:
         if active is None:
             return
         worker = active.worker_id
-        held = self._held.get(worker, {})
-        for h in active.hashes:
-            left = held.get(h, 0) - 1
-            if left > 0:
-                held[h] = left
-            else:
-                held.pop(h, None)
+        held = self._held.get(worker)
+        if held is not None and active.hashes:
+            # A request holds a whole chain of prefixes, so counts never grow along a chain and the prefixes this
+            # request was the last to hold are the chain's tail: all loops in C (this runs once per request).
+            left = list(map(sub, map(held.__getitem__, active.hashes), repeat(1)))
+            dict.update(held, zip(active.hashes, left))
+            first_gone = bisect_left(left, True, key=(0).__ge__)
+            deque(map(held.pop, active.hashes[first_gone:]), maxlen=0)
         self._extra[worker] = self._extra.get(worker, 0) - active.extra_blocks
         self.prefill_tokens[worker] = self.prefill_tokens.get(worker, 0) - active.prefill_tokens
 
