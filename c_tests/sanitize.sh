@@ -20,10 +20,11 @@ TSAN_BUILD=${TSAN_BUILD:-build-tsan}
 CMAKE=${CMAKE:-.venv/bin/cmake}
 PYTHON=${PYTHON:-.venv/bin/python}
 [[ $PYTHON = /* ]] || PYTHON=$ROOT/$PYTHON  # not resolved: the venv's own path is what CMake must see
-CASES=${1:-'^(test_threads|test_lifecycle|test_handles|test_bad_input|test_free_vs_poll|test_slot_reuse_wakeup|test_cancel|test_shutdown|test_epoll|test_many_streams|test_endpoint_serve|test_dynamo_kv_consumer|test_host_text|test_stream_callback|test_log_callback|test_hosted_models)$'}
+CASES=${1:-'^(test_threads|test_lifecycle|test_handles|test_bad_input|test_free_vs_poll|test_slot_reuse_wakeup|test_cancel|test_shutdown|test_epoll|test_many_streams|test_endpoint_serve|test_dynamo_kv_consumer|test_host_text|test_stream_callback|test_log_callback|test_hosted_models|test_responses)$'}
 TARGETS=(dynamo_llm_capi test_threads test_lifecycle test_handles test_bad_input test_free_vs_poll
          test_slot_reuse_wakeup test_cancel test_shutdown test_epoll test_many_streams test_endpoint_serve
-         test_dynamo_kv_consumer test_host_text test_stream_callback test_log_callback test_hosted_models)
+         test_dynamo_kv_consumer test_host_text test_stream_callback test_log_callback test_hosted_models
+         test_responses)
 
 if ! command -v gcc >/dev/null; then
   apt-get update -qq >/dev/null

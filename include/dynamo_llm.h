@@ -58,9 +58,10 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------- */
 
 #define DYNAMO_LLM_VERSION_MAJOR 0
-#define DYNAMO_LLM_VERSION_MINOR 3 /* 2: dynamo_chunk_t.choice_index; 3: the host API (text, model
+#define DYNAMO_LLM_VERSION_MINOR 4 /* 2: dynamo_chunk_t.choice_index; 3: the host API (text, model
                                       info, completions, embeddings, logging, callbacks, sampling struct),
-                                      Dynamo's KV-event functions, serving an endpoint from C */
+                                      Dynamo's KV-event functions, serving an endpoint from C;
+                                      4: dynamo_responses_create (OpenAI Responses events as chunks) */
 #define DYNAMO_LLM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH, for #if comparisons. */
 #define DYNAMO_LLM_VERSION_NUMBER \
@@ -680,6 +681,48 @@ typedef void (*dynamo_stream_callback_t)(dynamo_stream_t* stream, dynamo_status_
  * Returns without waiting. Thread-safe. */
 DYNAMO_API dynamo_status_t dynamo_stream_set_callback(dynamo_stream_t* stream, dynamo_stream_callback_t cb,
                                                       void* user_data);
+
+/* ---- OpenAI Responses (since 0.4) --------------------------------------------------------- */
+
+/* Run an OpenAI Responses request (request_json: the body of POST /v1/responses: "model", "input" as a
+ * string or items, "instructions", "tools", "tool_choice", "text", "max_output_tokens", "store",
+ * "previous_response_id", ...; "stream" is ignored: the events always stream; "model" may be omitted when
+ * one model is served) on rt's models, by the same path as the HTTP route, and stream its events.
+ * Each chunk is one event, in the order and with the "sequence_number" (0, 1, 2, ...) POST /v1/responses
+ * streams them: response.created, response.in_progress, per output item response.output_item.added,
+ * its part and delta events (response.output_text.delta ..., response.function_call_arguments.delta
+ * ...) and response.output_item.done, and last one of response.completed, response.incomplete,
+ * response.failed. The chunk's fields:
+ *   json           the event as JSON: exactly the "data:" of its server-sent event ({"type": ...,
+ *                  "sequence_number": n, ...}); the terminal event's "response" is the whole response
+ *                  (its "id" is what a later request's "previous_response_id" names);
+ *   text           the "delta" of a response.output_text.delta event (the reply's text, NUL-terminated,
+ *                  text_len bytes), else NULL;
+ *   token_ids      NULL (num_token_ids 0);
+ *   finish_reason  DYNAMO_FINISH_NONE, except on the terminal event: response.completed
+ *                  DYNAMO_FINISH_STOP (DYNAMO_FINISH_TOOL_CALLS when its output holds a function_call
+ *                  item), response.incomplete DYNAMO_FINISH_LENGTH, response.failed DYNAMO_FINISH_ERROR;
+ *   choice_index   0.
+ * After the terminal event the next poll returns DYNAMO_END: a failure after the response started
+ * (an engine error, a worker lost for good) is a response.failed event whose "response"."error" says
+ * why, then DYNAMO_END, as the HTTP stream ends.
+ * Blocks until the response has started (its first event is queued: the model's first output, so the
+ * prompt's prefill, or a hosted model's load, is waited for; at most 10 minutes, then
+ * DYNAMO_ERR_UNAVAILABLE), so that the errors POST answers before its stream are this call's status,
+ * with dynamo_last_error saying which field or id: DYNAMO_ERR_INVALID_ARGUMENT for NULL, bad UTF-8,
+ * malformed JSON, more than 8 MiB, or a request the Responses API refuses (a missing or ill-typed field,
+ * a value out of range: HTTP 400); DYNAMO_ERR_NOT_FOUND for an unknown model or an unknown (or not
+ * stored) previous_response_id (HTTP 404); DYNAMO_ERR_UNAVAILABLE when no worker serves the model;
+ * DYNAMO_ERR_INVALID_HANDLE for a dead runtime; DYNAMO_ERR_SHUTDOWN when rt is destroyed meanwhile.
+ * Conversations: a response is kept (unless the request says "store": false) in rt's own store, in
+ * memory (the 10,000 newest, 256 MiB at most), for "previous_response_id" of later calls on rt; it goes
+ * with rt. Streams: dynamo_stream_poll/fd/cancel/free/set_callback work as for a chat stream (a cancel or
+ * free aborts the generation, later polls return DYNAMO_ERR_CANCELLED; a cancelled response is not
+ * stored; rt's destroy ends the stream with DYNAMO_ERR_SHUTDOWN).
+ * Ownership: *out belongs to the caller; release it with dynamo_stream_free. Thread-safe: any number of
+ * threads may create responses on one runtime at once; waits without holding the interpreter lock. */
+DYNAMO_API dynamo_status_t dynamo_responses_create(dynamo_runtime_t* rt, const char* request_json,
+                                                   dynamo_stream_t** out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER=${1:-${FUZZ_SECONDS:-30}}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_json_check fuzz_runtime_config fuzz_chat_request fuzz_generate fuzz_response_array fuzz_c_engine)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_json_check fuzz_runtime_config fuzz_chat_request fuzz_generate fuzz_response_array fuzz_c_engine fuzz_responses_create)
 OUT=${FUZZ_OUT:-build-fuzz}
 
 if ! command -v clang >/dev/null; then
@@ -17,7 +17,7 @@ if ! command -v clang >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
 fi
 mkdir -p "$OUT"
-LIB_SRC=(capi/src/runtime_api.c capi/src/streams.c capi/src/stream_queue.c capi/src/chunk_scan.c capi/src/json_check.c capi/src/outbox.c capi/src/event_queue.c capi/src/kv_events_c.c capi/src/endpoint_serve.c capi/src/responders.c c_tests/python_stub.c)
+LIB_SRC=(capi/src/runtime_api.c capi/src/streams.c capi/src/stream_queue.c capi/src/chunk_scan.c capi/src/json_check.c capi/src/outbox.c capi/src/event_queue.c capi/src/kv_events_c.c capi/src/endpoint_serve.c capi/src/responders.c capi/src/responses.c c_tests/python_stub.c)
 FLAGS=(-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -Iinclude -Icapi/src -Ic_tests/fuzz)
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1

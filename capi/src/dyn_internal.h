@@ -13,7 +13,7 @@
 #define DYN_MAX_CONFIG_BYTES (1024u * 1024u)  /* config_json, as documented in dynamo_llm.h */
 
 /* Events the loop thread drains (C -> Python, never waiting on the GIL). */
-enum { DYN_EV_CHAT = 1, DYN_EV_GENERATE = 2, DYN_EV_CANCEL = 3, DYN_EV_COMPLETION = 4 };
+enum { DYN_EV_CHAT = 1, DYN_EV_GENERATE = 2, DYN_EV_CANCEL = 3, DYN_EV_COMPLETION = 4, DYN_EV_RESPONSES = 5 };
 
 /* cffi:begin  Between the cffi markers: what the Python side calls, copied into the cffi cdef at build time
  * by capi/build_capi.py (this file is the only copy; keep the markers and one declaration per statement). */

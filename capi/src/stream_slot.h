@@ -65,6 +65,9 @@ void dyn_ev_push(dyn_event_t* ev);           /* queue an event for the loop thre
 /* ---- streams.c ---- */
 stream_slot* dyn_stream_lock(uint64_t h);    /* the locked slot of a live stream handle, else NULL */
 void dyn_end_streams_of(uint64_t runtime);   /* end every live stream of a runtime with DYNAMO_ERR_SHUTDOWN */
+/* check request_json (NULL, 8 MiB, UTF-8, JSON object), register a stream of rt and queue a DYN_EV_* submission */
+dynamo_status_t dyn_submit(dynamo_runtime_t* rt, int kind, const char* endpoint, const char* request_json,
+                           dynamo_stream_t** out);
 
 /* ---- stream_queue.c (every *_locked call under s->mu) ---- */
 void dyn_free_chunks(chunk_node* n);

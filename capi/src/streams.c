@@ -106,8 +106,8 @@ static dynamo_status_t check_request(const char* request_json, size_t* len) {
     return DYNAMO_OK;
 }
 
-static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoint, const char* request_json,
-                              dynamo_stream_t** out) {
+dynamo_status_t dyn_submit(dynamo_runtime_t* rt, int kind, const char* endpoint, const char* request_json,
+                           dynamo_stream_t** out) {
     REFUSE_IF_FORKED();
     if (!out) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "out is NULL");
     if (!rt) return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "the runtime is NULL");
@@ -160,11 +160,11 @@ static dynamo_status_t submit(dynamo_runtime_t* rt, int kind, const char* endpoi
 }
 
 dynamo_status_t dynamo_chat_completion(dynamo_runtime_t* rt, const char* request_json, dynamo_stream_t** out) {
-    return submit(rt, DYN_EV_CHAT, NULL, request_json, out);
+    return dyn_submit(rt, DYN_EV_CHAT, NULL, request_json, out);
 }
 
 dynamo_status_t dynamo_completion(dynamo_runtime_t* rt, const char* request_json, dynamo_stream_t** out) {
-    return submit(rt, DYN_EV_COMPLETION, NULL, request_json, out);
+    return dyn_submit(rt, DYN_EV_COMPLETION, NULL, request_json, out);
 }
 
 dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path, const char* request_json,
@@ -174,7 +174,7 @@ dynamo_status_t dynamo_generate(dynamo_runtime_t* rt, const char* endpoint_path,
     size_t n = strnlen(endpoint_path, 1025);
     if (n == 0 || n > 1024 || !dyn_utf8_valid(endpoint_path, n))
         return dyn_fail(DYNAMO_ERR_INVALID_ARGUMENT, "endpoint_path must be 1..1024 bytes of UTF-8");
-    return submit(rt, DYN_EV_GENERATE, endpoint_path, request_json, out);
+    return dyn_submit(rt, DYN_EV_GENERATE, endpoint_path, request_json, out);
 }
 
 /* ---- stream API (no GIL) ---- */

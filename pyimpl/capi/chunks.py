@@ -1,12 +1,14 @@
-"""Turns response items into what C makes dynamo_chunk_t's of: for chat, (JSON bytes, text delta, token ids,
-finish code, choice index) per chunk in a ChunkBatch; for generic endpoints, one JSON array per hand-over that C splits."""
+"""Turns response items into what C makes dynamo_chunk_t's of: for chat and Responses events, (JSON bytes, text
+delta, token ids, finish code, choice index) per chunk in a ChunkBatch; for generic endpoints, one JSON array per
+hand-over that C splits."""
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, AsyncIterator
 
 import msgspec
 
-from pyimpl.capi.status import FINISH_NONE, finish_code
+from pyimpl.capi.status import FINISH_ERROR, FINISH_LENGTH, FINISH_NONE, FINISH_STOP, FINISH_TOOL_CALLS, finish_code
 
 _encode = msgspec.json.Encoder().encode
 META = 5  # ints per chunk in ChunkBatch.meta, as dyn_stream_push_batch reads them (capi/src/dyn_internal.h)
@@ -95,6 +97,40 @@ def chat_batch(items: list) -> ChunkBatch:
         else:
             for fields in chat_chunks(item):
                 add(*fields)
+    return batch
+
+
+# the terminal Responses events' DYNAMO_FINISH_* (include/dynamo_llm.h, dynamo_responses_create)
+RESPONSE_FINISH = {"response.completed": FINISH_STOP, "response.incomplete": FINISH_LENGTH,
+                   "response.failed": FINISH_ERROR}
+
+
+def response_chunk(event: dict) -> ChunkFields:
+    """The C chunk of one Responses stream event: its JSON, the delta of a response.output_text.delta as text,
+    and a finish reason on the terminal event only (tool calls when a completed response's output holds a
+    function call)."""
+    kind = event.get("type")
+    text = event["delta"].encode() if kind == "response.output_text.delta" else None
+    finish = RESPONSE_FINISH.get(kind, FINISH_NONE)
+    if finish == FINISH_STOP and any(item.get("type") == "function_call" for item in event["response"]["output"]):
+        finish = FINISH_TOOL_CALLS
+    return _encode(event), text, None, finish, 0
+
+
+async def response_chunks(events: AsyncIterator[dict]) -> AsyncIterator[ChunkFields]:
+    """response_chunk of each event as it comes: encoded at once, because an event holds the response's live
+    output items, which the events after it change (as the HTTP route writes each event before the next);
+    closing this closes `events`."""
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            yield response_chunk(event)
+
+
+def fields_batch(chunks: list[ChunkFields]) -> ChunkBatch:
+    """The ChunkBatch of chunks already made (response_chunks)."""
+    batch = ChunkBatch()
+    for fields in chunks:
+        batch.add(*fields)
     return batch
 
 

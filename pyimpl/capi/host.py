@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array
+from pyimpl.capi.chunks import ChunkBatch, chat_batch, endpoint_array, fields_batch, response_chunks
 from pyimpl.capi.config import parse_config
 from pyimpl.capi.heap import HeapReclaimer
 from pyimpl.capi.loop_threads import LoopThreads
@@ -16,7 +16,7 @@ from pyimpl.capi.session import RuntimeSession
 from pyimpl.capi.status import (ERR_CANCELLED, ERR_INVALID_ARGUMENT, ERR_INVALID_HANDLE, ERR_SHUTDOWN, OK,
                                 CapiError, describe, status_of)
 
-EV_CHAT, EV_GENERATE, EV_CANCEL, EV_COMPLETION = 1, 2, 3, 4
+EV_CHAT, EV_GENERATE, EV_CANCEL, EV_COMPLETION, EV_RESPONSES = 1, 2, 3, 4, 5
 CALL_TIMEOUT_S = 600.0
 MAX_BATCH = 256  # chunks handed to C in one call at most
 
@@ -162,6 +162,8 @@ class EmbeddedHost:
         sink, stream = self.sink, event.stream
         if event.kind in (EV_CHAT, EV_COMPLETION):  # completion chunks' text is their choice's "text"
             pump = _Pump(self.loop, lambda items: sink.push_batch(stream, chat_batch(items)))
+        elif event.kind == EV_RESPONSES:
+            pump = _Pump(self.loop, lambda items: sink.push_batch(stream, fields_batch(items)))
         else:
             pump = _Pump(self.loop, lambda items: sink.push_json_array(stream, endpoint_array(items)))
         try:
@@ -173,6 +175,8 @@ class EmbeddedHost:
                 source = session.chat(request)
             elif event.kind == EV_COMPLETION:
                 source = session.completion(request)
+            elif event.kind == EV_RESPONSES:
+                source = response_chunks(session.responses(request))
             else:
                 source = await session.generate(event.endpoint, request)
             items, added = pump.items, pump.added

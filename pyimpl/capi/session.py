@@ -14,6 +14,7 @@ from pyimpl.capi.status import ERR_NOT_FOUND, CapiError
 
 if TYPE_CHECKING:
     from pyimpl.llm.backend.model_server import ServedModel
+    from pyimpl.llm.responses import ResponsesService
     from pyimpl.llm.frontend.model_manager import ModelManager
     from pyimpl.runtime import Client, DistributedRuntime
 
@@ -31,6 +32,7 @@ class RuntimeSession:
         self.models: ModelManager | None = None
         self.tasks: list[asyncio.Task] = []
         self.clients: dict[str, Client] = {}
+        self._responses: ResponsesService | None = None   # made on first use, with the runtime's conversation store
 
     @classmethod
     async def start(cls, config: EmbeddedConfig) -> "RuntimeSession":
@@ -91,17 +93,36 @@ class RuntimeSession:
             raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
         return self._default_model(request, self.models.completion_stream)
 
-    async def _default_model(self, request: Any,
-                             open_stream: Callable[[Any], AsyncIterator[dict]]) -> AsyncIterator[dict]:
-        """open_stream's chunks for request, with "model" filled in when it names none and a single model is
-        served; a card already seen whose tokenizer is still loading (a worker that just joined a distributed
-        runtime) is waited for, up to MODEL_WAIT_S, rather than refusing the request."""
+    async def responses(self, request: dict) -> AsyncIterator[dict]:
+        """The Responses stream events of an OpenAI Responses request, by the HTTP route's path (the library's
+        ResponsesService over this runtime's models); errors before generation raise on first iteration, before
+        any event, as POST /v1/responses answers them. Conversations stay in this runtime's memory store."""
+        if self.models is None:
+            raise CapiError(ERR_NOT_FOUND, "this runtime serves no model (config serve_model=false)")
+        if self._responses is None:
+            from pyimpl.llm.responses import MemoryResponseStore, ResponsesService
+            self._responses = ResponsesService(lambda: self.models, MemoryResponseStore())
+        run = await self._responses.start(await self._with_model(request))
+        async with contextlib.aclosing(run.events()) as events:
+            async for event in events:
+                yield event
+
+    async def _with_model(self, request: Any) -> Any:
+        """request with "model" filled in when it names none and a single model is served; a card already seen
+        whose tokenizer is still loading (a worker that just joined a distributed runtime) is waited for, up to
+        MODEL_WAIT_S, rather than refusing the request."""
         if isinstance(request, dict) and "model" not in request:
             if not self.models.model_names() and self.models.models:
                 await self.models.wait_for_model(timeout=MODEL_WAIT_S)
             names = self.models.model_names()
             if len(names) == 1:
                 request = {**request, "model": names[0]}
+        return request
+
+    async def _default_model(self, request: Any,
+                             open_stream: Callable[[Any], AsyncIterator[dict]]) -> AsyncIterator[dict]:
+        """open_stream's chunks for request, its model filled in as _with_model does."""
+        request = await self._with_model(request)
         async with contextlib.aclosing(open_stream(request)) as stream:
             async for chunk in stream:
                 yield chunk

@@ -47,10 +47,11 @@ def finish_code(reason: object) -> int:
 def _status_table() -> list[tuple[tuple[type, ...], int]]:
     """(exception types, status) pairs, first match wins; built on first use (the layers above load lazily)."""
     from pyimpl.llm import errors as llm
+    from pyimpl.llm.responses.store import ResponseNotFoundError
     from pyimpl.runtime import errors as rt
     return [
         ((asyncio.CancelledError, rt.CancelledError), ERR_CANCELLED),
-        ((rt.EndpointNotFoundError, llm.ModelNotFoundError), ERR_NOT_FOUND),
+        ((rt.EndpointNotFoundError, llm.ModelNotFoundError, ResponseNotFoundError), ERR_NOT_FOUND),
         ((rt.NoInstancesError, rt.DisconnectedError, llm.NoWorkerError), ERR_UNAVAILABLE),
         ((rt.ConfigurationError, rt.PayloadTooLargeError, llm.InvalidRequestError, llm.PayloadTooLargeError),
          ERR_INVALID_ARGUMENT),
