@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving.conftest import serving_env, start_frontend, tiny_model, wait_for_models  # noqa: F401
+from tests.serving.conftest import serving_env, start_frontend, tiny_model, wait_for_models, wait_kv_indexed  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE = REPO / "build" / "examples" / "engine"
@@ -89,7 +89,7 @@ def test_c_engine_serves_http_and_kv_routing_sends_a_repeated_prefix_back(c_depl
         reply = chat(url, prefix + " question 0")
         assert reply["choices"][0]["message"]["content"] and reply["choices"][0]["finish_reason"] == "length"
         first[i] = reply["nvext"]["worker_id"]
-    time.sleep(0.5)  # the engines' stored events reach the router
+    wait_kv_indexed(url, "tiny", set(first.values()))  # the engines' stored events reach the router
     for round_ in range(1, 4):
         for i, prefix in enumerate(prefixes):
             assert chat(url, prefix + f" question {round_}")["nvext"]["worker_id"] == first[i], (i, round_)

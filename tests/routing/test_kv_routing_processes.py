@@ -13,7 +13,7 @@ import pytest
 from pyimpl.llm.frontend.model_manager import ModelManager
 from pyimpl.llm.frontend.routing import RouterSettings
 from pyimpl.runtime import DistributedRuntime
-from tests.serving.conftest import start_frontend, start_worker
+from tests.serving.conftest import start_frontend, start_worker, wait_kv_indexed
 
 PREFIX = list(range(100, 196))                   # 6 blocks of 16
 
@@ -36,27 +36,13 @@ def completion(base: str, prompt: list[int]) -> dict:
     return r.json()
 
 
-def indexed_blocks(base: str, worker: int) -> int:
-    """The frontend's KV index size for `worker` (dynamo_frontend_kv_indexed_blocks), 0 when absent."""
-    metrics = httpx.get(f"{base}/metrics", timeout=10).text
-    line = f'dynamo_frontend_kv_indexed_blocks{{model="tiny",worker_id="{worker}"}} '
-    return next((int(float(row[len(line):])) for row in metrics.splitlines() if row.startswith(line)), 0)
-
-
-def wait_indexed(base: str, worker: int, blocks: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while indexed_blocks(base, worker) < blocks:
-        assert time.monotonic() < deadline, f"the frontend's KV index never held {blocks} blocks of {worker}"
-        time.sleep(0.05)
-
-
 def test_http_frontend_routes_by_kv_events(env, tiny_model):
     workers = [start_worker(env, tiny_model, "--model-name", "tiny", "--engine", "mock") for _ in range(2)]
     frontend, base = start_frontend(env, "--router-mode", "kv")
     try:
         httpx.get(f"{base}/v1/models", timeout=10)
         first = completion(base, PREFIX + [1, 2])["nvext"]["worker_id"]
-        wait_indexed(base, first, blocks=6)        # its stored events reach the frontend (published within ms)
+        wait_kv_indexed(base, "tiny", [first], min_blocks=6)   # its stored events reach the frontend
         served = [completion(base, PREFIX + [3 + i])["nvext"]["worker_id"] for i in range(6)]
         assert served == [first] * 6               # the prefix stays where it is cached
         metrics = httpx.get(f"{base}/metrics", timeout=10).text

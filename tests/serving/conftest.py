@@ -110,6 +110,30 @@ def wait_for_models(base_url: str, predicate, timeout: float = 30.0, headers: di
     raise AssertionError(f"models never satisfied the condition; last seen {names}")
 
 
+def kv_indexed_blocks(base_url: str, model: str) -> dict[int, int]:
+    """The frontend's KV index per worker (dynamo_frontend_kv_indexed_blocks) for `model`."""
+    prefix = f'dynamo_frontend_kv_indexed_blocks{{model="{model}",worker_id="'
+    sizes = {}
+    for row in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+        if row.startswith(prefix):
+            worker, value = row[len(prefix):].split('"} ')
+            sizes[int(worker)] = int(float(value))
+    return sizes
+
+
+def wait_kv_indexed(base_url: str, model: str, workers, min_blocks: int = 1, timeout: float = 15.0) -> None:
+    """Until the frontend's KV router indexes at least `min_blocks` blocks of each of `workers` and the index has
+    not changed for 0.2 s (the workers' stored events arrived)."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        sizes = kv_indexed_blocks(base_url, model)
+        if sizes == last and all(sizes.get(w, 0) >= min_blocks for w in workers):
+            return
+        assert time.monotonic() < deadline, f"KV index {sizes}, wanted {min_blocks}+ blocks of {list(workers)}"
+        last = sizes
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def frontend_with_worker(env: dict, model: str, name: str, *worker_args: str):
     """A frontend and one worker serving `model` as `name`, stopped on exit; yields the frontend's URL."""
