@@ -4,7 +4,9 @@
  * previous_response_id across calls, errors before generation as the call's status (bad JSON, a refused
  * field, unknown model, unknown previous_response_id), cancel and free mid-stream (the engine lets go),
  * destroy with a stream open, and 8 threads creating chained responses on one runtime at once.
- *   test_responses PYTHON */
+ * Mode "tools" (the demo model, torch): a required function call streams its arguments and ends with
+ * DYNAMO_FINISH_TOOL_CALLS; its output, sent back with previous_response_id, gets a completed answer.
+ *   test_responses PYTHON [tools] */
 #include <pthread.h>
 #include <time.h>
 
@@ -14,7 +16,8 @@ enum { THREADS = 8, PER_THREAD = 4 };
 static dynamo_runtime_t* rt;
 
 typedef struct {
-    int events, deltas, finishes;
+    int events, deltas, arg_deltas, finishes;
+    char call_id[128];     /* the first function_call item's call_id */
     int32_t last_finish;
     char id[128];          /* the response's id (from response.created) */
     char* text;            /* the output_text deltas, concatenated */
@@ -71,6 +74,10 @@ static void drain_response(dynamo_stream_t* s, summary* out) {
         } else {
             CHECK(c.text == NULL);
         }
+        if (strcmp(type, "response.function_call_arguments.delta") == 0) out->arg_deltas++;
+        if (strcmp(type, "response.output_item.added") == 0 && strstr(c.json, "\"type\":\"function_call\"") &&
+            !out->call_id[0])
+            json_str(c.json, "call_id", out->call_id, sizeof out->call_id);
         int terminal = strcmp(type, "response.completed") == 0 || strcmp(type, "response.incomplete") == 0 ||
                        strcmp(type, "response.failed") == 0;
         CHECK(terminal == (c.finish_reason != DYNAMO_FINISH_NONE));
@@ -255,8 +262,34 @@ static void destroy_while_streaming(void) {
     free(request);
 }
 
+#define WEATHER_TOOL "[{\"type\": \"function\", \"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", " \
+    "\"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}]"
+
+static void tools_round_trip(void) {
+    CHECK_STATUS(dynamo_runtime_create("{}", &rt), DYNAMO_OK);
+    summary call, answer;
+    run_response("{\"input\": \"What is the weather in Paris?\", \"tool_choice\": \"required\", \"tools\": "
+                 WEATHER_TOOL "}", &call);
+    CHECK(strcmp(call.last_type, "response.completed") == 0 && call.last_finish == DYNAMO_FINISH_TOOL_CALLS);
+    CHECK(call.call_id[0] && call.arg_deltas >= 1 && call.deltas == 0);
+    char request[1024];
+    snprintf(request, sizeof request, "{\"input\": [{\"type\": \"function_call_output\", \"call_id\": \"%s\", "
+             "\"output\": \"{\\\"temperature_c\\\": 21}\"}], \"previous_response_id\": \"%s\", \"max_output_tokens\": 64, "
+             "\"tools\": " WEATHER_TOOL "}", call.call_id, call.id);
+    run_response(request, &answer);
+    CHECK(strcmp(answer.last_type, "response.failed") != 0); /* the demo model's reply: completed, or cut at 64 */
+    free(call.text);
+    free(answer.text);
+    CHECK_STATUS(dynamo_runtime_destroy(rt), DYNAMO_OK);
+}
+
 int main(int argc, char** argv) {
     CHECK(argc > 1);
+    if (argc > 2 && strcmp(argv[2], "tools") == 0) {
+        tools_round_trip();
+        puts("ok");
+        return 0;
+    }
     char* config = tiny_model_config(argv[1], "mock");
     CHECK_STATUS(dynamo_runtime_create(config, &rt), DYNAMO_OK);
     free(config);

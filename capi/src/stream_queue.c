@@ -93,7 +93,7 @@ int dyn_stream_push_batch(uint64_t stream, size_t count, const char* json_blob, 
         n->chunk.choice_index = m[4];
         json_blob += m[0];
         if (m[1] > 0) text_blob += m[1];
-        token_ids += m[2];
+        if (m[2]) token_ids += m[2]; /* NULL when no chunk has ids (completions, Responses events): NULL + 0 is UB */
         if (last) last->next = n; else first = n;
         last = n;
     }
