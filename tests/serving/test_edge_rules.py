@@ -36,7 +36,7 @@ def post(url: str, path: str, body: dict) -> httpx.Response:
     ("/v1/chat/completions", {**CHAT, "stream": "yes"}, "stream"),
     ("/v1/completions", {**COMPLETION, "stream": 1}, "stream"),
     ("/v1/chat/completions", {**CHAT, "stream_options": {"include_usage": True}}, "stream_options"),
-    ("/v1/completions", {**COMPLETION, "echo": True, "logprobs": 1}, "logprobs"),   # no prompt logprobs: said so
+    ("/v1/completions", {**COMPLETION, "max_tokens": 0}, "max_tokens"),   # 0 only with echo (prompt scoring)
     ("/v1/completions", {**COMPLETION, "stream": False, "stream_options": {}}, "stream_options"),
 ])
 def test_refused_with_a_400_naming_the_field(stack, path, body, param):
@@ -48,6 +48,8 @@ def test_refused_with_a_400_naming_the_field(stack, path, body, param):
 def test_unknown_top_level_fields_are_ignored_and_known_options_work(stack):
     assert post(stack, "/v1/chat/completions", {**CHAT, "metadata_of_mine": {"a": 1}, "user": "u1"}).status_code == 200
     assert post(stack, "/v1/completions", {**COMPLETION, "suffix": ""}).status_code == 200       # empty: nothing asked
+    r = post(stack, "/v1/completions", {**COMPLETION, "echo": True, "logprobs": 1})   # the prompt's logprobs first
+    assert r.status_code == 200 and r.json()["choices"][0]["logprobs"]["token_logprobs"][0] is None
     assert post(stack, "/v1/chat/completions", {**CHAT, "logit_bias": {"5": -100}}).status_code == 200
     r = post(stack, "/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
     assert r.status_code == 200 and '"usage"' in r.text

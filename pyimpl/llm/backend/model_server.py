@@ -104,6 +104,10 @@ class GenerateHandler:
                 if out.logprobs is not None:
                     chunk["log_probs"] = out.logprobs
                     chunk["top_logprobs"] = [[[t, lp] for t, lp in top.items()] for top in out.top_logprobs or ()]
+                if out.prompt_logprobs is not None:   # output_options.prompt_logprobs, with the first output
+                    chunk["prompt_logprobs"] = out.prompt_logprobs
+                    chunk["prompt_top_logprobs"] = [None if top is None else [[t, lp] for t, lp in top.items()]
+                                                    for top in out.prompt_top_logprobs or ()]
                 yield chunk
                 if context is not None and context.is_stopped():
                     break

@@ -13,6 +13,7 @@ from .kv_events import KvEvent
 from .model_loader import ModelInfo, build_model, read_model_info, resolve_dtype
 from .model_runner import HFModelRunner, ModelRunner
 from .outputs import EngineStats, RequestOutput
+from .prompt_logprobs import score_prompt_rows
 from .sampler import Sampler
 from .sampling_params import SamplingParams
 from .scheduler import Scheduler
@@ -173,7 +174,9 @@ class Engine:
         batch = self.scheduler.schedule()
         if not batch:
             raise RuntimeError("engine scheduler made no progress (no request fits the KV cache)")
-        logits = self.runner.run(batch)
+        logits, prompt_logits = self.runner.run(batch)
+        for i, rows in prompt_logits.items():
+            score_prompt_rows(batch[i][0], rows, self.vocab_size)
         seqs = []
         for seq, n in batch:
             seq.num_computed_tokens += n
@@ -204,6 +207,7 @@ class Engine:
         shared = (leader.num_prompt_tokens - 1) // self.block_size
         for child in reversed(children):
             self.block_manager.fork(leader, child, shared)
+            child.prompt_logprobs, child.prompt_top_logprobs = leader.prompt_logprobs, leader.prompt_top_logprobs
             self.scheduler.add(child, first=True)
 
     def _forget(self, seq: Sequence) -> None:
@@ -229,9 +233,13 @@ class Engine:
         if seq.params.wants_logprobs:
             lp = seq.logprobs[seq.num_emitted:]
             tops = seq.top_logprobs[seq.num_emitted:]
+        first = seq.num_emitted == 0 and bool(new)
         seq.num_emitted = len(out_tokens)
-        return RequestOutput(seq.request_id, new, out_tokens, seq.is_finished, seq.finish_reason, lp, tops,
-                             seq.cumulative_logprob if lp is not None else None, seq.index)
+        out = RequestOutput(seq.request_id, new, out_tokens, seq.is_finished, seq.finish_reason, lp, tops,
+                            seq.cumulative_logprob if lp is not None else None, seq.index)
+        if first and seq.params.prompt_logprobs is not None:
+            out.prompt_logprobs, out.prompt_top_logprobs = seq.prompt_logprobs, seq.prompt_top_logprobs
+        return out
 
     def generate_batch(self, prompts: list[list[int]],
                        params: SamplingParams | list[SamplingParams] | None = None) -> list[RequestOutput]:
@@ -251,9 +259,12 @@ class Engine:
         for rid in ids:
             for seq in groups[rid]:
                 lp = seq.logprobs if seq.params.wants_logprobs else None
-                results.append(RequestOutput(rid, seq.output_token_ids, seq.output_token_ids, True, seq.finish_reason,
-                                             lp, seq.top_logprobs if lp is not None else None,
-                                             seq.cumulative_logprob if lp is not None else None, seq.index))
+                out = RequestOutput(rid, seq.output_token_ids, seq.output_token_ids, True, seq.finish_reason,
+                                    lp, seq.top_logprobs if lp is not None else None,
+                                    seq.cumulative_logprob if lp is not None else None, seq.index)
+                if seq.params.prompt_logprobs is not None:
+                    out.prompt_logprobs, out.prompt_top_logprobs = seq.prompt_logprobs, seq.prompt_top_logprobs
+                results.append(out)
         return results
 
     # ---- introspection

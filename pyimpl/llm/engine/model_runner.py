@@ -1,4 +1,5 @@
-"""Turns a scheduled batch into tensors, runs the model over the paged KV cache, returns last-token logits."""
+"""Turns a scheduled batch into tensors, runs the model over the paged KV cache, returns last-token logits
+(and the prompt rows' logits of sequences asking for prompt logprobs)."""
 from __future__ import annotations
 
 import torch
@@ -25,16 +26,19 @@ class ModelRunner:
         return model.num_layers * 2 * block_size * model.num_kv_heads * model.head_dim * elem
 
     @torch.inference_mode()
-    def run(self, batch: list[tuple[Sequence, int]]) -> torch.Tensor:
+    def run(self, batch: list[tuple[Sequence, int]]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Compute the next `n` uncomputed tokens of each (sequence, n); returns logits [k, vocab] for the k
-        sequences whose chunk reaches their last token, in batch order."""
-        input_ids, meta, last_rows = self._prepare(batch)
-        ascending = sorted(last_rows)  # models may skip the row selection when every row is wanted
+        sequences whose chunk reaches their last token, in batch order, and, by batch index, the logits of the
+        rows of each chunk's Sequence.prompt_rows (prompt logprobs)."""
+        input_ids, meta, last_rows, prompt_rows = self._prepare(batch)
+        wanted = [r for rows in prompt_rows.values() for r in rows]
+        ascending = sorted(last_rows + wanted)  # models may skip the row selection when every row is wanted
         logits = self.model.forward(input_ids, meta, self.kv_cache, self._tensor(ascending))
-        if ascending == last_rows:
-            return logits
+        if not wanted and ascending == last_rows:
+            return logits, {}
         where = {row: k for k, row in enumerate(ascending)}
-        return logits.index_select(0, self._tensor([where[row] for row in last_rows]))
+        prompt = {i: logits[where[rows[0]]:where[rows[0]] + len(rows)] for i, rows in prompt_rows.items()}
+        return logits.index_select(0, self._tensor([where[row] for row in last_rows])), prompt
 
     def _tensor(self, data, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(data, dtype=dtype).to(self.device, non_blocking=True)
@@ -44,7 +48,7 @@ class ModelRunner:
         bs = self.block_size
         singles = sorted((i for i, (_, n) in enumerate(batch) if n == 1), key=lambda i: batch[i][0].num_computed_tokens)
         order = singles + [i for i, (_, n) in enumerate(batch) if n != 1]
-        ids, pos, slots, last_row, prefills = [], [], [], {}, []
+        ids, pos, slots, last_row, prefills, prompt_rows = [], [], [], {}, [], {}
         decode_rows: list[tuple[list[int], int]] = []  # (blocks, keys) per one-token chunk
         for i in order:
             seq, n = batch[i]
@@ -57,6 +61,9 @@ class ModelRunner:
             slots.extend(table[p // bs] * bs + p % bs for p in range(start, end))
             if end == seq.num_tokens:
                 last_row[i] = len(ids) - 1
+            scored = seq.prompt_rows(start, end)
+            if scored:
+                prompt_rows[i] = [row + q - start for q in scored]
             used = table[:-(-end // bs)]
             if n == 1:
                 decode_rows.append((used, end))
@@ -68,7 +75,7 @@ class ModelRunner:
                 slot_start=used[0] * bs if contiguous else None))
         meta = AttentionMetadata(positions=self._tensor(pos), slot_mapping=self._tensor(slots), block_size=bs,
                                  decodes=self._decode_groups(decode_rows), prefills=prefills)
-        return self._tensor(ids), meta, [last_row[i] for i in range(len(batch)) if i in last_row]
+        return self._tensor(ids), meta, [last_row[i] for i in range(len(batch)) if i in last_row], prompt_rows
 
     def _decode_groups(self, rows: list[tuple[list[int], int]]) -> list[DecodeGroup]:
         """Split length-sorted one-token chunks so that padding to a group's longest row wastes under ~25%."""
@@ -98,10 +105,17 @@ class HFModelRunner:
         self.device = device
 
     @torch.inference_mode()
-    def run(self, batch: list[tuple[Sequence, int]]) -> torch.Tensor:
-        """Logits of the last token of every sequence whose chunk completes it (chunks are recomputed in full)."""
-        done = [s for s, n in batch if s.num_computed_tokens + n == s.num_tokens]
+    def run(self, batch: list[tuple[Sequence, int]]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Logits of the last token of every sequence whose chunk completes it (chunks are recomputed in full),
+        and, by batch index, those of its unscored prompt rows (ModelRunner.run)."""
+        done = [(i, s) for i, (s, n) in enumerate(batch) if s.num_computed_tokens + n == s.num_tokens]
         if not done:
-            return torch.empty(0, self.model.config.vocab_size)
-        rows = [self.model(input_ids=torch.tensor([s.token_ids], device=self.device)).logits[0, -1] for s in done]
-        return torch.stack(rows).float()
+            return torch.empty(0, self.model.config.vocab_size), {}
+        rows, prompt = [], {}
+        for i, s in done:
+            logits = self.model(input_ids=torch.tensor([s.token_ids], device=self.device)).logits[0].float()
+            rows.append(logits[-1])
+            scored = s.prompt_rows(0, s.num_tokens)
+            if scored:
+                prompt[i] = logits[scored.start:scored.stop]
+        return torch.stack(rows), prompt

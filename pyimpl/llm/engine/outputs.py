@@ -17,6 +17,9 @@ class RequestOutput:
     top_logprobs: list[dict[int, float]] | None = None  # top-k {token id: logprob}, one per new token
     cumulative_logprob: float | None = None
     index: int = 0  # choice index (SamplingParams.n > 1)
+    # SamplingParams.prompt_logprobs, on a choice's first output only: one entry per prompt token, the first None
+    prompt_logprobs: list[float | None] | None = None
+    prompt_top_logprobs: list[dict[int, float] | None] | None = None  # top-k {token id: logprob} per prompt token
 
 
 @dataclass

@@ -34,6 +34,9 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: int | None = None  # None: off; k: the sampled token's logprob plus the top k
     top_logprobs: int | None = None  # OpenAI spelling of the top-k count; implies logprobs
+    # None: off; k: each prompt token's logprob (the first's is None) plus the top k at its position, returned
+    # with the first output (vLLM's prompt_logprobs: completions echo + logprobs, scoring)
+    prompt_logprobs: int | None = None
     # Per-request logits hooks (e.g. constrained decoding); built in-process, never serialised.
     logits_processors: list[LogitsProcessor] | None = field(default=None, repr=False, compare=False)
 
@@ -73,6 +76,8 @@ class SamplingParams:
             _integer("logprobs", self.logprobs, lo=0, hi=MAX_LOGPROBS)
         if self.top_logprobs is not None:
             _integer("top_logprobs", self.top_logprobs, lo=0, hi=MAX_LOGPROBS)
+        if self.prompt_logprobs is not None:
+            _integer("prompt_logprobs", self.prompt_logprobs, lo=0, hi=MAX_LOGPROBS)
         if self.logits_processors is not None:
             if not isinstance(self.logits_processors, list) or not all(callable(f) for f in self.logits_processors):
                 raise ValueError(f"logits_processors must be a list of callables, got {self.logits_processors!r}")

@@ -6,6 +6,7 @@ import bisect
 from collections import deque
 
 from .block_manager import BlockManager
+from .prompt_logprobs import MAX_ROWS_PER_STEP
 from .sequence import Sequence, SequenceStatus
 
 ScheduledBatch = list[tuple[Sequence, int]]  # (sequence, number of its next uncomputed tokens to compute now)
@@ -31,6 +32,7 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # sorted by Sequence.rank (oldest first)
         self.num_preemptions = 0
+        self.max_prompt_logprob_rows = MAX_ROWS_PER_STEP  # bounds a step's logits for prompt logprobs
 
     def add(self, seq: Sequence, first: bool = False) -> None:
         """Queue `seq` (at the front with `first`, e.g. forked choices that already hold blocks)."""
@@ -52,7 +54,7 @@ class Scheduler:
                 break
             if seq.status != SequenceStatus.RUNNING:  # preempted earlier in this loop
                 continue
-            n = min(seq.num_tokens - seq.num_computed_tokens, budget)
+            n = self._chunk(seq, min(seq.num_tokens - seq.num_computed_tokens, budget))
             while not bm.can_append(seq, seq.num_computed_tokens + n):
                 victim = self.running[-1]
                 self.preempt(victim)
@@ -66,13 +68,13 @@ class Scheduler:
         while self.waiting and budget > 0 and not preempted and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
             if seq.block_table:  # a forked choice: it already shares its prompt's blocks
-                n = min(seq.num_tokens - seq.num_computed_tokens, budget)
+                n = self._chunk(seq, min(seq.num_tokens - seq.num_computed_tokens, budget))
                 if not bm.can_append(seq, seq.num_computed_tokens + n):
                     break
                 bm.append_slots(seq, seq.num_computed_tokens + n)
             else:
-                hits = bm.lookup(seq)
-                n = min(seq.num_tokens - len(hits) * bm.block_size, budget)
+                hits = [] if seq.wants_prompt_rows else bm.lookup(seq)   # cached rows kept no logits
+                n = self._chunk(seq, min(seq.num_tokens - len(hits) * bm.block_size, budget))
                 if not bm.can_allocate(hits, len(hits) * bm.block_size + n):
                     break
                 bm.allocate(seq, hits, len(hits) * bm.block_size + n)
@@ -82,6 +84,10 @@ class Scheduler:
             batch.append((seq, n))
             budget -= n
         return batch
+
+    def _chunk(self, seq: Sequence, n: int) -> int:
+        """`n` tokens, or fewer for a sequence whose prompt rows keep their logits (prompt logprobs)."""
+        return min(n, self.max_prompt_logprob_rows) if seq.wants_prompt_rows else n
 
     def preempt(self, seq: Sequence) -> None:
         """Drop `seq`'s KV and put it first in line; it is recomputed from its tokens later."""

@@ -37,9 +37,26 @@ class Sequence:
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[dict[int, float]] = field(default_factory=list)
     cumulative_logprob: float = 0.0
+    # params.prompt_logprobs: the prompt positions scored so far (position 0 has no logprob: None)
+    prompt_logprobs: list[float | None] = field(default_factory=list)
+    prompt_top_logprobs: list[dict[int, float] | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.token_ids = list(self.prompt_token_ids)
+        if self.params.prompt_logprobs is not None:
+            self.prompt_logprobs, self.prompt_top_logprobs = [None], [None]
+
+    def prompt_rows(self, start: int, end: int) -> range:
+        """Positions in [start, end) whose logits score a prompt token not scored yet (position q scores token
+        q+1); empty unless params.prompt_logprobs."""
+        if self.params.prompt_logprobs is None:
+            return range(0)
+        return range(max(start, len(self.prompt_logprobs) - 1), min(end, self.num_prompt_tokens - 1))
+
+    @property
+    def wants_prompt_rows(self) -> bool:
+        """Prompt logprobs asked for and not all computed: every prompt row must be computed here, none cached."""
+        return self.params.prompt_logprobs is not None and len(self.prompt_logprobs) < self.num_prompt_tokens
 
     @property
     def rank(self) -> tuple[int, int]:

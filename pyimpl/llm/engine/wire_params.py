@@ -14,7 +14,7 @@ WIRE_FIELDS: dict[str, frozenset[str]] = {
     "sampling_options": frozenset({"temperature", "top_p", "top_k", "min_p", "seed", "repetition_penalty",
                                    "presence_penalty", "frequency_penalty", "logit_bias"}),
     "stop_conditions": frozenset({"max_tokens", "min_tokens", "stop_token_ids", "ignore_eos"}),
-    "output_options": frozenset({"logprobs"}),
+    "output_options": frozenset({"logprobs", "prompt_logprobs"}),
 }
 
 

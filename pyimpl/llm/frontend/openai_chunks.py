@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from pyimpl.llm.errors import NoWorkerError
 from pyimpl.llm.model_card import ModelCard
+from pyimpl.llm.frontend.completion_echo import echo_text
 from pyimpl.llm.frontend.openai_stream import ChoicePostprocessor, usage
 from pyimpl.llm.frontend.protocols import GenerationRequest
 from pyimpl.llm.frontend.worker_streams import instance_lost, merge_streams, single_stream
@@ -33,8 +34,8 @@ async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Preprocess
     if chat:
         yield {**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                     "logprobs": None, "finish_reason": None} for i in range(req.n)]}
-    if req.echo and not chat:
-        text = req.prompt if isinstance(req.prompt, str) else pre.decode(prompt_ids)
+    if req.echo and not chat and not req.logprobs:   # with logprobs the prompt goes with each choice's first delta
+        text = echo_text(pre, req.prompt, prompt_ids)
         yield {**base, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}
                                    for i in range(req.n)]}
     items = merge_streams(streams) if req.n > 1 else single_stream(streams[0])

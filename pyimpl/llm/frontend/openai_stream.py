@@ -9,6 +9,7 @@ import base64
 from typing import TYPE_CHECKING, Any, Callable
 
 from pyimpl.llm.errors import EngineError, InvalidRequestError
+from pyimpl.llm.frontend.completion_echo import PromptLogprobs, echo_text
 from pyimpl.llm.frontend.protocol_types import EmbeddingRequest
 from pyimpl.llm.frontend.protocols import GenerationRequest
 
@@ -54,6 +55,12 @@ class ChoicePostprocessor:
         self.num_tokens = 0
         self.num_tool_calls = 0
         self.text_offset = 0    # completions logprobs: where the next token's text starts in the choice's text
+        self.echo_only = req.echo_only      # completions max_tokens 0: the worker's one token is dropped
+        self.echo: PromptLogprobs | None = None     # completions echo + logprobs: the prompt goes first
+        if req.echo and req.logprobs and not self.chat:
+            self.echo = PromptLogprobs(pre, echo_text(pre, req.prompt, list(prompt_token_ids)), list(prompt_token_ids),
+                                       req.skip_special_tokens, self._token_text)
+            self.text_offset = len(self.echo.text)
 
     def on_chunk(self, chunk: dict) -> tuple[dict | None, Any, str | None]:
         """One wire chunk in; the delta to send (or None), its logprobs, and the finish reason if done."""
@@ -61,6 +68,10 @@ class ChoicePostprocessor:
         reason = chunk.get("finish_reason")
         if reason == "error":
             raise EngineError(chunk.get("error") or "the engine failed")
+        echoed = self.echo.take(chunk) if self.echo is not None else None
+        if self.echo_only:
+            token_ids, reason = [], "length" if reason is not None else None
+            chunk = {"token_ids": []}
         self.num_tokens += len(token_ids)
         if reason is not None:
             text = self.det.add([t for t in token_ids if t not in self.eos_token_ids]) + self.det.flush()
@@ -73,6 +84,8 @@ class ChoicePostprocessor:
             elif reason is not None:
                 text += self.stopper.flush()
         logprobs = self._logprobs(token_ids, chunk) if self.want_logprobs and "log_probs" in chunk else None
+        if echoed is not None:
+            text, logprobs = echoed[0] + text, _joined(echoed[1], logprobs)
         if not self.chat:
             return ({"text": text} if text or reason or logprobs else None), logprobs, reason
         return self._chat_delta(text, reason is not None), logprobs, self._finish_reason(reason)
@@ -112,7 +125,7 @@ class ChoicePostprocessor:
     def _logprobs(self, token_ids: list[int], chunk: dict) -> Any:
         lps = chunk.get("log_probs") or []
         tops = chunk.get("top_logprobs") or [[] for _ in lps]
-        text_of = lambda t: _token_text(self.tokenizer, t, self.token_text_cache)  # noqa: E731
+        text_of = self._token_text
         if self.chat:
             return [{"token": text_of(t), "logprob": lp, "bytes": list(text_of(t).encode()),
                      "top_logprobs": [{"token": text_of(tt), "logprob": tl, "bytes": list(text_of(tt).encode())}
@@ -125,6 +138,15 @@ class ChoicePostprocessor:
             self.text_offset += len(token)
         return {"tokens": tokens, "token_logprobs": list(lps), "text_offset": offsets,
                 "top_logprobs": [{text_of(tt): tl for tt, tl in top} for top in tops]}
+
+
+    def _token_text(self, token_id: int) -> str:
+        return _token_text(self.tokenizer, token_id, self.token_text_cache)
+
+
+def _joined(first: dict, then: dict | None) -> dict:
+    """Completions logprobs of the echoed prompt followed by those of the generated tokens."""
+    return first if then is None else {key: first[key] + then[key] for key in first}
 
 
 def _tool_call_piece(piece: Any) -> dict:

@@ -166,6 +166,7 @@ class CompletionRequest(_GenerationRequest, kw_only=True):
     """POST /v1/completions: one prompt, text or token ids (or a one-element list of either)."""
 
     prompt: Prompt
+    max_tokens: Optional[Annotated[int, Meta(ge=0, le=MAX_TOKENS_LIMIT)]] = None   # 0: echo only (scoring)
     logprobs: Optional[Annotated[int, Meta(ge=0, le=MAX_COMPLETION_LOGPROBS)]] = None
     echo: Optional[bool] = None
     suffix: Optional[str] = None   # fill-in-the-middle: no model served here does it, so a non-empty one is a 400

@@ -45,6 +45,7 @@ class GenerationRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     echo: bool = False
+    echo_only: bool = False                     # completions max_tokens 0 with echo: the prompt (and its logprobs)
     sampling: dict = field(default_factory=dict)  # temperature, top_p, top_k, min_p, seed, penalties
     extra_fields: list[str] = field(default_factory=list)   # nvext.extra_fields ("worker_id")
     backend_instance_id: int | None = None      # nvext.backend_instance_id: the instance the request is pinned to
@@ -168,9 +169,11 @@ def parse_completion_request(body: Any) -> GenerationRequest:
     req.echo = _flag(typed.echo)
     if typed.suffix:
         _fail("'suffix' is not supported: no model served here does fill-in-the-middle", "suffix")
-    if req.echo and typed.logprobs is not None:
-        _fail("'logprobs' with 'echo' is not supported: the engine does not compute the prompt's token logprobs "
-              "(use 'echo' or 'logprobs' alone)", "logprobs")
+    if typed.max_tokens == 0:   # vLLM's scoring use: the worker makes one token, which is dropped
+        if not req.echo:
+            _fail("'max_tokens' 0 needs 'echo': true (it returns the prompt, with 'logprobs' its token logprobs)",
+                  "max_tokens")
+        req.max_tokens, req.echo_only = 1, True
     return req
 
 
@@ -201,9 +204,17 @@ def to_wire_request(req: GenerationRequest, token_ids: list[int], max_tokens: in
         "sampling_options": sampling,
         "stop_conditions": {"max_tokens": max_tokens, "min_tokens": req.min_tokens,
                             "stop_token_ids": req.stop_token_ids, "ignore_eos": req.ignore_eos},
-        "output_options": {"logprobs": req.top_logprobs if req.logprobs else None},
+        "output_options": _output_options(req),
         **_guided_decoding(req),
     }
+
+
+def _output_options(req: GenerationRequest) -> dict:
+    """Logprobs of the generated tokens, and of the prompt's for completions echo (only sent when asked)."""
+    options: dict = {"logprobs": req.top_logprobs if req.logprobs else None}
+    if req.kind == "completion" and req.echo and req.logprobs:
+        options["prompt_logprobs"] = req.top_logprobs
+    return options
 
 
 def _guided_decoding(req: GenerationRequest) -> dict:

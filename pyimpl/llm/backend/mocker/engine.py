@@ -1,8 +1,9 @@
 """MockEngine: a GenerateEngine that computes nothing but behaves like a serving engine, as Dynamo's mocker.
 
 Tokens: token i of the output is the prompt's token i (EOS ids removed), cycling; without ignore_eos it ends
-with EOS after one pass over the prompt (not before min_tokens); max_tokens, stop_token_ids, logprobs (fixed
-values) and cancellation are honoured. Deterministic: the same prompt gives the same tokens on any worker.
+with EOS after one pass over the prompt (not before min_tokens); max_tokens, stop_token_ids, logprobs and prompt
+logprobs (fixed values, logprobs.py) and cancellation are honoured. Deterministic: the same prompt gives the same
+tokens on any worker.
 Engine: a continuous-batching scheduler (FIFO admission under a token budget and a sequence cap, chunked
 prefill, preemption of the newest request when the KV cache is full) over a paged KV cache with prefix
 caching and the torch engine's KV events (kv_cache.py). Time: instant (one event-loop turn per step) unless
@@ -20,6 +21,7 @@ from pyimpl.llm.engine.outputs import EngineStats, RequestOutput
 from pyimpl.llm.errors import EngineRequestError
 
 from .kv_cache import KvSequence, MockKvCache
+from .logprobs import add_fake_logprobs
 from .params import MockSamplingParams, make_params
 from .timing import PerfModel
 
@@ -271,9 +273,7 @@ class MockEngine:
         req.generated.append(token)
         req.kv.tokens.append(token)
         out = RequestOutput(req.request_id, [token], list(req.generated), reason is not None, reason)
-        if p.logprobs is not None:
-            out.logprobs = [-0.5]
-            out.top_logprobs = [{(token + k) % self._vocab_size: -0.5 - k for k in range(p.logprobs)}]
+        add_fake_logprobs(out, p, req.kv.tokens[:req.prompt_len] if i == 0 else None, self._vocab_size)
         req.outbox.put_nowait(out)
         if reason is not None:
             self._finish(req, reason, emit=False)

@@ -29,6 +29,7 @@ class MockSamplingParams:
     ignore_eos: bool = False
     stop_token_ids: list[int] = field(default_factory=list)
     logprobs: int | None = None
+    prompt_logprobs: int | None = None   # top k of each prompt token, with the first output
     extra: dict = field(default_factory=dict)
 
 
@@ -68,4 +69,6 @@ def make_params(wire: dict) -> MockSamplingParams:
         raise EngineRequestError(f"ignore_eos must be a bool, got {params.ignore_eos!r}", "ignore_eos")
     if "logprobs" in fields:
         params.logprobs = _integer("logprobs", fields["logprobs"], 0, MAX_LOGPROBS)
+    if "prompt_logprobs" in fields:
+        params.prompt_logprobs = _integer("prompt_logprobs", fields["prompt_logprobs"], 0, MAX_LOGPROBS)
     return params
