@@ -111,3 +111,15 @@ def test_wire_request_and_first_output_only(llama_dir):
         finally:
             await engine.shutdown()
     asyncio.run(main())
+
+
+def test_preempted_requests_keep_their_prompt_logprobs(llama_dir):
+    """A request preempted (its KV dropped, recomputed later) scores each prompt token once, correctly."""
+    engine = Engine.from_pretrained(str(llama_dir), block_size=8, num_kv_blocks=12, max_model_len=90,
+                                    max_num_batched_tokens=8, **FP32)
+    prompts = make_prompts((40, 41, 30), seed=21)
+    outs = engine.generate_batch(prompts, SamplingParams(temperature=0.0, max_tokens=30, ignore_eos=True,
+                                                         prompt_logprobs=1))
+    assert engine.scheduler.num_preemptions > 0
+    for prompt, out in zip(prompts, outs):
+        assert_matches(llama_dir, prompt, out.prompt_logprobs, out.prompt_top_logprobs, 1)
