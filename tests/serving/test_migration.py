@@ -187,6 +187,14 @@ def test_broken_stream_is_resent_with_its_tokens_and_smaller_limits():
     assert WIRE["token_ids"] == [1, 2, 3]            # the caller's request is not modified
 
 
+def test_a_resent_request_does_not_ask_for_the_prompt_logprobs_again():
+    from pyimpl.llm.frontend.migration import continuation
+    wire = {**WIRE, "output_options": {"logprobs": 2, "prompt_logprobs": 2}}
+    resent = continuation(wire, [7, 8])
+    assert resent["output_options"] == {"logprobs": 2} and wire["output_options"]["prompt_logprobs"] == 2
+    assert continuation(wire, []) is wire             # nothing arrived yet: the prompt's logprobs still to come
+
+
 def test_break_before_the_first_token_is_a_new_request_migration():
     from pyimpl.runtime.errors import NoInstancesError
     instances = FakeInstances(FakeStream([], NoInstancesError("no responders")), FakeStream([tokens(5, finish="stop")]))

@@ -48,7 +48,8 @@ def migration_limit_from_env(default: int = DEFAULT_MIGRATION_LIMIT) -> int:
 
 def continuation(wire: dict, generated: list[int]) -> dict:
     """The wire request that continues `wire` after `generated`: those tokens join the prompt, the token limits
-    shrink by as many (so prompt + output never exceeds what the first request asked for)."""
+    shrink by as many (so prompt + output never exceeds what the first request asked for), and the prompt's
+    logprobs are not asked for again (they came with the first tokens)."""
     if not generated:
         return wire
     stop = dict(wire.get("stop_conditions") or {})
@@ -56,7 +57,11 @@ def continuation(wire: dict, generated: list[int]) -> dict:
         stop["max_tokens"] = stop["max_tokens"] - len(generated)
     if stop.get("min_tokens"):
         stop["min_tokens"] = max(0, stop["min_tokens"] - len(generated))
-    return {**wire, "token_ids": [*wire["token_ids"], *generated], "stop_conditions": stop}
+    resent = {**wire, "token_ids": [*wire["token_ids"], *generated], "stop_conditions": stop}
+    options = wire.get("output_options")
+    if options and options.get("prompt_logprobs") is not None:
+        resent["output_options"] = {k: v for k, v in options.items() if k != "prompt_logprobs"}
+    return resent
 
 
 @dataclass
