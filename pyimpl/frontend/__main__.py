@@ -29,6 +29,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--responses-store", default=None, metavar="PATH",
                    help="keep /v1/responses (previous_response_id, GET, DELETE) in this SQLite file, so they survive "
                         "a restart (default: in memory, the newest 10000 up to 256 MiB)")
+    p.add_argument("--mcp-config", default=None, metavar="FILE",
+                   help='MCP servers /v1/responses requests may use by server_label (an mcp tool without '
+                        'server_url): JSON {"mcpServers": {name: {"command", "args", "env"} | {"url", "headers"}}} '
+                        "(stdio or Streamable HTTP)")
+    p.add_argument("--mcp-timeout-s", type=_non_negative_float, default=30.0,
+                   help="bound on connecting to an MCP server, listing its tools and each tool call; past it the "
+                        "call is an error item, never a hung response")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--keepalive-s", type=float, default=DEFAULT_KEEPALIVE_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0, help="max wait for open streams on SIGTERM")
@@ -94,9 +101,11 @@ def build_app(args: argparse.Namespace):
 
     aliases = load_aliases(args.model_aliases) if args.model_aliases else {}
     hosted = load_models_file(args.models) if args.models else None  # a bad file fails here, before serving
-    from pyimpl.llm.responses import open_store
+    from pyimpl.llm.responses import McpServers, load_config, open_store
+    mcp = McpServers(load_config(args.mcp_config) if args.mcp_config else None, timeout_s=args.mcp_timeout_s)
     frontend = OpenAIFrontend(api_key=args.api_key, max_body_bytes=args.max_body_bytes,
                               keepalive_s=args.keepalive_s, responses_store=open_store(args.responses_store))
+    frontend.responses.service.mcp = mcp   # the MCP servers of /v1/responses' mcp tools
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -116,6 +125,7 @@ def build_app(args: argparse.Namespace):
         try:
             yield
         finally:
+            await mcp.aclose()
             await manager.stop()
             await rt.shutdown()
 

@@ -9,7 +9,7 @@ import uuid
 
 import msgspec
 
-from pyimpl.llm.responses.items import max_function_calls
+from pyimpl.llm.responses.mcp_events import McpItemEvents
 from pyimpl.llm.responses.types import ResponsesRequest
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -49,17 +49,24 @@ def response_skeleton(req: ResponsesRequest, response_id: str, previous_response
             "truncation": "disabled", "usage": None, "user": req.user, "metadata": req.metadata or {}}
 
 
-class ResponseStream:
-    """Folds one choice's chat chunks into output items, returning the events each step produces."""
+class ResponseStream(McpItemEvents):
+    """Folds one choice's chat chunks into output items, returning the events each step produces; an agent's
+    MCP items (mcp_events.py) come between its model turns (end_turn)."""
 
     def __init__(self, req: ResponsesRequest, response_id: str | None = None):
         self.response = response_skeleton(req, response_id or new_id("resp"), req.previous_response_id)
-        self.call_limit = max_function_calls(req)
+        self.call_limit = req.max_tool_calls                        # calls in the whole response
+        self.turn_limit = 1 if req.parallel_tool_calls is False else None   # calls in one model turn
+        self.calls_made = 0
         self.sequence = 0
         self.current: dict | None = None          # the open output item
-        self.calls: dict[int, dict | None] = {}   # chat tool call index -> its item (None: over the limit)
+        self.calls: dict[int, dict | None] = {}   # this turn's chat tool call index -> its item (None: dropped)
+        self.mcp_names: frozenset[str] = frozenset()   # tools the agent runs: their calls wait in `pending`
+        self.client_names: frozenset[str] | None = None  # an agent's function tools (others: errors of the agent)
+        self.pending: list[dict] = []
         self.finish_reason: str | None = None
         self.usage: dict | None = None
+        self.turn_usages: list[dict] = []
         self.reasoning_tokens = 0
 
     @property
@@ -132,15 +139,22 @@ class ResponseStream:
         function = call.get("function") or {}
         events: list[dict] = []
         if index not in self.calls:
-            made = sum(1 for item in self.calls.values() if item is not None)
-            if self.call_limit is not None and made >= self.call_limit:
+            in_turn = sum(1 for item in self.calls.values() if item is not None)
+            if any(limit is not None and made >= limit
+                   for limit, made in ((self.call_limit, self.calls_made), (self.turn_limit, in_turn))):
                 self.calls[index] = None   # over max_tool_calls / parallel_tool_calls=false: not returned
                 return events
-            item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress",
-                    "call_id": call.get("id") or new_id("call"), "name": function.get("name") or "",
-                    "arguments": ""}
-            self.calls[index] = item
-            events += self._open(item)
+            self.calls_made += 1
+            name = function.get("name") or ""
+            if name in self.mcp_names or (self.client_names is not None and name not in self.client_names):
+                # the agent runs it once the turn ended (mcp_events.py); a tool nobody offered is its error
+                self.calls[index] = {"name": name, "arguments": ""}
+                self.pending.append(self.calls[index])
+            else:
+                item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress",
+                        "call_id": call.get("id") or new_id("call"), "name": name, "arguments": ""}
+                self.calls[index] = item
+                events += self._open(item)
         item = self.calls[index]
         fragment = function.get("arguments") or ""
         if item is None or not fragment:
@@ -172,11 +186,33 @@ class ResponseStream:
         item["status"] = status
         return events + [self._event("response.output_item.done", output_index=index, item=dict(item))]
 
+    def end_turn(self) -> tuple[list[dict], list[dict]]:
+        """Between two model turns of an agent: the open item's closing events, and the turn's MCP calls
+        ({"name", "arguments"}) for the agent to run."""
+        events, pending = self._close("completed"), self.pending
+        if self.usage is not None:
+            self.turn_usages.append(self.usage)
+        self.calls, self.pending, self.usage, self.finish_reason = {}, [], None, None
+        return events, pending
+
+    def _total_usage(self) -> dict | None:
+        """The chat usage of every model turn added up."""
+        usages = [*self.turn_usages, *([self.usage] if self.usage is not None else [])]
+        if len(usages) < 2:
+            return usages[0] if usages else None
+        detail = lambda u, key, field: (u.get(key) or {}).get(field) or 0  # noqa: E731
+        return {"prompt_tokens": sum(u["prompt_tokens"] for u in usages),
+                "completion_tokens": sum(u["completion_tokens"] for u in usages),
+                "prompt_tokens_details": {"cached_tokens": sum(detail(u, "prompt_tokens_details", "cached_tokens")
+                                                               for u in usages)},
+                "completion_tokens_details": {"reasoning_tokens": sum(
+                    detail(u, "completion_tokens_details", "reasoning_tokens") for u in usages)}}
+
     def finish(self) -> list[dict]:
         """The closing events once the chat stream ended: completed, or incomplete with its reason."""
         reason = INCOMPLETE_REASONS.get(self.finish_reason or "")
         events = self._close("incomplete" if reason else "completed")
-        self.response["usage"] = response_usage(self.usage, self.reasoning_tokens)
+        self.response["usage"] = response_usage(self._total_usage(), self.reasoning_tokens)
         if reason:
             self.response.update(status="incomplete", incomplete_details={"reason": reason})
             return events + [self._event("response.incomplete", response=self._snapshot())]
@@ -187,5 +223,5 @@ class ResponseStream:
         """The closing events when generation failed after the response began."""
         events = self._close("incomplete")
         self.response.update(status="failed", error={"code": code, "message": message},
-                             usage=response_usage(self.usage, self.reasoning_tokens))
+                             usage=response_usage(self._total_usage(), self.reasoning_tokens))
         return events + [self._event("response.failed", response=self._snapshot())]

@@ -2,10 +2,12 @@
 tool_choice, response_format, max_tokens): /v1/responses runs on the chat completion stream."""
 from __future__ import annotations
 
+import json
+
 import msgspec
 
 from pyimpl.llm.errors import InvalidRequestError
-from pyimpl.llm.responses.types import FunctionToolChoice, McpTool, ResponsesRequest
+from pyimpl.llm.responses.types import FunctionToolChoice, McpTool, McpToolChoice, ResponsesRequest
 
 SAMPLING = ("temperature", "top_p")
 
@@ -22,40 +24,65 @@ def _text(content: str | list[dict]) -> str:
     return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
+def _call(messages: list[dict], call_id: str, name: str, arguments: str) -> None:
+    """A tool call of the assistant: consecutive calls are one assistant message with tool_calls."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+        last["tool_calls"].append(call)
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def mcp_result_text(item: dict) -> str:
+    """What the model reads of an mcp_call: its output, or its error."""
+    error = item.get("error")
+    if error is None:
+        return item.get("output") or ""
+    message = error.get("message") if isinstance(error, dict) else error
+    return f"Error: {message or json.dumps(error)}"
+
+
 def chat_messages(items: list[dict]) -> list[dict]:
     """Conversation items (validated input items and stored output items) as chat messages: consecutive
     function_call items are one assistant message with tool_calls, function_call_output items are tool
-    messages, reasoning items are not replayed."""
+    messages, reasoning items are not replayed. An mcp_call is a call and its result; an mcp_approval_request
+    a call whose result is the mcp_call run once approved (or a refusal); unanswered requests are left out."""
     messages: list[dict] = []
+    answered = {item["approval_request_id"] for item in items if item["type"] == "mcp_approval_response"}
     for item in items:
         kind = item["type"]
         if kind == "message":
             messages.append({"role": item["role"], "content": _text(item["content"])})
         elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
-                last["tool_calls"].append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            _call(messages, item["call_id"], item["name"], item["arguments"])
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _text(item["output"])})
+        elif kind == "mcp_approval_request" and item["id"] in answered:
+            _call(messages, item["id"], item["name"], item["arguments"])
+        elif kind == "mcp_approval_response" and not item["approve"]:
+            reason = f" ({item['reason']})" if item.get("reason") else ""
+            messages.append({"role": "tool", "tool_call_id": item["approval_request_id"],
+                             "content": f"The user did not approve this tool call{reason}."})
+        elif kind == "mcp_call":
+            call_id = item.get("approval_request_id") or item.get("id") or f"mcp_{len(messages)}"
+            if not item.get("approval_request_id"):
+                _call(messages, call_id, item["name"], item["arguments"])
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": mcp_result_text(item)})
     return messages
 
 
 def chat_tools(req: ResponsesRequest) -> list[dict] | None:
-    """Responses function tools as chat tools; an `mcp` tool is a clear 400 until MCP is served."""
-    if any(isinstance(tool, McpTool) for tool in req.tools or ()):
-        raise InvalidRequestError("tools of type 'mcp' are not supported yet", "tools")
+    """Responses function tools as chat tools (`mcp` tools are the agent's: see mcp_tools.py)."""
     return [{"type": "function", "function": {k: v for k, v in msgspec.to_builtins(tool).items() if k != "type"}}
-            for tool in req.tools or ()] or None
+            for tool in req.tools or () if not isinstance(tool, McpTool)] or None
 
 
-def chat_tool_choice(choice: str | FunctionToolChoice | None) -> str | dict | None:
-    """`tool_choice`: "auto" | "none" | "required" as is; {"type": "function", "name"} as chat's named choice."""
-    if isinstance(choice, FunctionToolChoice):
-        return {"type": "function", "function": {"name": choice.name}}
+def chat_tool_choice(choice: str | FunctionToolChoice | McpToolChoice | None) -> str | dict | None:
+    """`tool_choice`: "auto" | "none" | "required" as is; a named function or MCP tool as chat's named choice
+    (an MCP server without a tool name: "required")."""
+    if isinstance(choice, (FunctionToolChoice, McpToolChoice)):
+        return {"type": "function", "function": {"name": choice.name}} if choice.name else "required"
     return choice
 
 
@@ -67,19 +94,27 @@ def chat_response_format(req: ResponsesRequest) -> dict | None:
     return {"type": "json_schema", "json_schema": {k: v for k, v in fmt.items() if k != "type"}}
 
 
-def chat_request(req: ResponsesRequest, history: list[dict]) -> tuple[dict, list[dict]]:
+def instructed(req: ResponsesRequest, items: list[dict]) -> list[dict]:
+    """The conversation `items` as chat messages after the request's instructions (not carried over)."""
+    messages = chat_messages(items)
+    if req.instructions:
+        messages.insert(0, {"role": "system", "content": req.instructions})
+    return messages
+
+
+def chat_request(req: ResponsesRequest, history: list[dict],
+                 mcp_tools: list[dict] | None = None) -> tuple[dict, list[dict]]:
     """The chat completion request for `req` after the conversation `history` (items), and this request's own
-    input items (what the conversation store keeps after `history`). Instructions are not carried over."""
+    input items (what the conversation store keeps after `history`). `mcp_tools`: the chat tools of the MCP
+    servers (the agent's)."""
     if req.background:
         raise InvalidRequestError("background responses are not supported", "background")
     items = input_items(req)
-    messages = chat_messages([*history, *items])
-    if req.instructions:
-        messages.insert(0, {"role": "system", "content": req.instructions})
+    messages = instructed(req, [*history, *items])
     if not messages:
         raise InvalidRequestError("input must hold at least one message", "input")
     body: dict = {"model": req.model, "messages": messages}
-    tools = chat_tools(req)
+    tools = [*(chat_tools(req) or ()), *(mcp_tools or ())]
     if tools:
         body["tools"] = tools
         if req.tool_choice is not None:
@@ -95,10 +130,4 @@ def chat_request(req: ResponsesRequest, history: list[dict]) -> tuple[dict, list
         if getattr(req, key) is not None:
             body[key] = getattr(req, key)
     return body, items
-
-
-def max_function_calls(req: ResponsesRequest) -> int | None:
-    """How many function calls one response may hold: max_tool_calls, and 1 when parallel_tool_calls is false."""
-    limits = [n for n in (req.max_tool_calls, 1 if req.parallel_tool_calls is False else None) if n is not None]
-    return min(limits) if limits else None
 

@@ -54,7 +54,43 @@ class ReasoningItem(_Item, tag="reasoning"):
     content: Optional[list[dict]] = None
 
 
-InputItem = Union[MessageItem, FunctionCallItem, FunctionCallOutputItem, ReasoningItem]
+class McpListToolsItem(_Item, tag="mcp_list_tools"):
+    """The tools an MCP server offered (kept in the conversation: a later turn does not list them again)."""
+
+    server_label: str
+    tools: list[dict]
+    error: Optional[str] = None
+
+
+class McpCallItem(_Item, tag="mcp_call"):
+    """An MCP tool the server ran: its arguments and output, or its error."""
+
+    server_label: str
+    name: str
+    arguments: str
+    output: Optional[str] = None
+    error: Union[dict, str, None] = None
+    approval_request_id: Optional[str] = None
+
+
+class McpApprovalRequestItem(_Item, tag="mcp_approval_request"):
+    """A call that waits for the client's mcp_approval_response before it runs."""
+
+    server_label: str
+    name: str
+    arguments: str
+
+
+class McpApprovalResponseItem(_Item, tag="mcp_approval_response"):
+    """The client's answer to an mcp_approval_request (with previous_response_id): approved calls run first."""
+
+    approval_request_id: NonEmptyStr
+    approve: bool
+    reason: Optional[str] = None
+
+
+InputItem = Union[MessageItem, FunctionCallItem, FunctionCallOutputItem, ReasoningItem, McpListToolsItem, McpCallItem,
+                  McpApprovalRequestItem, McpApprovalResponseItem]
 
 
 class FunctionTool(msgspec.Struct, tag_field="type", tag="function", kw_only=True, omit_defaults=True):
@@ -64,15 +100,41 @@ class FunctionTool(msgspec.Struct, tag_field="type", tag="function", kw_only=Tru
     strict: Optional[bool] = None
 
 
-class McpTool(msgspec.Struct, tag_field="type", tag="mcp", kw_only=True, omit_defaults=True):
-    """A remote MCP server's tools: part of OpenAI's API, answered with a 400 here until MCP is served."""
+class McpToolFilter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Tools by name and/or by the server's readOnlyHint annotation."""
 
-    server_label: str
+    tool_names: Optional[list[str]] = None
+    read_only: Optional[bool] = None
+
+
+class McpApprovalFilter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    always: Optional[McpToolFilter] = None
+    never: Optional[McpToolFilter] = None
+
+
+class McpTool(msgspec.Struct, tag_field="type", tag="mcp", kw_only=True, omit_defaults=True):
+    """An MCP server's tools, run by this server: `server_url` (Streamable HTTP, with `headers` and
+    `authorization`), or without it a server of `--mcp-config` named by `server_label`. Calls wait for approval
+    unless `require_approval` is "never" (or a filter's `never` matches the tool)."""
+
+    server_label: NonEmptyStr
     server_url: Optional[str] = None
+    headers: Optional[dict[str, str]] = None
+    authorization: Optional[str] = None
+    allowed_tools: Union[list[str], McpToolFilter, None] = None
+    require_approval: Union[Literal["always", "never"], McpApprovalFilter, None] = None
+    server_description: Optional[str] = None
 
 
 class FunctionToolChoice(msgspec.Struct, tag_field="type", tag="function", kw_only=True):
     name: NonEmptyStr
+
+
+class McpToolChoice(msgspec.Struct, tag_field="type", tag="mcp", kw_only=True, omit_defaults=True):
+    """One MCP server's tool (`name`), or any tool of that server when `name` is left out."""
+
+    server_label: NonEmptyStr
+    name: Optional[str] = None
 
 
 class TextFormat(msgspec.Struct, tag_field="type", tag="text"):
@@ -103,7 +165,7 @@ class ResponsesRequest(msgspec.Struct, kw_only=True):
     input: Union[str, list[InputItem]]
     instructions: Optional[str] = None
     tools: Optional[list[Union[FunctionTool, McpTool]]] = None
-    tool_choice: Union[Literal["none", "auto", "required"], FunctionToolChoice, None] = None
+    tool_choice: Union[Literal["none", "auto", "required"], FunctionToolChoice, McpToolChoice, None] = None
     text: Optional[TextConfig] = None
     max_output_tokens: Optional[Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]] = None
     max_tool_calls: Optional[Annotated[int, Meta(ge=0)]] = None
