@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from pyimpl.llm.engine.kv_events import KvEvent
@@ -23,26 +22,10 @@ from pyimpl.llm.errors import EngineRequestError
 from .kv_cache import KvSequence, MockKvCache
 from .logprobs import add_fake_logprobs
 from .params import MockSamplingParams, make_params
+from .request import MAX_UNREAD, MockRequest as _Request
 from .timing import PerfModel
 
 log = logging.getLogger(__name__)
-MAX_UNREAD = 64     # outputs queued for a request's reader before its decoding waits (memory stays bounded)
-
-
-@dataclass(eq=False)
-class _Request:
-    request_id: str
-    params: MockSamplingParams
-    echo: list[int]                      # what the output cycles through
-    prompt_len: int
-    max_new: int
-    kv: KvSequence
-    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
-    generated: list[int] = field(default_factory=list)
-    num_computed: int = 0
-    running: bool = False                # admitted: holds KV and is in the running list
-    paused: bool = False                 # its reader is MAX_UNREAD outputs behind: no decode until it reads
-    done: bool = False
 
 
 class MockEngine:
@@ -133,9 +116,12 @@ class MockEngine:
         self._requests[request_id] = req
         self._waiting.append(req)
         self._kick()
+        outbox = req.outbox
         try:
             while True:
-                out = await req.outbox.get()
+                if not outbox:
+                    await outbox.ready()
+                out = outbox.popleft()
                 if req.paused:
                     req.paused = False
                     self._wake.set()
@@ -198,20 +184,27 @@ class MockEngine:
     def _schedule(self) -> list[tuple[_Request, int, bool]]:
         """This step's (request, tokens to compute, whether a decode): decodes and prefill chunks of running
         requests first (oldest first), then admissions in arrival order while budget and KV allow."""
-        budget, work = self.max_num_batched_tokens, []
+        budget, work, bs = self.max_num_batched_tokens, [], self.kv.block_size
         for req in list(self._running):
             if not req.running:                 # preempted by an older request's growth this step
                 continue
-            need = len(req.kv.tokens) - req.num_computed
-            decode = need == 1 and bool(req.generated)
-            if decode and req.outbox.qsize() >= MAX_UNREAD:
-                req.paused = True
-                continue
-            if decode and not self._make_room(req, len(req.kv.tokens)):    # its last token's slot
+            kv = req.kv
+            n = len(kv.tokens)
+            need = n - req.num_computed
+            if need == 1 and req.generated:     # a decode (the hot path: kept lean)
+                if len(req.outbox) >= MAX_UNREAD:
+                    req.paused = True
+                    continue
+                # its last token's slot (kv.grow's test inline: most decodes need no new block)
+                if n > (len(kv.held) + kv.private) * bs and not self._make_room(req, n):
+                    continue
+                if budget > 0:
+                    work.append((req, 1, True))
+                    budget -= 1
                 continue
             chunk = min(need, budget)
             if chunk > 0:
-                work.append((req, chunk, decode))
+                work.append((req, chunk, False))
                 budget -= chunk
         while self._waiting and budget > 0 and len(self._running) < self.max_num_seqs:
             req = self._waiting[0]
@@ -251,30 +244,34 @@ class MockEngine:
 
     def _apply(self, work: list[tuple[_Request, int, bool]]) -> None:
         self.num_steps += 1
+        bs = self.kv.block_size
         for req, chunk, _ in work:
             if not req.running:                 # aborted while the step ran
                 continue
-            req.num_computed += chunk
-            self.kv.register(req.kv, req.num_computed)
-            if req.num_computed >= len(req.kv.tokens):
+            computed = req.num_computed = req.num_computed + chunk
+            if computed // bs > len(req.kv.held):      # a block filled (kv.register's own test)
+                self.kv.register(req.kv, computed)
+            if computed >= len(req.kv.tokens):
                 self._sample(req)
 
     def _sample(self, req: _Request) -> None:
         """Append the next echo token and send it (finishing the request when a stop condition holds)."""
-        p, i = req.params, len(req.generated)
-        token = req.echo[i % len(req.echo)]
+        p, generated, echo = req.params, req.generated, req.echo
+        i = len(generated)
+        token = echo[i % len(echo)]
         reason = None
-        if not p.ignore_eos and self._eos and i >= max(len(req.echo), p.min_tokens):
+        if not p.ignore_eos and self._eos and i >= max(len(echo), p.min_tokens):
             token, reason = self._eos[0], "stop"
         elif token in p.stop_token_ids and i >= p.min_tokens:
             reason = "stop"
         elif i + 1 >= req.max_new:
             reason = "length"
-        req.generated.append(token)
+        generated.append(token)
         req.kv.tokens.append(token)
-        out = RequestOutput(req.request_id, [token], list(req.generated), reason is not None, reason)
-        add_fake_logprobs(out, p, req.kv.tokens[:req.prompt_len] if i == 0 else None, self._vocab_size)
-        req.outbox.put_nowait(out)
+        out = RequestOutput(req.request_id, [token], generated[:], reason is not None, reason)
+        if i == 0 or p.logprobs is not None:
+            add_fake_logprobs(out, p, req.kv.tokens[:req.prompt_len] if i == 0 else None, self._vocab_size)
+        req.outbox.put(out)
         if reason is not None:
             self._finish(req, reason, emit=False)
 
@@ -297,4 +294,4 @@ class MockEngine:
         else:
             self.finished_count += 1
         if emit:
-            req.outbox.put_nowait(RequestOutput(req.request_id, [], list(req.generated), True, reason))
+            req.outbox.put(RequestOutput(req.request_id, [], list(req.generated), True, reason))
