@@ -14,9 +14,9 @@ SERVER = Path(__file__).with_name("weather_mcp.py")
 
 
 @contextlib.contextmanager
-def mcp_server(mode: str = "ok", token: str | None = None):
-    """The weather MCP server over Streamable HTTP; yields its URL."""
-    port = free_port()
+def mcp_server(mode: str = "ok", token: str | None = None, port: int | None = None):
+    """The weather MCP server over Streamable HTTP (on `port`, else a free one); yields its URL."""
+    port = port or free_port()
     args = [sys.executable, str(SERVER), "--port", str(port), "--mode", mode, *(["--token", token] if token else [])]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -167,6 +167,7 @@ class McpClient:
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except (TimeoutError, asyncio.TimeoutError) as exc:
+            self._stale = True
             if not self._connected and self._task is not None:   # stuck connecting: give up on that session
                 self._task.cancel()
             raise McpError(error_object(TimeoutError(), self.timeout_s)) from exc
@@ -214,8 +215,8 @@ class McpClient:
                 result = await op(client)
         except Exception as exc:
             from mcp import MCPError
-            if not isinstance(_leaf(exc), (MCPError, TimeoutError)):
-                self._stale = True
+            if not isinstance(_leaf(exc), MCPError):   # the session may be broken (a timed-out POST to a server
+                self._stale = True                     # that went away): the next call opens a new one
             if not future.done():
                 future.set_exception(McpError(error_object(exc, self.timeout_s)))
             return
