@@ -99,10 +99,14 @@ class MigratingStream:
             except LOST_INSTANCE_ERRORS as exc:
                 await self._migrate(exc)
                 continue
-            data = chunk_data(item)
+            data = item if type(item) is dict else chunk_data(item)     # per chunk: the common case first
             self._chunks += 1
-            self.generated.extend(data.get("token_ids") or ())
-            if data.get("finish_reason") == "abort" and self.migrations < self.limit:
+            ids, reason = data.get("token_ids"), data.get("finish_reason")
+            if ids:
+                self.generated.extend(ids)
+            if reason is None:
+                return data
+            if reason == "abort" and self.migrations < self.limit:
                 # the worker cut the stream short (it is shutting down): continue elsewhere, keeping its tokens
                 lost = DisconnectedError(f"instance {self._instance:x} aborted the stream")
                 try:
@@ -115,8 +119,7 @@ class MigratingStream:
                 if data.get("token_ids"):
                     return dict(data, finish_reason=None)
                 continue
-            if data.get("finish_reason") is not None:
-                self._finished = True
+            self._finished = True
             return data
 
     async def _migrate(self, exc: BaseException) -> None:
