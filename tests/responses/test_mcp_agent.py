@@ -53,7 +53,9 @@ def body(url: str, **extra) -> dict:
 async def test_max_tool_calls_then_the_model_answers(url):
     chat = CallingChat()
     service = ResponsesService(lambda: chat, MemoryResponseStore(), McpServers(timeout_s=10))
-    r = await service.create(body(url, max_tool_calls=2))
+    secret = {"authorization": "tok", "headers": {"X-Key": "k"}}
+    r = await service.create(body(url, max_tool_calls=2, tools=[{**body(url)["tools"][0], **secret}]))
+    assert "authorization" not in r["tools"][0] and r["tools"][0]["headers"] == {"X-Key": "<redacted>"}
     assert [i["type"] for i in r["output"]] == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
     assert [b.get("tool_choice") for b in chat.bodies] == [None, "auto", "none"]
     # the third turn saw both calls and their results

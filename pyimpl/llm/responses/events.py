@@ -34,6 +34,17 @@ def response_usage(usage: dict | None, reasoning_tokens: int = 0) -> dict | None
             "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
 
 
+def echoed_tools(req: ResponsesRequest) -> list[dict]:
+    """The request's tools as the response shows them (and stores them): an mcp tool's credentials left out."""
+    tools = msgspec.to_builtins(req.tools or [])
+    for tool in tools:
+        if tool["type"] == "mcp":
+            tool.pop("authorization", None)
+            if tool.get("headers"):
+                tool["headers"] = {name: "<redacted>" for name in tool["headers"]}
+    return tools
+
+
 def response_skeleton(req: ResponsesRequest, response_id: str, previous_response_id: str | None) -> dict:
     """The response object in progress: the request's parameters echoed, no output yet."""
     fmt = msgspec.to_builtins(req.text.format) if req.text is not None and req.text.format is not None \
@@ -45,7 +56,7 @@ def response_skeleton(req: ResponsesRequest, response_id: str, previous_response
             "previous_response_id": previous_response_id, "reasoning": {"effort": None, "summary": None},
             "store": req.store is not False, "temperature": req.temperature, "text": {"format": fmt},
             "tool_choice": msgspec.to_builtins(req.tool_choice or "auto"),
-            "tools": msgspec.to_builtins(req.tools or []), "top_p": req.top_p,
+            "tools": echoed_tools(req), "top_p": req.top_p,
             "truncation": "disabled", "usage": None, "user": req.user, "metadata": req.metadata or {}}
 
 
