@@ -107,7 +107,9 @@ def test_a_failing_hanging_or_down_server_gives_an_error_item(stack, mode):
 def test_approval_request_then_response(stack):
     client, urls = stack
     tool = mcp_tool(urls["ok"], require_approval="always")
-    first = client.responses.create(**ASK, tools=[tool])
+    events = list(client.responses.create(**ASK, tools=[tool], stream=True))
+    check_event_order(events)
+    first = events[-1].response
     assert [item.type for item in first.output] == ["mcp_list_tools", "mcp_approval_request"]
     request = first.output[1]
     assert (request.name, json.loads(request.arguments)) == ("get_weather", {"city": "Oslo"})
