@@ -153,6 +153,8 @@ class RuntimeSession:
 
     async def close(self) -> None:
         """Stop serving and shut the runtime down; idempotent."""
+        if self._responses is not None:      # connections that Responses requests' mcp tools opened
+            await self._responses.mcp.aclose()
         if self.models is not None:
             await self.models.stop()
         if self.served is not None:

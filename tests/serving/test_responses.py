@@ -58,7 +58,7 @@ def client(stack) -> openai.OpenAI:
     return stack.client()
 
 
-# MCP items (tests/responses): the events between an item's output_item.added and output_item.done
+# MCP items (tests/responses_mcp): the events between an item's output_item.added and output_item.done
 MCP_INNER = {
     "mcp_list_tools": [["response.mcp_list_tools.in_progress", f"response.mcp_list_tools.{end}"]
                        for end in ("completed", "failed")],
@@ -201,7 +201,7 @@ def test_max_output_tokens_is_incomplete(client):
 
 
 def test_errors_are_clear(client):
-    with pytest.raises(openai.BadRequestError, match="not configured"):   # MCP: tests/responses/test_mcp_http.py
+    with pytest.raises(openai.BadRequestError, match="not configured"):   # MCP: tests/responses_mcp/test_mcp_http.py
         client.responses.create(model="tiny", input="hi", tools=[{"type": "mcp", "server_label": "x"}])
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-model", input="hi")

@@ -57,6 +57,18 @@ def test_a_failure_after_the_stream_began_is_response_failed():
     assert asyncio.run(service.get(failed["id"]))["status"] == "failed"   # stored as it ended
 
 
+def test_each_event_shows_its_item_as_it_was_then():
+    """output_item.added / content_part.added carry the item before any text (the item grows afterwards)."""
+    service = ResponsesService(lambda: BrokenChat(), MemoryResponseStore())
+
+    async def run() -> list[dict]:
+        return [event async for event in (await service.start({"model": "m", "input": "hi"})).events()]
+    events = {e["type"]: e for e in reversed(asyncio.run(run()))}        # the first of each type
+    assert events["response.output_item.added"]["item"]["content"] == []
+    assert events["response.content_part.added"]["part"]["text"] == ""
+    assert events["response.output_item.done"]["item"]["content"][0]["text"] == "Hello"
+
+
 class EndlessChat:
     """A chat path that never finishes; its clean-up awaits (as telling a worker to stop does)."""
 

@@ -9,6 +9,7 @@ import uuid
 
 import msgspec
 
+from pyimpl.llm.responses.items import snapshot
 from pyimpl.llm.responses.mcp_events import McpItemEvents
 from pyimpl.llm.responses.types import ResponsesRequest
 
@@ -90,7 +91,7 @@ class ResponseStream(McpItemEvents):
         return event
 
     def _snapshot(self) -> dict:
-        return {**self.response, "output": [dict(item) for item in self.output]}
+        return {**self.response, "output": [snapshot(item) for item in self.output]}
 
     def start(self) -> list[dict]:
         """response.created and response.in_progress."""
@@ -122,7 +123,7 @@ class ResponseStream(McpItemEvents):
         self.output.append(item)
         self.current = item
         return events + [self._event("response.output_item.added", output_index=len(self.output) - 1,
-                                     item=dict(item))]
+                                     item=snapshot(item))]
 
     def _text(self, kind: str, text: str) -> list[dict]:
         item_type, part_type, prefix = TEXT_KINDS[kind]
@@ -195,7 +196,7 @@ class ResponseStream(McpItemEvents):
                        self._event("response.content_part.done", item_id=item["id"], output_index=index,
                                    content_index=0, part=dict(part))]
         item["status"] = status
-        return events + [self._event("response.output_item.done", output_index=index, item=dict(item))]
+        return events + [self._event("response.output_item.done", output_index=index, item=snapshot(item))]
 
     def end_turn(self) -> tuple[list[dict], list[dict]]:
         """Between two model turns of an agent: the open item's closing events, and the turn's MCP calls

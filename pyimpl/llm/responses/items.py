@@ -9,6 +9,12 @@ import msgspec
 from pyimpl.llm.errors import InvalidRequestError
 from pyimpl.llm.responses.types import FunctionToolChoice, McpTool, McpToolChoice, ResponsesRequest
 
+
+def snapshot(item: dict) -> dict:
+    """A deep copy of an output item as it is now: an event carries the item at that point of the stream, while the
+    item itself keeps growing (its text parts take the next deltas)."""
+    return msgspec.json.decode(msgspec.json.encode(item))
+
 SAMPLING = ("temperature", "top_p")
 
 

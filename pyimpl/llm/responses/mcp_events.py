@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+from pyimpl.llm.responses.items import snapshot
+
 
 class McpItemEvents:
     """Mixed into ResponseStream, whose `output` and `_event` (numbered events) these use."""
@@ -22,10 +24,10 @@ class McpItemEvents:
     def _add(self, item: dict) -> tuple[int, list[dict]]:
         self.output.append(item)
         index = len(self.output) - 1
-        return index, [self._event("response.output_item.added", output_index=index, item=dict(item))]
+        return index, [self._event("response.output_item.added", output_index=index, item=snapshot(item))]
 
     def _done(self, item: dict, index: int) -> dict:
-        return self._event("response.output_item.done", output_index=index, item=dict(item))
+        return self._event("response.output_item.done", output_index=index, item=snapshot(item))
 
     def mcp_list_tools(self, label: str, tools: list[dict], error: str | None = None) -> list[dict]:
         """An mcp_list_tools item: the server's tools, or the error that kept it from listing them."""
