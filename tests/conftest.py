@@ -1,6 +1,7 @@
 """Shared fixtures: a real nats-server (JetStream) on a free port, and a helper to start/stop/restart one."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -99,3 +100,23 @@ def subprocess_env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@contextlib.asynccontextmanager
+async def torch_manager(model_path, name: str):
+    """A ModelManager over one torch-engine worker of `model_path` served as `name`, all in this process (mem
+    discovery, inproc requests); everything is stopped on exit."""
+    from pyimpl.llm.backend.model_server import serve_model
+    from pyimpl.llm.frontend.model_manager import ModelManager
+    from pyimpl.runtime import DistributedRuntime
+    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
+    served = await serve_model(rt, model_path, model_name=name, engine="torch")
+    manager = ModelManager(rt, no_worker_wait_s=0.5)
+    try:
+        await manager.start()
+        await manager.wait_for_model(name, timeout=30)
+        yield manager
+    finally:
+        await manager.stop()
+        await served.stop()
+        await rt.shutdown()

@@ -10,6 +10,8 @@ import pytest
 from pyimpl.llm.responses import (ConversationOptions, McpError, McpServerSpec, ResponsesSession, ToolSelection,
                                   parse_config)
 
+from tests.conftest import torch_manager
+
 from .conftest import mcp_server, stdio_server_entry
 
 OSLO = [{"role": "user", "content": "What is the weather in Oslo?"}]
@@ -23,21 +25,9 @@ def weather_url():
 
 @pytest.fixture
 async def manager():
-    from pyimpl.llm.backend.model_server import serve_model
-    from pyimpl.llm.frontend.model_manager import ModelManager
     from pyimpl.models import demo_model_path
-    from pyimpl.runtime import DistributedRuntime
-    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
-    served = await serve_model(rt, demo_model_path(), model_name="demo", engine="torch")
-    manager = ModelManager(rt, no_worker_wait_s=0.5)
-    await manager.start()
-    await manager.wait_for_model("demo", timeout=30)
-    try:
+    async with torch_manager(demo_model_path(), "demo") as manager:
         yield manager
-    finally:
-        await manager.stop()
-        await served.stop()
-        await rt.shutdown()
 
 
 async def test_session_lists_tools_and_runs_a_conversation(manager, weather_url):

@@ -9,12 +9,11 @@ import pytest
 
 from pyimpl.llm.backend.guided import TOOL_CALL_FORMATS, GuidedTokenizer
 from pyimpl.llm.backend.guided.grammars import GrammarUnsupported, grammar_for
-from pyimpl.llm.backend.model_server import serve_model
 from pyimpl.llm.errors import InvalidRequestError
 from pyimpl.llm.frontend.model_manager import ModelManager
 from pyimpl.llm.frontend.protocols import parse_chat_request, to_wire_request
 from pyimpl.llm.text.parsers import get_tool_call_parser
-from pyimpl.runtime import DistributedRuntime
+from tests.conftest import torch_manager
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["city", "unit", "days", "tags"],
           "properties": {"city": {"type": "string", "maxLength": 12}, "unit": {"enum": ["celsius", "fahrenheit"]},
@@ -110,17 +109,8 @@ def test_a_reasoning_block_may_come_before_the_constrained_answer(reasoning, tex
 
 @pytest.fixture
 async def manager(tiny_model):
-    rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
-    served = await serve_model(rt, tiny_model, model_name="tiny", engine="torch")
-    manager = ModelManager(rt, no_worker_wait_s=0.5)
-    await manager.start()
-    await manager.wait_for_model("tiny", timeout=30)
-    try:
+    async with torch_manager(tiny_model, "tiny") as manager:
         yield manager
-    finally:
-        await manager.stop()
-        await served.stop()
-        await rt.shutdown()
 
 
 async def _sample(manager: ModelManager, n: int, **extra) -> list[dict]:
