@@ -16,7 +16,7 @@ from serving.test_responses import check_event_order
 from .conftest import mcp_server, stdio_server_entry
 
 TIMEOUT_S = 3.0   # the frontend's --mcp-timeout-s: a hanging server costs this much
-ASK = {"model": "demo", "input": "What is the weather in Oslo?", "tool_choice": "required"}
+ASK = {"model": "demo", "input": "What is the weather in Oslo?", "tool_choice": "required", "temperature": 0}
 
 
 def mcp_tool(url: str, **extra) -> dict:

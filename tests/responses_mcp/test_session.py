@@ -39,7 +39,7 @@ async def test_session_lists_tools_and_runs_a_conversation(manager, weather_url)
         assert {(t["server"], t["name"]) for t in tools} == {("weather", "get_weather"), ("weather", "search")}
         assert tools[0]["input_schema"]["type"] == "object"
 
-        result = await session.run_conversation(OSLO, ConversationOptions(tools=ToolSelection.REQUIRED))
+        result = await session.run_conversation(OSLO, ConversationOptions(tools=ToolSelection.REQUIRED, temperature=0))
         assert result.status == "completed" and result.final_message
         (call,) = result.tool_calls_made
         assert (call.server, call.name, call.arguments, call.error) == ("weather", "get_weather", {"city": "Oslo"},
@@ -69,7 +69,7 @@ async def test_session_with_a_stdio_server_and_a_server_that_is_down(manager):
         spec = parse_config({"mcpServers": {"local": stdio_server_entry()}})["local"]
         await session.add_server(spec)
         result = await session.run_conversation("What is the weather in Tokyo?",
-                                                ConversationOptions(tools=ToolSelection.REQUIRED))
+                                                ConversationOptions(tools=ToolSelection.REQUIRED, temperature=0))
         assert [(c.server, c.arguments) for c in result.tool_calls_made] == [("local", {"city": "Tokyo"})]
 
 

@@ -39,11 +39,12 @@ ToolSelection.NONE = ToolSelection("none")
 @dataclass(frozen=True)
 class ConversationOptions:
     """`max_turns`: model turns at most (the last one answers without tools); `allowed_tools`: tool names the
-    model may call (None: all)."""
+    model may call (None: all); `temperature`: the model's sampling temperature (None: the API's default, 1)."""
 
     tools: ToolSelection = ToolSelection.AUTO
     max_turns: int = 10
     allowed_tools: list[str] | None = None
+    temperature: float | None = None
 
 
 @dataclass
@@ -121,6 +122,8 @@ class ResponsesSession:
         if selection.mode == "specific":
             allowed = set(selection.names) if allowed is None else allowed & set(selection.names)
         body: dict = {"model": self.model, "input": _input(messages), "store": False}
+        if options.temperature is not None:
+            body["temperature"] = options.temperature
         if self.instructions:
             body["instructions"] = self.instructions
         if selection.mode != "none" and self.servers.configured:
