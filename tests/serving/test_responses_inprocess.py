@@ -29,6 +29,18 @@ def test_request_maps_onto_the_chat_path():
     assert items == [{"type": "message", "role": "user", "content": "hi"}]
 
 
+def test_input_items_without_ids_are_not_a_server_error():
+    """An mcp_approval_request or mcp_call a client sends back without its id (the schemathesis contract run
+    found a 500 here) is replayed or left out, never a KeyError."""
+    req = validate_request({"model": "m", "input": [
+        {"type": "mcp_approval_request", "server_label": "s", "name": "get_weather", "arguments": "{}"},
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False},
+        {"type": "mcp_call", "server_label": "s", "name": "get_weather", "arguments": "{}", "output": "sunny"},
+        {"type": "message", "role": "user", "content": "hi"}]})
+    body, _ = chat_request(req, [])
+    assert body["messages"][-1] == {"role": "user", "content": "hi"}
+
+
 class BrokenChat:
     """A chat path that streams some text and then fails (a worker lost for good, an engine error)."""
 

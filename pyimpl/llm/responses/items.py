@@ -64,7 +64,7 @@ def chat_messages(items: list[dict]) -> list[dict]:
             _call(messages, item["call_id"], item["name"], item["arguments"])
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _text(item["output"])})
-        elif kind == "mcp_approval_request" and item["id"] in answered:
+        elif kind == "mcp_approval_request" and item.get("id") in answered:   # a client's item may lack its id
             _call(messages, item["id"], item["name"], item["arguments"])
         elif kind == "mcp_approval_response" and not item["approve"]:
             reason = f" ({item['reason']})" if item.get("reason") else ""
