@@ -4,12 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestOutput:
-    """One request's progress after a step: this step's new tokens plus everything generated so far."""
+    """One request's progress after a step: this step's new tokens plus everything generated so far.
+    Slots: an engine makes one per token per request (the mock engine's hot path)."""
 
     request_id: str
     new_token_ids: list[int]
+    # everything generated so far; an engine may hand every output of a request the same growing list (the
+    # mock does, to stay O(1) per token), so read it on the finished output or copy it
     token_ids: list[int]
     finished: bool = False
     finish_reason: str | None = None  # "stop" | "length" | "abort"
