@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import AsyncIterator, Callable
 
 from pyimpl.llm.engine.kv_events import KvEvent
@@ -20,9 +21,8 @@ from pyimpl.llm.engine.outputs import EngineStats, RequestOutput
 from pyimpl.llm.errors import EngineRequestError
 
 from .kv_cache import KvSequence, MockKvCache
-from .logprobs import add_fake_logprobs
 from .params import MockSamplingParams, make_params
-from .request import MAX_UNREAD, MockRequest as _Request
+from .request import MAX_UNREAD, MockRequest as _Request, next_turn
 from .timing import PerfModel
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,20 @@ class MockEngine:
         room = max(1, self._max_model_len - len(tokens))
         max_new = room if params.max_tokens is None else min(params.max_tokens, room)
         echo = [t for t in tokens if t not in self._eos] or [0]
-        req = _Request(request_id, params, echo, len(tokens), max_new, KvSequence(tokens))
+        eos_at = max(len(echo), params.min_tokens) if self._eos and not params.ignore_eos else sys.maxsize
+        req = _Request(request_id, params, echo, len(tokens), max_new, KvSequence(tokens), eos_at,
+                       frozenset(params.stop_token_ids))
         self._requests[request_id] = req
         self._waiting.append(req)
         self._kick()
         outbox = req.outbox
         try:
             while True:
-                if not outbox:
-                    await outbox.ready()
+                while not outbox:
+                    if req.running and self.perf_model is None and not self.step_delay_s:
+                        await next_turn()       # instant steps give a token every loop turn: no future needed
+                    else:
+                        await outbox.ready()
                 out = outbox.popleft()
                 if req.paused:
                     req.paused = False
@@ -164,27 +169,26 @@ class MockEngine:
                 continue
             started = loop.time()
             try:
-                work = self._schedule()
-                if not work:                    # every request waits for its reader (or for KV room)
+                decodes, prefills = self._schedule()
+                if not decodes and not prefills:   # every request waits for its reader (or for KV room)
                     self._wake.clear()
                     await self._wake.wait()
                     continue
                 delay = self.step_delay_s
                 if self.perf_model is not None:
-                    prefill = sum(n for _, n, decode in work if not decode)
-                    decoding = any(decode for _, _, decode in work)
-                    delay += self.perf_model.step_s(prefill, decoding, self.kv.used / self.kv.num_blocks)
+                    prefill = sum(n for _, n in prefills)
+                    delay += self.perf_model.step_s(prefill, bool(decodes), self.kv.used / self.kv.num_blocks)
                 await asyncio.sleep(max(0.0, started + delay - loop.time()))
-                self._apply(work)
+                self._apply(decodes, prefills)
             except Exception:       # a bug must end the requests, not hang them
                 log.exception("mock engine step failed")
                 for req in list(self._requests.values()):
                     self._finish(req, "abort")
 
-    def _schedule(self) -> list[tuple[_Request, int, bool]]:
-        """This step's (request, tokens to compute, whether a decode): decodes and prefill chunks of running
-        requests first (oldest first), then admissions in arrival order while budget and KV allow."""
-        budget, work, bs = self.max_num_batched_tokens, [], self.kv.block_size
+    def _schedule(self) -> tuple[list[_Request], list[tuple[_Request, int]]]:
+        """This step's decodes (one token each) and prefill chunks (request, tokens to compute): running requests
+        first (oldest first), then admissions in arrival order while budget and KV allow."""
+        budget, decodes, prefills, bs = self.max_num_batched_tokens, [], [], self.kv.block_size
         for req in list(self._running):
             if not req.running:                 # preempted by an older request's growth this step
                 continue
@@ -199,12 +203,12 @@ class MockEngine:
                 if n > (len(kv.held) + kv.private) * bs and not self._make_room(req, n):
                     continue
                 if budget > 0:
-                    work.append((req, 1, True))
+                    decodes.append(req)
                     budget -= 1
                 continue
             chunk = min(need, budget)
             if chunk > 0:
-                work.append((req, chunk, False))
+                prefills.append((req, chunk))
                 budget -= chunk
         while self._waiting and budget > 0 and len(self._running) < self.max_num_seqs:
             req = self._waiting[0]
@@ -217,9 +221,9 @@ class MockEngine:
             self._running.append(req)
             req.running = True
             chunk = min(len(req.kv.tokens) - req.num_computed, budget)
-            work.append((req, chunk, False))        # an empty prompt: a step of no tokens
+            prefills.append((req, chunk))           # an empty prompt: a step of no tokens
             budget -= chunk
-        return work
+        return decodes, prefills
 
     def _make_room(self, req: _Request, num_tokens: int) -> bool:
         """Grow `req`'s KV, preempting the newest other running requests if needed; False: `req` itself
@@ -242,38 +246,35 @@ class MockEngine:
         self._waiting.insert(0, req)
         self.num_preemptions += 1
 
-    def _apply(self, work: list[tuple[_Request, int, bool]]) -> None:
+    def _apply(self, decodes: list[_Request], prefills: list[tuple[_Request, int]]) -> None:
+        """The step's end: decodes first (a token each), then prefill chunks (a token once a prompt is done)."""
         self.num_steps += 1
-        bs = self.kv.block_size
-        for req, chunk, _ in work:
-            if not req.running:                 # aborted while the step ran
-                continue
-            computed = req.num_computed = req.num_computed + chunk
-            if computed // bs > len(req.kv.held):      # a block filled (kv.register's own test)
-                self.kv.register(req.kv, computed)
-            if computed >= len(req.kv.tokens):
-                self._sample(req)
+        kv = self.kv
+        bs = kv.block_size
+        sample = self._sample
+        for req in decodes:
+            if req.running:                     # else aborted while the step ran
+                computed = req.num_computed = req.num_computed + 1
+                if computed // bs > len(req.kv.held):      # a block filled (kv.register's own test)
+                    kv.register(req.kv, computed)
+                sample(req)
+        for req, chunk in prefills:
+            if req.running:
+                computed = req.num_computed = req.num_computed + chunk
+                if computed // bs > len(req.kv.held):
+                    kv.register(req.kv, computed)
+                if computed >= len(req.kv.tokens):
+                    sample(req)
 
     def _sample(self, req: _Request) -> None:
-        """Append the next echo token and send it (finishing the request when a stop condition holds)."""
-        p, generated, echo = req.params, req.generated, req.echo
-        i = len(generated)
-        token = echo[i % len(echo)]
-        reason = None
-        if not p.ignore_eos and self._eos and i >= max(len(echo), p.min_tokens):
-            token, reason = self._eos[0], "stop"
-        elif token in p.stop_token_ids and i >= p.min_tokens:
-            reason = "stop"
-        elif i + 1 >= req.max_new:
-            reason = "length"
-        generated.append(token)
-        req.kv.tokens.append(token)
-        out = RequestOutput(req.request_id, [token], generated[:], reason is not None, reason)
-        if i == 0 or p.logprobs is not None:
-            add_fake_logprobs(out, p, req.kv.tokens[:req.prompt_len] if i == 0 else None, self._vocab_size)
-        req.outbox.put(out)
-        if reason is not None:
-            self._finish(req, reason, emit=False)
+        """Send `req`'s next token (finishing the request when a stop condition holds)."""
+        out = req.next_output(self._eos, self._vocab_size)
+        outbox = req.outbox
+        outbox.append(out)                      # outbox.put inline
+        if outbox.waiter is not None:
+            outbox.wake()
+        if out.finished:
+            self._finish(req, out.finish_reason, emit=False)
 
     def _finish(self, req: _Request, reason: str, emit: bool = True) -> None:
         """Release the request; `emit` sends a closing output (aborts and forced ends)."""
@@ -294,4 +295,4 @@ class MockEngine:
         else:
             self.finished_count += 1
         if emit:
-            req.outbox.put(RequestOutput(req.request_id, [], list(req.generated), True, reason))
+            req.outbox.put(RequestOutput(req.request_id, [], req.generated, True, reason))

@@ -1,20 +1,23 @@
-"""One request inside the mock engine: its state, and the outbox its reader takes outputs from.
+"""One request inside the mock engine: its state, its next token, and the outbox its reader takes outputs from.
 
 The outbox is a deque with one waiting future rather than an asyncio.Queue, which does more work per item
 (loop checks, getter/putter bookkeeping, a coroutine per get): every token of every mock request passes
 through it, so it is the mock's hot path. A deque subclass, so len() and truth tests stay in C. One reader
 and one writer on the same loop; unbounded (the scheduler pauses a request whose reader is MAX_UNREAD
-outputs behind)."""
+outputs behind). While the engine steps every loop turn (no timing model, no step delay) a running request's
+reader polls with next_turn instead: a token comes every turn, so a future per token would be pure cost."""
 from __future__ import annotations
 
 import asyncio
+import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generator, TypeVar
 
 from pyimpl.llm.engine.outputs import RequestOutput
 
 from .kv_cache import KvSequence
+from .logprobs import add_fake_logprobs
 from .params import MockSamplingParams
 
 MAX_UNREAD = 64     # outputs queued for a request's reader before its decoding waits (memory stays bounded)
@@ -24,27 +27,36 @@ T = TypeVar("T")
 class Outbox(deque[T]):
     """`put` never blocks; the reader takes with `popleft` after awaiting `ready()` while the outbox is empty."""
 
-    __slots__ = ("_waiter",)
+    __slots__ = ("waiter",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._waiter: asyncio.Future | None = None
+        self.waiter: asyncio.Future | None = None
 
     def put(self, item: T) -> None:
         self.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self.waiter is not None:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the reader (put, or an inline append, calls it when a reader waits)."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def ready(self) -> asyncio.Future:
         """A future done once an item is there (await it while the outbox is empty); a plain function, not a
         coroutine, so waiting costs one future and no extra frame."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
         if self:
             waiter.set_result(None)
         return waiter
+
+
+@types.coroutine
+def next_turn() -> Generator[None, None, None]:
+    """Await to give the loop one turn (asyncio.sleep(0) without its extra call)."""
+    yield
 
 
 @dataclass(eq=False)
@@ -57,9 +69,32 @@ class MockRequest:
     prompt_len: int
     max_new: int
     kv: KvSequence
+    eos_at: int                          # the output index that is EOS (sys.maxsize: none; ignore_eos or no EOS ids)
+    stop_ids: frozenset[int]             # params.stop_token_ids
     outbox: Outbox[RequestOutput] = field(default_factory=Outbox)
     generated: list[int] = field(default_factory=list)
     num_computed: int = 0
     running: bool = False                # admitted: holds KV and is in the running list
     paused: bool = False                 # its reader is MAX_UNREAD outputs behind: no decode until it reads
     done: bool = False
+
+    def next_output(self, eos_token_ids: list[int], vocab_size: int) -> RequestOutput:
+        """Append the next echo token; its output, finished when a stop condition holds. Every output of a
+        request shares one token_ids list, `generated` (RequestOutput's contract allows it; no copy per token)."""
+        generated = self.generated
+        i = len(generated)
+        echo = self.echo
+        token = echo[i % len(echo)]
+        reason = None
+        if i >= self.eos_at:
+            token, reason = eos_token_ids[0], "stop"
+        elif self.stop_ids and token in self.stop_ids and i >= self.params.min_tokens:
+            reason = "stop"
+        elif i + 1 >= self.max_new:
+            reason = "length"
+        generated.append(token)
+        self.kv.tokens.append(token)
+        out = RequestOutput(self.request_id, [token], generated, reason is not None, reason)
+        if i == 0 or self.params.logprobs is not None:
+            add_fake_logprobs(out, self.params, self.kv.tokens[:self.prompt_len] if i == 0 else None, vocab_size)
+        return out
