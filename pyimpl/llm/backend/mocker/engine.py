@@ -119,10 +119,11 @@ class MockEngine:
         self._waiting.append(req)
         self._kick()
         outbox = req.outbox
+        instant = self.perf_model is None and not self.step_delay_s
         try:
             while True:
                 while not outbox:
-                    if req.running and self.perf_model is None and not self.step_delay_s:
+                    if instant and req.running:
                         await next_turn()       # instant steps give a token every loop turn: no future needed
                     else:
                         await outbox.ready()
@@ -251,30 +252,21 @@ class MockEngine:
         self.num_steps += 1
         kv = self.kv
         bs = kv.block_size
-        sample = self._sample
+        eos, vocab_size = self._eos, self._vocab_size
         for req in decodes:
             if req.running:                     # else aborted while the step ran
                 computed = req.num_computed = req.num_computed + 1
                 if computed // bs > len(req.kv.held):      # a block filled (kv.register's own test)
                     kv.register(req.kv, computed)
-                sample(req)
+                if reason := req.emit_next(eos, vocab_size):
+                    self._finish(req, reason, emit=False)
         for req, chunk in prefills:
             if req.running:
                 computed = req.num_computed = req.num_computed + chunk
                 if computed // bs > len(req.kv.held):
                     kv.register(req.kv, computed)
-                if computed >= len(req.kv.tokens):
-                    sample(req)
-
-    def _sample(self, req: _Request) -> None:
-        """Send `req`'s next token (finishing the request when a stop condition holds)."""
-        out = req.next_output(self._eos, self._vocab_size)
-        outbox = req.outbox
-        outbox.append(out)                      # outbox.put inline
-        if outbox.waiter is not None:
-            outbox.wake()
-        if out.finished:
-            self._finish(req, out.finish_reason, emit=False)
+                if computed >= len(req.kv.tokens) and (reason := req.emit_next(eos, vocab_size)):
+                    self._finish(req, reason, emit=False)
 
     def _finish(self, req: _Request, reason: str, emit: bool = True) -> None:
         """Release the request; `emit` sends a closing output (aborts and forced ends)."""

@@ -78,9 +78,10 @@ class MockRequest:
     paused: bool = False                 # its reader is MAX_UNREAD outputs behind: no decode until it reads
     done: bool = False
 
-    def next_output(self, eos_token_ids: list[int], vocab_size: int) -> RequestOutput:
-        """Append the next echo token; its output, finished when a stop condition holds. Every output of a
-        request shares one token_ids list, `generated` (RequestOutput's contract allows it; no copy per token)."""
+    def emit_next(self, eos_token_ids: list[int], vocab_size: int) -> str | None:
+        """Append the next echo token and put its output in the outbox; the finish reason when a stop condition
+        holds, else None. Every output of a request shares one token_ids list, `generated` (RequestOutput's
+        contract allows it; no copy per token)."""
         generated = self.generated
         i = len(generated)
         echo = self.echo
@@ -97,4 +98,8 @@ class MockRequest:
         out = RequestOutput(self.request_id, [token], generated, reason is not None, reason)
         if i == 0 or self.params.logprobs is not None:
             add_fake_logprobs(out, self.params, self.kv.tokens[:self.prompt_len] if i == 0 else None, vocab_size)
-        return out
+        outbox = self.outbox
+        outbox.append(out)                      # outbox.put inline
+        if outbox.waiter is not None:
+            outbox.wake()
+        return reason
