@@ -1,9 +1,10 @@
 """Paged attention without padding: batched decode rows plus per-sequence (varlen) prefill chunks over the KV cache.
 
 One code path for CPU and CUDA; masks (only where a chunk needs one) are built on the cache's device. A layer's
-cache is head-major, [KVH, num_slots, D]: a block of one head is one contiguous bs x D run, so decode gathers
-whole runs straight into the [KVH, B, keys, D] layout its batched matmuls read, and a prefill chunk whose blocks
-are contiguous reads its keys as a view.
+cache is head-major, [KVH, num_slots, D]: a block of one head is one contiguous bs x D run, and a prefill chunk
+whose blocks are contiguous reads its keys as a view. Decode rows read the step's decode rows (decode_rows.py:
+one contiguous [KVH, capacity, D] row per decoding sequence, written here with the paged cache) in place; without
+them (over their memory budget) decode gathers whole block runs into the [KVH, B, keys, D] layout its matmuls read.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class DecodeGroup:
 
     row_start: int
     rows: int
-    blocks: torch.Tensor  # [rows, max_blocks] KV blocks per row (padded with block 0)
+    blocks: torch.Tensor | None  # [rows, max_blocks] KV blocks per row (padded with block 0); None in decode rows
     lens: torch.Tensor  # [rows] keys visible to each row
     max_len: int
     min_len: int
@@ -45,32 +46,78 @@ class AttentionMetadata:
     block_size: int = 16
     decodes: list[DecodeGroup] = field(default_factory=list)
     prefills: list[PrefillSegment] = field(default_factory=list)
+    decode_rows: torch.Tensor | None = None  # [L, 2, rows, KVH, capacity, D]: decode i reads row i (DecodeRows)
+    decode_index: torch.Tensor | None = None  # [decodes * KVH] flat (row, head, position) of each decode's new K/V
     _masks: dict = field(default_factory=dict, repr=False)  # (kind, index, ...) -> mask or buffer, reused by every layer
 
 
-def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-             meta: AttentionMetadata) -> None:
-    """Store the step's new K/V ([T, KVH, D]) into one layer's cache ([KVH, num_slots, D]) at meta.slot_mapping."""
-    k_cache.index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
-    v_cache.index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
+def write_kv(kv_cache: torch.Tensor, layer: int, k: torch.Tensor, v: torch.Tensor, meta: AttentionMetadata) -> None:
+    """Store the step's new K/V ([T, KVH, D]) into layer `layer` of the cache ([L, 2, KVH, num_slots, D]) at
+    meta.slot_mapping, and the decodes' (the first rows) into their decode rows."""
+    kv_cache[layer, 0].index_copy_(1, meta.slot_mapping, k.transpose(0, 1))
+    kv_cache[layer, 1].index_copy_(1, meta.slot_mapping, v.transpose(0, 1))
+    if meta.decode_rows is not None:
+        n = meta.decode_index.numel()
+        D = k.shape[-1]
+        meta.decode_rows[layer, 0].view(-1, D).index_copy_(0, meta.decode_index, k.reshape(-1, D)[:n])
+        meta.decode_rows[layer, 1].view(-1, D).index_copy_(0, meta.decode_index, v.reshape(-1, D)[:n])
 
 
-def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata,
-                    scale: float, sliding_window: int | None = None, softcap: float | None = None) -> torch.Tensor:
-    """Causal attention of q [T, H, D] over each sequence's cached keys; returns [T, H*D].
+def paged_attention(q: torch.Tensor, kv_cache: torch.Tensor, layer: int, meta: AttentionMetadata, scale: float,
+                    sliding_window: int | None = None, softcap: float | None = None) -> torch.Tensor:
+    """Causal attention of q [T, H, D] over each sequence's cached keys in layer `layer` of the cache; returns
+    [T, H*D].
 
     With a sliding window a query at position p sees keys at positions > p - window (HF semantics)."""
     T, H, D = q.shape
+    k_cache, v_cache = kv_cache[layer, 0], kv_cache[layer, 1]
+    rows = None if meta.decode_rows is None else (meta.decode_rows[layer, 0], meta.decode_rows[layer, 1])
     if len(meta.decodes) == 1 and not meta.prefills:
-        return _decode(q, k_cache, v_cache, meta.decodes[0], 0, meta, scale, sliding_window, softcap)
+        group = meta.decodes[0]
+        if rows is not None:
+            return _decode_rows(q, rows[0], rows[1], group, 0, meta, scale, sliding_window, softcap)
+        return _decode(q, k_cache, v_cache, group, 0, meta, scale, sliding_window, softcap)
     out = q.new_empty(T, H * D)
     for i, group in enumerate(meta.decodes):
-        rows = slice(group.row_start, group.row_start + group.rows)
-        out[rows] = _decode(q[rows], k_cache, v_cache, group, i, meta, scale, sliding_window, softcap)
+        sel = slice(group.row_start, group.row_start + group.rows)
+        if rows is not None:
+            out[sel] = _decode_rows(q[sel], rows[0], rows[1], group, i, meta, scale, sliding_window, softcap)
+        else:
+            out[sel] = _decode(q[sel], k_cache, v_cache, group, i, meta, scale, sliding_window, softcap)
     for i, seg in enumerate(meta.prefills):
         rows = slice(seg.q_start, seg.q_start + seg.q_len)
         out[rows] = _prefill(q[rows], k_cache, v_cache, seg, i, meta, scale, sliding_window, softcap)
     return out
+
+
+def _decode_rows(q, k_rows, v_rows, group: DecodeGroup, index: int, meta: AttentionMetadata, scale, window,
+                 softcap) -> torch.Tensor:
+    """One query per sequence over its decode row (rows [row_start, row_start+rows) of [R, KVH, capacity, D]),
+    read in place: the G query heads of a KV head are its query rows, keys past a row's length are masked."""
+    B, H, D = q.shape
+    KVH = k_rows.shape[1]
+    K = group.max_len
+    rows = slice(group.row_start, group.row_start + B)
+    keys = k_rows[rows, :, :K].reshape(B * KVH, K, D)  # a view: rows x heads share one stride
+    values = v_rows[rows, :, :K].reshape(B * KVH, K, D)
+    queries = (q * scale).view(B * KVH, H // KVH, D)
+    scores = torch.bmm(queries, keys.transpose(1, 2)).float().view(B, H, K)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if group.min_len != K or (window and K > window):
+        key = ("decode-rows", index, window)
+        bias = meta._masks.get(key)
+        if bias is None:
+            j = torch.arange(K, device=q.device)[None, :]
+            n = group.lens[:, None]
+            allowed = j < n
+            if window:
+                allowed &= j > n - 1 - window
+            bias = meta._masks[key] = torch.zeros(B, 1, K, device=q.device).masked_fill(
+                ~allowed.view(B, 1, K), float("-inf"))
+        scores = scores + bias
+    probs = scores.softmax(-1).to(values.dtype).view(B * KVH, H // KVH, K)
+    return torch.bmm(probs, values).view(B, H * D)
 
 
 def _decode(q, k_cache, v_cache, group: DecodeGroup, index: int, meta: AttentionMetadata, scale, window,

@@ -110,8 +110,8 @@ class Gemma3Model:
             k = self._rms(k.view(T, KVH, D), lw.k_norm)
             cos, sin = rotary[self.layer_types[i]]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            write_kv(kv_cache[i, 0], kv_cache[i, 1], k, v.view(T, KVH, D), meta)
-            o = paged_attention(q, kv_cache[i, 0], kv_cache[i, 1], meta, self.scale,
+            write_kv(kv_cache, i, k, v.view(T, KVH, D), meta)
+            o = paged_attention(q, kv_cache, i, meta, self.scale,
                                 self.window if lw.sliding else None, self.attn_softcap)
             x = x + self._rms(F.linear(o, lw.o_proj), lw.post_attn_norm)
             h = self._rms(x, lw.pre_ffn_norm)

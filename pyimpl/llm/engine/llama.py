@@ -87,9 +87,8 @@ class LlamaModel:
                 k = F.rms_norm(k, (D,), lw.k_norm, eps)
             q = apply_rope(q, cos, sin)
             k = apply_rope(k, cos, sin)
-            k_cache, v_cache = kv_cache[i, 0], kv_cache[i, 1]
-            write_kv(k_cache, v_cache, k, v.view(T, KVH, D), meta)
-            o = paged_attention(q, k_cache, v_cache, meta, self.scale, self.sliding_windows[i])
+            write_kv(kv_cache, i, k, v.view(T, KVH, D), meta)
+            o = paged_attention(q, kv_cache, i, meta, self.scale, self.sliding_windows[i])
             x = x + F.linear(o, lw.o_proj)
             h = F.rms_norm(x, (x.shape[-1],), lw.post_norm, eps)
             gate, up = F.linear(h, lw.gate_up).chunk(2, dim=-1)

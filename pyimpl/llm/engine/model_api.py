@@ -11,7 +11,7 @@ from .attention import AttentionMetadata
 @runtime_checkable
 class CausalLM(Protocol):
     """A decoder over flattened new tokens that reads/writes a paged KV cache [layers, 2, KVH, num_slots, D]
-    (head-major; a model passes kv_cache[i, 0] / kv_cache[i, 1] to write_kv and paged_attention, nothing more).
+    (head-major; a model passes kv_cache and its layer index to write_kv and paged_attention, nothing more).
 
     The model computes its own rotary tables from meta.positions (so it may use per-layer RoPE bases)."""
 

@@ -5,20 +5,25 @@ from __future__ import annotations
 import torch
 
 from .attention import AttentionMetadata, DecodeGroup, PrefillSegment
+from .decode_rows import DecodeRows
 from .model_api import CausalLM
 from .sequence import Sequence
 
 
 class ModelRunner:
     """Owns the model and the KV cache [layers, 2, kv_heads, num_blocks*block_size, head_dim] (head-major, see
-    attention.py; models only hand a layer's two halves to write_kv / paged_attention)."""
+    attention.py; models only hand it and a layer index to write_kv / paged_attention), and the decoding
+    sequences' contiguous K/V rows (decode_rows.py) within `decode_rows_bytes` (None: the pool's size)."""
 
-    def __init__(self, model: CausalLM, num_blocks: int, block_size: int) -> None:
+    def __init__(self, model: CausalLM, num_blocks: int, block_size: int, decode_rows_bytes: int | None = None) -> None:
         self.model = model
         self.device = model.device
         self.block_size = block_size
         self.kv_cache = torch.zeros(model.num_layers, 2, model.num_kv_heads, num_blocks * block_size,
                                     model.head_dim, device=model.device, dtype=model.dtype)
+        if decode_rows_bytes is None:
+            decode_rows_bytes = self.kv_cache.numel() * self.kv_cache.element_size()
+        self.decode_rows = DecodeRows(self.kv_cache, block_size, decode_rows_bytes)
 
     @staticmethod
     def kv_bytes_per_block(model: CausalLM, block_size: int) -> int:
@@ -44,9 +49,16 @@ class ModelRunner:
         return torch.tensor(data, dtype=dtype).to(self.device, non_blocking=True)
 
     def _prepare(self, batch: list[tuple[Sequence, int]]):
-        """Flatten the step: one-token chunks first (by length, in decode groups), then one segment per chunk."""
+        """Flatten the step: one-token chunks first (in decode-row order, else by length in decode groups), then one
+        segment per chunk."""
         bs = self.block_size
-        singles = sorted((i for i, (_, n) in enumerate(batch) if n == 1), key=lambda i: batch[i][0].num_computed_tokens)
+        singles = [i for i, (_, n) in enumerate(batch) if n == 1]
+        placed = self.decode_rows.place([batch[i][0] for i in singles])
+        if placed is None:
+            singles.sort(key=lambda i: batch[i][0].num_computed_tokens)
+        else:
+            where = {id(batch[i][0]): i for i in singles}
+            singles = [where[id(seq)] for seq in placed]
         order = singles + [i for i, (_, n) in enumerate(batch) if n != 1]
         ids, pos, slots, last_row, prefills, prompt_rows = [], [], [], {}, [], {}
         decode_rows: list[tuple[list[int], int]] = []  # (blocks, keys) per one-token chunk
@@ -74,11 +86,18 @@ class ModelRunner:
                 blocks=None if contiguous else self._tensor(used),
                 slot_start=used[0] * bs if contiguous else None))
         meta = AttentionMetadata(positions=self._tensor(pos), slot_mapping=self._tensor(slots), block_size=bs,
-                                 decodes=self._decode_groups(decode_rows), prefills=prefills)
+                                 decodes=self._decode_groups(decode_rows, placed is not None), prefills=prefills)
+        if placed:
+            rows = self.decode_rows.buffer
+            KVH, cap = rows.shape[3], rows.shape[4]
+            meta.decode_rows = rows
+            meta.decode_index = self._tensor([(r * KVH + h) * cap + end - 1 for r, (_, end) in enumerate(decode_rows)
+                                              for h in range(KVH)])
         return self._tensor(ids), meta, [last_row[i] for i in range(len(batch)) if i in last_row], prompt_rows
 
-    def _decode_groups(self, rows: list[tuple[list[int], int]]) -> list[DecodeGroup]:
-        """Split length-sorted one-token chunks so that padding to a group's longest row wastes under ~25%."""
+    def _decode_groups(self, rows: list[tuple[list[int], int]], in_rows: bool) -> list[DecodeGroup]:
+        """Split length-sorted one-token chunks so that padding to a group's longest row wastes under ~25% (chunks
+        in decode rows read their keys in place and need no block table)."""
         groups, start = [], 0
         for end in range(1, len(rows) + 1):
             if end < len(rows):
@@ -88,7 +107,8 @@ class ModelRunner:
             part = rows[start:end]
             width = max(len(b) for b, _ in part)
             groups.append(DecodeGroup(
-                row_start=start, rows=len(part), blocks=self._tensor([b + [0] * (width - len(b)) for b, _ in part]),
+                row_start=start, rows=len(part),
+                blocks=None if in_rows else self._tensor([b + [0] * (width - len(b)) for b, _ in part]),
                 lens=self._tensor([k for _, k in part]), max_len=max(k for _, k in part),
                 min_len=min(k for _, k in part)))
             start = end
