@@ -4,8 +4,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+
+# Before torch loads (libgomp reads it once): OpenMP threads sleep at barriers instead of spinning, unless the user
+# chose otherwise. On shared cores a spinning thread burns its partner's slice (pyimpl.bench sets the same).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
