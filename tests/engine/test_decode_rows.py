@@ -8,8 +8,9 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=16)
 
 
 def test_preemption_with_decode_rows_keeps_outputs(qwen2_dir):
-    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32", block_size=4, num_kv_blocks=24, max_model_len=96)
-    engine.runner.decode_rows.budget_bytes = 1 << 30  # the small pool's default budget would gather instead
+    # the small pool's default budget would gather instead
+    engine = Engine.from_pretrained(str(qwen2_dir), dtype="float32", block_size=4, num_kv_blocks=24, max_model_len=96,
+                                    decode_rows_bytes=1 << 30)
     prompts = make_prompts((7, 12, 30, 3, 19, 25, 9, 14), seed=3)
     got = run_staggered(engine, prompts, GREEDY, arrive_every=1)
     assert engine.stats().extra["num_preemptions"] > 0
@@ -20,9 +21,8 @@ def test_preemption_with_decode_rows_keeps_outputs(qwen2_dir):
 def test_decode_rows_respect_budget_and_fall_back(llama_dir):
     prompts = make_prompts((5, 33, 12, 20, 2), seed=7)
     for budget in (1 << 30, 0):
-        engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8)
+        engine = Engine.from_pretrained(str(llama_dir), dtype="float32", block_size=8, decode_rows_bytes=budget)
         rows = engine.runner.decode_rows
-        rows.budget_bytes = budget
         place, used = rows.place, []
 
         def tracked(decoding):

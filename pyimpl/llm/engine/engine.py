@@ -53,7 +53,8 @@ class Engine:
     def from_pretrained(cls, path: str, device: str = "cpu", dtype=None, block_size: int = 16,
                         num_kv_blocks: int | None = None, kv_cache_bytes: int | None = None,
                         max_num_seqs: int = 64, max_num_batched_tokens: int | None = None,
-                        enable_prefix_caching: bool = True, max_model_len: int | None = None) -> "Engine":
+                        enable_prefix_caching: bool = True, max_model_len: int | None = None,
+                        decode_rows_bytes: int | None = None) -> "Engine":
         """Load a HF model folder; KV pool from num_kv_blocks, else kv_cache_bytes, else a default budget.
 
         max_num_batched_tokens is the per-step token budget shared by decodes and prefill chunks (None: 2048 on
@@ -62,7 +63,9 @@ class Engine:
         request is decoding take up to 2048 tokens on any device: no stream is stalled then). A pool that
         cannot hold one max_model_len sequence is a ValueError (lower max_model_len to use a small pool), except the
         default pool (no num_kv_blocks, kv_cache_bytes or max_model_len given): it clamps max_model_len to what it
-        holds, with a warning, so a 32k-context model loads with default arguments on any CPU."""
+        holds, with a warning, so a 32k-context model loads with default arguments on any CPU.
+        decode_rows_bytes bounds the decoding sequences' contiguous K/V copies (decode_rows.py), on top of the pool:
+        None = the pool's size (KV memory at most twice the pool), 0 = none (decode steps gather blocks)."""
         dev = torch.device(device)
         idle_num_batched_tokens = None
         if max_num_batched_tokens is None:
@@ -89,7 +92,7 @@ class Engine:
                                 "max_model_len clamped to %d (pass kv_cache_bytes or max_model_len to choose)",
                                 num_kv_blocks * block_size, info.max_model_len, num_kv_blocks * block_size)
                     info.max_model_len = num_kv_blocks * block_size
-            runner = ModelRunner(model, num_kv_blocks, block_size)
+            runner = ModelRunner(model, num_kv_blocks, block_size, decode_rows_bytes)
         else:
             runner = HFModelRunner(path, dev, torch_dtype)
             num_kv_blocks = num_kv_blocks or blocks_for_all
