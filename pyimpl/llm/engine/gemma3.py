@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import AttentionMetadata, paged_attention, write_kv
-from .llama import apply_rope
+from .llama import apply_rope, lm_head_logits
 
 SLIDING = "sliding_attention"
 
@@ -119,7 +119,7 @@ class Gemma3Model:
             h = F.linear(F.gelu(gate, approximate="tanh") * up, lw.down)
             x = x + self._rms(h, lw.post_ffn_norm)
         x = x.index_select(0, logits_index) if logits_index.numel() != T else x
-        logits = F.linear(self._rms(x, self.norm), self.lm_head).float()
+        logits = lm_head_logits(self._rms(x, self.norm), self.lm_head)
         if self.final_softcap:
             logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
         return logits
