@@ -170,32 +170,35 @@ def _fold(chunks: list[dict], new_choice: Callable[[int], dict], add: Callable[[
     whole = {"id": chunks[0]["id"], "object": "", "created": chunks[0]["created"], "model": chunks[0]["model"],
              "choices": choices, "usage": None}
     for chunk in chunks:
-        if chunk.get("usage"):
+        if "usage" in chunk and chunk["usage"]:
             whole["usage"] = chunk["usage"]
         for c in chunk["choices"]:
-            choice = choices.get(c["index"])
-            if choice is None:
-                choice = choices[c["index"]] = {**new_choice(c["index"]), "logprobs": None, "finish_reason": None}
+            index = c["index"]
+            if index in choices:
+                choice = choices[index]
+            else:
+                choice = choices[index] = {**new_choice(index), "logprobs": None, "finish_reason": None}
             add(choice, c)
-            if c.get("finish_reason"):
+            if "finish_reason" in c and c["finish_reason"]:
                 choice["finish_reason"] = c["finish_reason"]
     return whole
 
 
 def _add_chat(choice: dict, c: dict) -> None:
     delta = c["delta"]
-    if delta.get("content"):
-        choice["content"].append(delta["content"])
-    if delta.get("reasoning_content"):
+    content = delta.get("content")
+    if content:
+        choice["content"].append(content)
+    if "reasoning_content" in delta and delta["reasoning_content"]:   # `in` first: most deltas are content only
         choice["reasoning"].append(delta["reasoning_content"])
-    for piece in delta.get("tool_calls") or ():   # a call's pieces join by index: arguments concatenate
+    for piece in ("tool_calls" in delta and delta["tool_calls"]) or ():   # a call's pieces join by index
         call = choice["tool_calls"].get(piece["index"])
         if call is None:
             choice["tool_calls"][piece["index"]] = {"id": piece.get("id"), "type": "function",
                                                     "function": dict(piece["function"])}
         else:
             call["function"]["arguments"] += piece["function"]["arguments"]
-    if c.get("logprobs"):
+    if "logprobs" in c and c["logprobs"]:
         choice["logprobs"] = choice["logprobs"] or {"content": []}
         choice["logprobs"]["content"].extend(c["logprobs"]["content"])
 

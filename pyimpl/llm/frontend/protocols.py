@@ -18,6 +18,7 @@ from pyimpl.llm.frontend.protocol_types import (CHAT_ROLES, MAX_N, MAX_SEED, MAX
                                                 MAX_TOP_LOGPROBS, SAMPLING_FIELDS, UNSUPPORTED_SAMPLING_FIELDS,
                                                 ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
 
+_UNSUPPORTED = frozenset(UNSUPPORTED_SAMPLING_FIELDS)
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
 
@@ -94,7 +95,8 @@ def _common(body: Any, kind: type, req_kind: str) -> tuple[Any, GenerationReques
     req.sampling = {name: value for name in SAMPLING_FIELDS if (value := getattr(typed, name)) is not None}
     if typed.logit_bias:
         req.sampling["logit_bias"] = _logit_bias(typed.logit_bias)
-    unsupported = next((name for name in UNSUPPORTED_SAMPLING_FIELDS if body.get(name) is not None), None)
+    unsupported = None if body.keys().isdisjoint(_UNSUPPORTED) else next(  # the common case: none named at all
+        (name for name in UNSUPPORTED_SAMPLING_FIELDS if body.get(name) is not None), None)
     if unsupported is not None:
         _fail(f"'{unsupported}' is not supported by this server (it would change what is generated, so it is "
               f"refused rather than ignored)", unsupported)

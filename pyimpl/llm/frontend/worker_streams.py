@@ -42,7 +42,7 @@ async def single_stream(stream: Any) -> AsyncIterator[tuple[int, dict]]:
     """One worker stream as (0, data) pairs; closing it cancels the request on the worker."""
     try:
         async for item in stream:
-            yield 0, chunk_data(item)
+            yield 0, item if type(item) is dict else chunk_data(item)   # a MigratingStream's are dicts already
     except Exception as exc:
         mapped = runtime_error(exc)
         if mapped is exc:
