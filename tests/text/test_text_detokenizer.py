@@ -6,6 +6,42 @@ import pytest
 MULTIBYTE = ["héllo naïve café", "日本語のテキスト 世界", "emoji 🎉🚀 and 👩‍👩‍👧 family", "mixed: Ωmega — “quotes” ✓"]
 
 
+@pytest.fixture(params=["rust", "python"])
+def pre(request, pre):
+    """The preprocessor, its detokenizer() being tokenizers' DecodeStream (what a Rust-backed tokenizer gets) or
+    the Python window (tokenizers without a Rust backend): both keep the same contract."""
+    if request.param == "python":
+        from pyimpl.llm.text.detokenizer import IncrementalDetokenizer
+
+        class PythonDetokenizing:
+            def __init__(self, inner):
+                self._inner = inner
+
+            def __getattr__(self, name):
+                return getattr(self._inner, name)
+
+            def detokenizer(self, skip_special_tokens=True, prompt_token_ids=()):
+                return IncrementalDetokenizer(self._inner.tokenizer, skip_special_tokens, prompt_token_ids)
+        return PythonDetokenizing(pre)
+    return pre
+
+
+def test_rust_backed_tokenizers_get_decode_stream(pre):
+    from pyimpl.llm.text.detokenizer import IncrementalDetokenizer, StreamingDetokenizer
+    assert isinstance(pre.detokenizer(), (StreamingDetokenizer, IncrementalDetokenizer))
+    if not hasattr(pre, "_inner"):
+        assert isinstance(pre.detokenizer(), StreamingDetokenizer)
+
+
+def test_a_batch_ending_mid_character_emits_what_its_earlier_tokens_complete(pre):
+    ids = pre.tokenize("日本語のテキスト")
+    cut = next(n for n in range(1, len(ids)) if pre.decode(ids[:n]).endswith("\ufffd"))
+    det = pre.detokenizer()
+    first = det.add(ids[:cut])
+    assert first == pre.decode(ids[:cut]).rstrip("\ufffd") and "\ufffd" not in first
+    assert first + det.add(ids[cut:]) + det.flush() == "日本語のテキスト"
+
+
 def stream(det, ids: list[int], step: int = 1) -> list[str]:
     pieces = [det.add(ids[i:i + step]) for i in range(0, len(ids), step)]
     return pieces + [det.flush()]

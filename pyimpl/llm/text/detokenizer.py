@@ -3,18 +3,82 @@
 Uses the prefix/read-offset method (as vLLM does): decode a small window of recent tokens
 twice and emit only the difference, holding it back while it ends in U+FFFD (an incomplete
 multi-byte character). The window restarts after each emission, so each token costs O(1).
+`detokenizer_for` picks tokenizers' own DecodeStream (the same method in Rust, one call per
+token: ~0.8 against ~2.6 us per token here) when the tokenizer has a Rust backend.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
+
+from tokenizers import Tokenizer
+from tokenizers.decoders import DecodeStream
 
 REPLACEMENT_CHAR = "\ufffd"
 # Tokens of context kept before the read offset, so merges across the boundary decode right.
 CONTEXT_TOKENS = 5
 
 
+class Detokenizer(Protocol):
+    """A growing sequence of token ids in, text deltas that are always valid UTF-8 out."""
+
+    def add(self, token_ids: Sequence[int]) -> str:
+        """Append token ids and return the newly completed text ("" while a character is incomplete)."""
+
+    def flush(self) -> str:
+        """Return whatever is still held back (an incomplete character decodes as U+FFFD)."""
+
+
+def detokenizer_for(tokenizer: Any, skip_special_tokens: bool = True,
+                    prompt_token_ids: Sequence[int] = ()) -> Detokenizer:
+    """The fastest detokenizer for `tokenizer`: DecodeStream over its Rust backend, else the Python window (also
+    when the prompt's last tokens end mid-character: DecodeStream would then emit its context's text again)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if isinstance(backend, Tokenizer):
+        context = list(prompt_token_ids[-CONTEXT_TOKENS:])
+        if not context or REPLACEMENT_CHAR not in backend.decode(context, skip_special_tokens=skip_special_tokens):
+            return StreamingDetokenizer(backend, skip_special_tokens, context)
+    return IncrementalDetokenizer(tokenizer, skip_special_tokens, prompt_token_ids)
+
+
+class StreamingDetokenizer:
+    """The Detokenizer contract over tokenizers' DecodeStream. Besides the stream it keeps only what flush needs:
+    the last id whose text was emitted (context, so a held piece keeps its leading space) and the ids added since."""
+
+    def __init__(self, backend: Tokenizer, skip_special_tokens: bool = True,
+                 prompt_token_ids: Sequence[int] = ()) -> None:
+        self._backend, self._skip = backend, skip_special_tokens
+        context = list(prompt_token_ids[-CONTEXT_TOKENS:])
+        self._stream = DecodeStream(ids=context, skip_special_tokens=skip_special_tokens)
+        self._last: int | None = context[-1] if context else None
+        self._held: list[int] = []
+
+    def add(self, token_ids: Sequence[int]) -> str:
+        if len(token_ids) != 1:     # token by token: what earlier ids complete is emitted even if the last is not
+            return "".join([self.add(token_ids[i:i + 1]) for i in range(len(token_ids))])
+        token = token_ids[0]
+        text = self._stream.step(self._backend, token)
+        if text is None:
+            self._held.append(token)
+            return ""
+        if self._held:
+            self._held = []
+        self._last = token
+        return text
+
+    def flush(self) -> str:
+        if not self._held:
+            return ""
+        context, held = ([] if self._last is None else [self._last]), self._held
+        prefix_text = self._backend.decode(context, skip_special_tokens=self._skip) if context else ""
+        full_text = self._backend.decode(context + held, skip_special_tokens=self._skip)
+        self._last, self._held = held[-1], []
+        self._stream = DecodeStream(ids=(context + held)[-CONTEXT_TOKENS:], skip_special_tokens=self._skip)
+        return full_text[len(prefix_text):] if len(full_text) > len(prefix_text) else ""
+
+
 class IncrementalDetokenizer:
-    """Turns a growing sequence of token ids into text deltas that are always valid UTF-8."""
+    """The Detokenizer contract in Python, for tokenizers without a Rust backend (a window of recent tokens
+    decoded twice per step)."""
 
     def __init__(self, tokenizer: Any, skip_special_tokens: bool = True,
                  prompt_token_ids: Sequence[int] = ()) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from jinja2 import TemplateError
 from transformers import AutoTokenizer
 
-from .detokenizer import IncrementalDetokenizer
+from .detokenizer import Detokenizer, detokenizer_for
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LARGE_TEXT = 1 << 16  # chars from which tokenizing releases the GIL (callers run it off their event loop)
@@ -116,9 +116,9 @@ class Preprocessor:
                                      clean_up_tokenization_spaces=False)
 
     def detokenizer(self, skip_special_tokens: bool = True,
-                    prompt_token_ids: Sequence[int] = ()) -> IncrementalDetokenizer:
+                    prompt_token_ids: Sequence[int] = ()) -> Detokenizer:
         """A fresh incremental detokenizer for one response stream."""
-        return IncrementalDetokenizer(self.tokenizer, skip_special_tokens, prompt_token_ids)
+        return detokenizer_for(self.tokenizer, skip_special_tokens, prompt_token_ids)
 
 
 def normalize_messages(messages: Sequence[dict]) -> list[dict]:
