@@ -3,6 +3,7 @@ buffer flushed once per loop turn (or at once when large), and the silence watch
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 import msgspec
@@ -15,6 +16,8 @@ HIGH_WATER = 4 * 1024 * 1024    # transport backlog that makes producers wait
 READ_SIZE = 1024 * 1024
 KEEPALIVE_TIMEOUT = 5.0         # s of silence from a worker with open streams before they fail
 PING_ASK, PING_ANSWER = [PING, 0], [PING, -1]
+_LENGTH = struct.Struct("<I")     # a frame's header, written and read in place: no bytes object per frame
+_put_length, _get_length = _LENGTH.pack_into, _LENGTH.unpack_from
 
 
 class FramedConnection:
@@ -42,7 +45,7 @@ class FramedConnection:
         except BaseException:
             del out[start:]          # never leave a half-written frame behind
             raise
-        out[start:start + HEADER] = (len(out) - start - HEADER).to_bytes(4, "little")
+        _put_length(out, start, len(out) - start - HEADER)
         if len(out) >= FLUSH_NOW_BYTES:
             self.flush()
         elif not self._flush_scheduled:
@@ -77,7 +80,7 @@ class FramedConnection:
             size = len(buf)
             with memoryview(buf) as view:
                 while size - pos >= HEADER:
-                    length = int.from_bytes(view[pos:pos + HEADER], "little")
+                    length = _get_length(view, pos)[0]
                     end = pos + HEADER + length
                     if end > size:
                         break
