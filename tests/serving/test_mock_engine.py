@@ -38,7 +38,10 @@ async def test_echo_contract_is_kept():
     outs = await run(engine, [5], "e", max_tokens=1, logprobs=2)
     assert outs[0].logprobs == [-0.5] and list(outs[0].top_logprobs[0]) == [5, 6]
     assert tokens(await run(engine, [], "f", max_tokens=2, ignore_eos=True)) == [0, 0]
-    assert engine.finished_count == 6 and engine.abort_count == 0
+    # a stop id seen before min_tokens does not stop; the next one does
+    outs = await run(engine, [5, 6, 7], "g", max_tokens=9, min_tokens=3, stop_token_ids=[6], ignore_eos=True)
+    assert tokens(outs) == [5, 6, 7, 5, 6] and outs[-1].finish_reason == "stop"
+    assert engine.finished_count == 7 and engine.abort_count == 0
 
 
 def test_make_params_refuses_unknown_and_invalid_fields():

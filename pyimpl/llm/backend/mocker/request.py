@@ -71,12 +71,22 @@ class MockRequest:
     kv: KvSequence
     eos_at: int                          # the output index that is EOS (sys.maxsize: none; ignore_eos or no EOS ids)
     stop_ids: frozenset[int]             # params.stop_token_ids
+    # output index below which no stop condition can hold (EOS, a stop id past min_tokens, max_new): the
+    # common decode then tests one int instead of three conditions
+    quiet_until: int = 0
+    logprobs: bool = False               # params.logprobs is not None
     outbox: Outbox[RequestOutput] = field(default_factory=Outbox)
     generated: list[int] = field(default_factory=list)
     num_computed: int = 0
     running: bool = False                # admitted: holds KV and is in the running list
     paused: bool = False                 # its reader is MAX_UNREAD outputs behind: no decode until it reads
     done: bool = False
+
+    def __post_init__(self) -> None:
+        params = self.params
+        quiet = min(self.eos_at, self.max_new - 1)
+        self.quiet_until = min(quiet, params.min_tokens) if self.stop_ids else quiet
+        self.logprobs = params.logprobs is not None
 
     def emit_next(self, eos_token_ids: list[int], vocab_size: int) -> str | None:
         """Append the next echo token and put its output in the outbox; the finish reason when a stop condition
@@ -87,7 +97,9 @@ class MockRequest:
         echo = self.echo
         token = echo[i % len(echo)]
         reason = None
-        if i >= self.eos_at:
+        if i < self.quiet_until:
+            pass
+        elif i >= self.eos_at:
             token, reason = eos_token_ids[0], "stop"
         elif self.stop_ids and token in self.stop_ids and i >= self.params.min_tokens:
             reason = "stop"
@@ -96,7 +108,7 @@ class MockRequest:
         generated.append(token)
         self.kv.tokens.append(token)
         out = RequestOutput(self.request_id, [token], generated, reason is not None, reason)
-        if i == 0 or self.params.logprobs is not None:
+        if self.logprobs or i == 0:
             add_fake_logprobs(out, self.params, self.kv.tokens[:self.prompt_len] if i == 0 else None, vocab_size)
         outbox = self.outbox
         outbox.append(out)                      # outbox.put inline
