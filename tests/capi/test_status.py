@@ -27,7 +27,7 @@ def test_status_of(exc, code):
 
 
 def lost_worker_error() -> llm.EngineError:
-    """What the frontend raises when a worker's stream breaks (worker_streams.single_stream)."""
+    """What the frontend raises when a worker's stream breaks (migration.MigratingStream.pairs)."""
     try:
         try:
             raise rt.StreamIncompleteError("stream from 127.0.0.1:1 ended before completion (instance lost)")

@@ -9,7 +9,7 @@ from pyimpl.llm.backend.model_server import serve_model
 from pyimpl.llm.engine import SamplingParams
 from pyimpl.llm.engine.async_engine import params_from_wire
 from pyimpl.llm.errors import EngineRequestError
-from pyimpl.llm.frontend.worker_streams import single_stream
+from pyimpl.llm.frontend.migration import open_migrating
 from pyimpl.runtime import DistributedRuntime
 
 WIRE = {"token_ids": [5, 6, 7], "sampling_options": {"temperature": 0, "top_k": 5, "seed": 8},
@@ -44,6 +44,15 @@ def test_invalid_values_are_engine_request_errors():
         params_from_wire({"token_ids": [1], "stop_conditions": {"max_tokens": 0}})
 
 
+async def frontend_chunks(client, wire: dict) -> list[dict]:
+    """A worker's chunks as the frontend reads them (MigratingStream.pairs, migration off): runtime errors mapped
+    to the serving layer's typed ones."""
+    async def opener(request: dict, exclude: frozenset):
+        return 0, await client.generate(request)
+    stream = await open_migrating(opener, wire, 0)
+    return [data async for _, data in stream.pairs()]
+
+
 @pytest.fixture(params=["mock", "torch"])
 async def served(request, tiny_model):
     rt = await DistributedRuntime.create(discovery_backend="mem", request_plane="inproc")
@@ -66,24 +75,22 @@ async def test_engines_implement_the_protocol(served):
 
 async def test_worker_generates_from_wire(served):
     _, client, _ = served
-    chunks = [data async for _, data in single_stream(await client.generate(WIRE))]
+    chunks = await frontend_chunks(client, WIRE)
     assert sum(len(c["token_ids"]) for c in chunks) == 3 and chunks[-1]["finish_reason"] == "length"
     assert all(len(c["log_probs"]) == len(c["token_ids"]) for c in chunks)
 
 
 async def test_unknown_sampling_field_is_a_400_naming_it(served):
     _, client, _ = served
-    stream = await client.generate({**WIRE, "sampling_options": {"temprature": 0.5}})
     with pytest.raises(EngineRequestError, match="temprature") as info:
-        [data async for _, data in single_stream(stream)]
+        await frontend_chunks(client, {**WIRE, "sampling_options": {"temprature": 0.5}})
     assert info.value.status == 400
 
 
 async def test_a_prompt_the_engine_cannot_take_is_a_400(served):
     _, client, _ = served
-    stream = await client.generate({**WIRE, "token_ids": [5] * 3000})  # the tiny model's context is 2048
-    with pytest.raises(EngineRequestError) as info:
-        [data async for _, data in single_stream(stream)]
+    with pytest.raises(EngineRequestError) as info:    # the tiny model's context is 2048
+        await frontend_chunks(client, {**WIRE, "token_ids": [5] * 3000})
     assert info.value.status == 400 and "3000" in info.value.message
 
 
@@ -96,7 +103,7 @@ async def test_the_embedding_engine_implements_its_protocol():
         assert (served.card.model_type, served.card.context_length, served.card.kv_block_size) == ("embedding", 512, 0)
         client = await rt.endpoint("emb.backend.generate").client()
         await client.wait_for_instances(timeout=10)
-        [(_, reply)] = [pair async for pair in single_stream(await client.generate({"input": ["a b", "c"]}))]
+        [reply] = await frontend_chunks(client, {"input": ["a b", "c"]})
         assert len(reply["embeddings"]) == 2
         figures = served.stats()
         assert figures["num_running"] == 0 and figures["extra"]["num_requests"] == 1 and figures["abort_count"] == 0

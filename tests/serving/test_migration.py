@@ -162,7 +162,12 @@ WIRE = {"token_ids": [1, 2, 3], "stop_conditions": {"max_tokens": 5, "min_tokens
 
 
 async def drain(stream) -> list[dict]:
-    return [chunk async for chunk in stream]
+    """The chunks of stream.pairs(); a failure is re-raised as the runtime's own error (pairs() maps it to the
+    serving layer's typed error, keeping the runtime's as its cause: test_pairs_map_runtime_errors_once)."""
+    try:
+        return [chunk async for _, chunk in stream.pairs()]
+    except Exception as exc:
+        raise exc.__cause__ or exc
 
 
 def run_migrating(instances: FakeInstances, limit: int = 3):
@@ -210,6 +215,26 @@ def test_limit_spent_or_nowhere_to_go_raises_the_original_loss():
         run_migrating(FakeInstances(*lost), limit=2)
     with pytest.raises(DisconnectedError, match="reset"):
         run_migrating(FakeInstances(FakeStream([tokens(1)], DisconnectedError("reset"))))   # no other instance
+
+
+def test_pairs_map_runtime_errors_once():
+    """What the HTTP layer sees: a lost instance as EngineError (500) caused by the runtime's error (instance_lost
+    tells it apart), no instances left as NoWorkerError (503); the stream is closed either way."""
+    from pyimpl.llm.errors import EngineError, NoWorkerError
+    from pyimpl.llm.frontend.migration import open_migrating
+    from pyimpl.llm.frontend.worker_streams import instance_lost
+    from pyimpl.runtime.errors import DisconnectedError, NoInstancesError
+
+    async def pairs_of(*streams):
+        stream = await open_migrating(FakeInstances(*streams), WIRE, 3)
+        return [pair async for pair in stream.pairs(2)]
+    lost = FakeStream([tokens(1)], DisconnectedError("reset"))
+    with pytest.raises(EngineError) as caught:
+        asyncio.run(pairs_of(lost))
+    assert isinstance(caught.value.__cause__, DisconnectedError) and instance_lost(caught.value) and lost.closed
+    with pytest.raises(NoWorkerError):
+        asyncio.run(pairs_of(FakeStream([], NoInstancesError("no responders"))))
+    assert asyncio.run(pairs_of(FakeStream([tokens(3, finish="stop")]))) == [(2, tokens(3, finish="stop"))]
 
 
 def test_request_errors_are_never_migrated():

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
-from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream
+from pyimpl.llm.frontend.worker_streams import chunk_data, close_stream, runtime_error
 from pyimpl.runtime.errors import DisconnectedError, NoInstancesError, StreamInterruptedError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def continuation(wire: dict, generated: list[int]) -> dict:
 
 @dataclass
 class MigratingStream:
-    """One choice's worker stream as wire chunk dicts, re-opened elsewhere (up to `limit` times) when its instance
+    """One choice's worker stream (iterate `pairs()`), re-opened elsewhere (up to `limit` times) when its instance
     is lost. Errors of the request itself (a worker's error chunk, a handler failure) pass through unchanged; when
     the limit is spent, the last runtime error is raised as it would be without migration."""
 
@@ -87,40 +87,56 @@ class MigratingStream:
         self._instance, self._stream = await self.opener(self.wire, frozenset())
         return self
 
-    def __aiter__(self) -> "MigratingStream":
-        return self
-
-    async def __anext__(self) -> dict:
-        while True:
-            if self._finished:
-                raise StopAsyncIteration
-            try:
-                item = await self._stream.__anext__()
-            except LOST_INSTANCE_ERRORS as exc:
-                await self._migrate(exc)
-                continue
-            data = item if type(item) is dict else chunk_data(item)     # per chunk: the common case first
-            self._chunks += 1
-            ids, reason = data.get("token_ids"), data.get("finish_reason")
-            if ids:
-                self.generated.extend(ids)
-            if reason is None:
-                return data
-            if reason == "abort" and self.migrations < self.limit:
-                # the worker cut the stream short (it is shutting down): continue elsewhere, keeping its tokens
-                lost = DisconnectedError(f"instance {self._instance:x} aborted the stream")
+    async def pairs(self, index: int = 0) -> AsyncIterator[tuple[int, dict]]:
+        """The choice's chunks as (index, chunk data) pairs up to its finish, moved to another instance when its own
+        is lost; runtime errors are then mapped once to the serving layer's typed errors (runtime_error). Its end,
+        or closing it, closes the worker stream (cancelling it on the worker). One generator per chunk and no
+        more: every chunk of every response passes through it."""
+        try:
+            while not self._finished:
                 try:
-                    await self._migrate(lost)
-                except DisconnectedError as err:
-                    if err is not lost:
-                        raise
-                    self._finished = True
-                    return data       # nowhere to go: the abort reaches the consumer as it would have
-                if data.get("token_ids"):
-                    return dict(data, finish_reason=None)
-                continue
-            self._finished = True
-            return data
+                    async for item in self._stream:
+                        data = item if type(item) is dict else chunk_data(item)     # per chunk: the common case first
+                        self._chunks += 1
+                        ids, reason = data.get("token_ids"), data.get("finish_reason")
+                        if ids:
+                            self.generated.extend(ids)
+                        if reason is None:
+                            yield index, data
+                            continue
+                        if reason == "abort" and self.migrations < self.limit:
+                            if not await self._resume_after_abort():
+                                self._finished = True
+                                yield index, data   # nowhere to go: the abort reaches the consumer as it would have
+                            elif ids:
+                                yield index, dict(data, finish_reason=None)
+                        else:
+                            self._finished = True
+                            yield index, data
+                        break                       # finished, or the stream moved: re-enter with self._stream
+                    else:
+                        return                      # the worker stream ended without a finish
+                except LOST_INSTANCE_ERRORS as exc:
+                    await self._migrate(exc)
+        except Exception as exc:
+            mapped = runtime_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            await self.aclose()
+
+    async def _resume_after_abort(self) -> bool:
+        """The worker cut the stream short (it is shutting down): continue elsewhere, keeping its tokens; False
+        when there is nowhere to go."""
+        lost = DisconnectedError(f"instance {self._instance:x} aborted the stream")
+        try:
+            await self._migrate(lost)
+        except DisconnectedError as err:
+            if err is not lost:
+                raise
+            return False
+        return True
 
     async def _migrate(self, exc: BaseException) -> None:
         """Re-send the request, with what was generated, to an instance it has not failed on; re-raise `exc`

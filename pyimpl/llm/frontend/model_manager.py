@@ -19,9 +19,9 @@ from pyimpl.llm.frontend.prompt_input import (ChatPromptCache, check_vocabulary,
                                      tokenize_off_loop, tool_choice_hint)
 from pyimpl.llm.frontend.protocols import (GenerationRequest, parse_chat_request, parse_completion_request,
                                  parse_embedding_request, to_wire_request, with_usage)
-from pyimpl.llm.frontend.migration import migration_limit_from_env, open_migrating
+from pyimpl.llm.frontend.migration import MigratingStream, migration_limit_from_env, open_migrating
 from pyimpl.llm.frontend.routing import RouteListener, RouterSettings, with_nvext, with_worker_id
-from pyimpl.llm.frontend.worker_streams import close_stream, single_stream
+from pyimpl.llm.frontend.worker_streams import close_stream
 
 if TYPE_CHECKING:
     from pyimpl.llm.text.preprocessor import Preprocessor
@@ -146,7 +146,7 @@ class ModelManager(ModelRegistry):
         return instance, stream
 
     async def _open_migrating(self, entry: ServedModelEntry, wire: dict, pinned: int | None = None,
-                              served: list[int] | None = None) -> Any:
+                              served: list[int] | None = None) -> MigratingStream:
         """A worker stream for `wire` that moves to another instance when its own is lost (migration)."""
         from pyimpl.runtime.errors import NoInstancesError
         listener = self.on_migration
@@ -158,7 +158,7 @@ class ModelManager(ModelRegistry):
 
     async def _stream(self, request: dict, kind: str, **host_fields: bool) -> AsyncIterator[dict]:
         req, entry, pre, prompt_ids, max_tokens = await self.prepare(request, kind)
-        streams: list[Any] = []
+        streams: list[MigratingStream] = []
         served: list[int] = []
         try:  # however the consumer leaves, every worker stream is closed (which cancels it remotely)
             for i in range(req.n):
@@ -181,6 +181,6 @@ class ModelManager(ModelRegistry):
         entry = self._entry_for(typed.model, entry, "embedding")
         stream = await self._open_migrating(entry, {"input": typed.input})
         result = None
-        async for _, result in single_stream(stream):   # runtime errors mapped as for generation (400/500/503)
+        async for _, result in stream.pairs():   # runtime errors mapped as for generation (400/500/503)
             pass
         return embedding_response(typed, result)

@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from pyimpl.llm.errors import NoWorkerError
 from pyimpl.llm.model_card import ModelCard
 from pyimpl.llm.frontend.completion_echo import echo_text
 from pyimpl.llm.frontend.openai_stream import ChoicePostprocessor, usage
 from pyimpl.llm.frontend.protocols import GenerationRequest
-from pyimpl.llm.frontend.worker_streams import instance_lost, merge_streams, single_stream
+from pyimpl.llm.frontend.worker_streams import ChoiceStream, instance_lost, merge_streams
 
 if TYPE_CHECKING:
     from pyimpl.llm.text.preprocessor import Preprocessor
 
 
 async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Preprocessor, prompt_ids: list[int],
-                        streams: list[Any], texts: dict[int, str], *, token_ids: bool = False,
+                        streams: list[ChoiceStream], texts: dict[int, str], *, token_ids: bool = False,
                         cancelled_finish: bool = False) -> AsyncIterator[dict]:
     """OpenAI chunks (chat.completion.chunk or text_completion) of a request's n worker streams: the role and echo
     chunks, one chunk per choice delta, each choice's own finish, the usage chunk; an abort is never a normal end.
@@ -38,7 +38,7 @@ async def openai_chunks(req: GenerationRequest, card: ModelCard, pre: Preprocess
         text = echo_text(pre, req.prompt, prompt_ids)
         yield {**base, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}
                                    for i in range(req.n)]}
-    items = merge_streams(streams) if req.n > 1 else single_stream(streams[0])
+    items = merge_streams(streams) if req.n > 1 else streams[0].pairs()
     unfinished = set(range(req.n))
     pending: list[list[int]] = [[] for _ in range(req.n)]   # token ids not yet handed out, per choice
     lost: Exception | None = None

@@ -1,9 +1,10 @@
 """Worker response streams as the frontend reads them: chunk data out of runtime items, runtime errors
-mapped once to the serving layer's typed errors, n streams merged in arrival order, closing that cancels."""
+mapped once to the serving layer's typed errors, n streams merged in arrival order, closing that cancels
+(one stream's loop is migration.MigratingStream.pairs)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 from pyimpl.llm.errors import EngineError, EngineRequestError, NoWorkerError
 
@@ -38,18 +39,14 @@ def instance_lost(exc: BaseException) -> bool:
     return isinstance(exc, DisconnectedError) or isinstance(exc.__cause__, DisconnectedError)
 
 
-async def single_stream(stream: Any) -> AsyncIterator[tuple[int, dict]]:
-    """One worker stream as (0, data) pairs; closing it cancels the request on the worker."""
-    try:
-        async for item in stream:
-            yield 0, item if type(item) is dict else chunk_data(item)   # a MigratingStream's are dicts already
-    except Exception as exc:
-        mapped = runtime_error(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
-    finally:
-        await close_stream(stream)
+class ChoiceStream(Protocol):
+    """One choice's worker stream as the frontend reads it (migration.MigratingStream)."""
+
+    def pairs(self, index: int = 0) -> AsyncIterator[tuple[int, dict]]:
+        """(index, chunk data) pairs, runtime errors mapped by runtime_error; closing it cancels the request."""
+
+    async def aclose(self) -> None:
+        """Close the worker stream (cancelling it on the worker if still running). Idempotent."""
 
 
 async def close_stream(stream: Any) -> None:
@@ -59,15 +56,15 @@ async def close_stream(stream: Any) -> None:
         await close()
 
 
-async def merge_streams(streams: list[Any]) -> AsyncIterator[tuple[int, dict]]:
+async def merge_streams(streams: list[ChoiceStream]) -> AsyncIterator[tuple[int, dict]]:
     """Several worker streams interleaved as (index, data) pairs, in arrival order."""
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
 
-    async def pump(index: int, stream: Any) -> None:
+    async def pump(index: int, stream: ChoiceStream) -> None:
         try:
-            async for pair in single_stream(stream):
-                await queue.put((index, pair[1]))
+            async for pair in stream.pairs(index):
+                await queue.put(pair)
             await queue.put((index, done))
         except BaseException as exc:
             await queue.put((index, exc))
