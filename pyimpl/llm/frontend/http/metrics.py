@@ -1,7 +1,8 @@
 """Prometheus metrics of the frontend, under Dynamo's `dynamo_frontend_*` names."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
@@ -14,6 +15,19 @@ PREFIX = "dynamo_frontend"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 HIT_RATE_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSeries:
+    """One model's labelled series of the per-request metrics (prometheus' labels() costs a lookup under a lock
+    each call; a request touches these up to eight times)."""
+
+    inflight: Any
+    ttft: Any
+    itl: Any
+    duration: Any
+    input_tokens: Any
+    output_tokens: Any
 
 
 class FrontendMetrics:
@@ -47,6 +61,25 @@ class FrontendMetrics:
                                        "worker to have cached", labels, buckets=TOKEN_BUCKETS, registry=r)
         self.kv_indexed_blocks = Gauge(f"{PREFIX}_kv_indexed_blocks", "KV blocks the KV router knows a worker to "
                                        "hold (from its KV events), at scrape time", ("model", "worker_id"), registry=r)
+        self._series: dict[str, ModelSeries] = {}
+        self._request_counts: dict[tuple[str, str, str, str], Any] = {}
+
+    def series(self, model: str) -> ModelSeries:
+        """`model`'s labelled per-request series (made once per model)."""
+        found = self._series.get(model)
+        if found is None:
+            found = self._series[model] = ModelSeries(
+                self.inflight.labels(model), self.ttft.labels(model), self.itl.labels(model),
+                self.duration.labels(model), self.input_tokens.labels(model), self.output_tokens.labels(model))
+        return found
+
+    def count_request(self, model: str, endpoint: str, request_type: str, status: str) -> None:
+        """One finished request in dynamo_frontend_requests."""
+        key = (model, endpoint, request_type, status)
+        counter = self._request_counts.get(key)
+        if counter is None:
+            counter = self._request_counts[key] = self.requests.labels(*key)
+        counter.inc()
 
     def observe_route(self, model: str, decision: "RouteDecision") -> None:
         """One KV routing decision (the ModelManager's on_route hook)."""

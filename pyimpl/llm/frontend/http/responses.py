@@ -106,35 +106,34 @@ async def run_until_disconnect(receive: Callable, work: Any) -> tuple[bool, Any]
 class StreamTracker:
     """Per-request metric bookkeeping: inflight, TTFT, inter-token latency, tokens, status."""
 
-    __slots__ = ("metrics", "model", "endpoint", "request_type", "start", "last", "first_seen", "_itl")
+    __slots__ = ("metrics", "series", "model", "endpoint", "request_type", "start", "last", "first_seen")
 
     def __init__(self, metrics: FrontendMetrics, model: str, endpoint: str, request_type: str):
         self.metrics, self.model, self.endpoint, self.request_type = metrics, model, endpoint, request_type
+        self.series = metrics.series(model)
         self.start = self.last = time.perf_counter()
         self.first_seen = False
-        self._itl = None
-        metrics.inflight.labels(model).inc()
+        self.series.inflight.inc()
 
     def on_content(self) -> None:
         now = time.perf_counter()
         if self.first_seen:
-            self._itl.observe(now - self.last)
+            self.series.itl.observe(now - self.last)
         else:
             self.first_seen = True
-            self._itl = self.metrics.itl.labels(self.model)
-            self.metrics.ttft.labels(self.model).observe(now - self.start)
+            self.series.ttft.observe(now - self.start)
         self.last = now
 
     def on_usage(self, usage: dict | None) -> None:
         if usage:
-            self.metrics.input_tokens.labels(self.model).observe(usage["prompt_tokens"])
-            self.metrics.output_tokens.labels(self.model).observe(usage["completion_tokens"])
+            self.series.input_tokens.observe(usage["prompt_tokens"])
+            self.series.output_tokens.observe(usage["completion_tokens"])
 
     def finish(self, status: str) -> None:
-        m = self.metrics
-        m.inflight.labels(self.model).dec()
-        m.duration.labels(self.model).observe(time.perf_counter() - self.start)
-        m.requests.labels(self.model, self.endpoint, self.request_type, status).inc()
+        series = self.series
+        series.inflight.dec()
+        series.duration.observe(time.perf_counter() - self.start)
+        self.metrics.count_request(self.model, self.endpoint, self.request_type, status)
 
 
 class SSEResponse:
