@@ -111,7 +111,8 @@ class MockEngine:
                                      f"engine's {self.kv.num_blocks}", param="prompt")
         room = max(1, self._max_model_len - len(tokens))
         max_new = room if params.max_tokens is None else min(params.max_tokens, room)
-        echo = [t for t in tokens if t not in self._eos] or [0]
+        eos = self._eos
+        echo = ([t for t in tokens if t not in eos] if eos else tokens[:]) or [0]
         eos_at = max(len(echo), params.min_tokens) if self._eos and not params.ignore_eos else sys.maxsize
         req = _Request(request_id, params, echo, len(tokens), max_new, KvSequence(tokens), eos_at,
                        frozenset(params.stop_token_ids))
@@ -168,18 +169,22 @@ class MockEngine:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            started = loop.time()
+            timed = self.perf_model is not None or self.step_delay_s
+            started = loop.time() if timed else 0.0
             try:
                 decodes, prefills = self._schedule()
                 if not decodes and not prefills:   # every request waits for its reader (or for KV room)
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                delay = self.step_delay_s
-                if self.perf_model is not None:
-                    prefill = sum(n for _, n in prefills)
-                    delay += self.perf_model.step_s(prefill, bool(decodes), self.kv.used / self.kv.num_blocks)
-                await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                if timed:
+                    delay = self.step_delay_s
+                    if self.perf_model is not None:
+                        prefill = sum(n for _, n in prefills)
+                        delay += self.perf_model.step_s(prefill, bool(decodes), self.kv.used / self.kv.num_blocks)
+                    await asyncio.sleep(max(0.0, started + delay - loop.time()))
+                else:
+                    await next_turn()               # an instant step: one loop turn, as asyncio.sleep(0)
                 self._apply(decodes, prefills)
             except Exception:       # a bug must end the requests, not hang them
                 log.exception("mock engine step failed")
@@ -190,6 +195,7 @@ class MockEngine:
         """This step's decodes (one token each) and prefill chunks (request, tokens to compute): running requests
         first (oldest first), then admissions in arrival order while budget and KV allow."""
         budget, decodes, prefills, bs = self.max_num_batched_tokens, [], [], self.kv.block_size
+        add_decode, max_unread = decodes.append, MAX_UNREAD
         for req in list(self._running):
             if not req.running:                 # preempted by an older request's growth this step
                 continue
@@ -197,14 +203,14 @@ class MockEngine:
             n = len(kv.tokens)
             need = n - req.num_computed
             if need == 1 and req.generated:     # a decode (the hot path: kept lean)
-                if len(req.outbox) >= MAX_UNREAD:
+                if len(req.outbox) >= max_unread:
                     req.paused = True
                     continue
                 # its last token's slot (kv.grow's test inline: most decodes need no new block)
                 if n > (len(kv.held) + kv.private) * bs and not self._make_room(req, n):
                     continue
                 if budget > 0:
-                    decodes.append(req)
+                    add_decode(req)
                     budget -= 1
                 continue
             chunk = min(need, budget)
@@ -256,7 +262,8 @@ class MockEngine:
         for req in decodes:
             if req.running:                     # else aborted while the step ran
                 computed = req.num_computed = req.num_computed + 1
-                if computed // bs > len(req.kv.held):      # a block filled (kv.register's own test)
+                # a block filled (kv.register's own test; held never lags num_computed // bs by more than this one)
+                if not computed % bs and computed // bs > len(req.kv.held):
                     kv.register(req.kv, computed)
                 if reason := req.emit_next(eos, vocab_size):
                     self._finish(req, reason, emit=False)

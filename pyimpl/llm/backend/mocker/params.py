@@ -18,6 +18,7 @@ SAMPLING_RANGES: dict[str, tuple[float, float]] = {
     "seed": (-(2**63), 2**64 - 1), "repetition_penalty": (0.0, float("inf")),
     "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0),
 }
+_SAMPLING_NAMES = frozenset(SAMPLING_RANGES)
 
 
 @dataclass
@@ -43,13 +44,14 @@ def make_params(wire: dict) -> MockSamplingParams:
     """MockSamplingParams from a wire request; EngineRequestError (400) naming an unknown or invalid field."""
     fields = wire_fields(wire)
     params = MockSamplingParams()
-    for name, (low, high) in SAMPLING_RANGES.items():
-        value = fields.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise EngineRequestError(f"{name} must be a number in [{low}, {high}], got {value!r}", name)
-        params.extra[name] = value
+    if not _SAMPLING_NAMES.isdisjoint(fields):    # most requests send none: skip the per-name lookups
+        for name, (low, high) in SAMPLING_RANGES.items():
+            value = fields.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise EngineRequestError(f"{name} must be a number in [{low}, {high}], got {value!r}", name)
+            params.extra[name] = value
     if "logit_bias" in fields:
         if not isinstance(fields["logit_bias"], dict):
             raise EngineRequestError("logit_bias must be an object of token id -> bias", "logit_bias")
