@@ -22,7 +22,7 @@ from pyimpl.llm.errors import EngineRequestError
 
 from .kv_cache import KvSequence, MockKvCache
 from .params import MockSamplingParams, make_params
-from .request import MAX_UNREAD, MockRequest as _Request, next_turn
+from .request import MAX_UNREAD, MockRequest as _Request, apply_decodes, next_turn
 from .timing import PerfModel
 
 log = logging.getLogger(__name__)
@@ -259,14 +259,7 @@ class MockEngine:
         kv = self.kv
         bs = kv.block_size
         eos, vocab_size = self._eos, self._vocab_size
-        for req in decodes:
-            if req.running:                     # else aborted while the step ran
-                computed = req.num_computed = req.num_computed + 1
-                # a block filled (kv.register's own test; held never lags num_computed // bs by more than this one)
-                if not computed % bs and computed // bs > len(req.kv.held):
-                    kv.register(req.kv, computed)
-                if reason := req.emit_next(eos, vocab_size):
-                    self._finish(req, reason, emit=False)
+        apply_decodes(decodes, kv, eos, vocab_size, self._finish)
         for req, chunk in prefills:
             if req.running:
                 computed = req.num_computed = req.num_computed + chunk

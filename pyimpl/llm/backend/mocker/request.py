@@ -12,11 +12,11 @@ import asyncio
 import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generator, TypeVar
+from typing import Callable, Generator, TypeVar
 
 from pyimpl.llm.engine.outputs import RequestOutput
 
-from .kv_cache import KvSequence
+from .kv_cache import KvSequence, MockKvCache
 from .logprobs import add_fake_logprobs
 from .params import MockSamplingParams
 
@@ -115,3 +115,33 @@ class MockRequest:
         if outbox.waiter is not None:
             outbox.wake()
         return reason
+
+
+def apply_decodes(decodes: list[MockRequest], kv: MockKvCache, eos_token_ids: list[int], vocab_size: int,
+                  finish: Callable[[MockRequest, str, bool], None]) -> None:
+    """The end of a step's decodes: each request still running has computed its last token (kv.register when
+    that fills a block) and emits its next; `finish(req, reason, False)` ends one that stops. emit_next's quiet
+    case (no stop condition can hold yet, no logprobs) is inline: it is nearly every mock token's path, and a
+    call per token costs more than the rest of it."""
+    bs = kv.block_size
+    for req in decodes:
+        if not req.running:                     # aborted while the step ran
+            continue
+        computed = req.num_computed = req.num_computed + 1
+        seq = req.kv
+        # a block filled (kv.register's own test; held never lags num_computed // bs by more than this one)
+        if not computed % bs and computed // bs > len(seq.held):
+            kv.register(seq, computed)
+        generated = req.generated
+        i = len(generated)                      # >= 1: a decode follows the prompt's output
+        if i < req.quiet_until and not req.logprobs:
+            echo = req.echo
+            token = echo[i % len(echo)]
+            generated.append(token)
+            seq.tokens.append(token)
+            outbox = req.outbox
+            outbox.append(RequestOutput(req.request_id, [token], generated, False, None))
+            if outbox.waiter is not None:
+                outbox.wake()
+        elif reason := req.emit_next(eos_token_ids, vocab_size):
+            finish(req, reason, False)
