@@ -22,7 +22,7 @@ from pyimpl.llm.errors import EngineRequestError
 
 from .kv_cache import KvSequence, MockKvCache
 from .params import MockSamplingParams, make_params
-from .request import MAX_UNREAD, MockRequest as _Request, apply_decodes, next_turn
+from .request import MAX_UNREAD, MockRequest as _Request, NEXT_TURN, apply_decodes
 from .timing import PerfModel
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class MockEngine:
             while True:
                 while not outbox:
                     if instant and req.running:
-                        await next_turn()       # instant steps give a token every loop turn: no future needed
+                        await NEXT_TURN       # instant steps give a token every loop turn: no future needed
                     else:
                         await outbox.ready()
                 out = outbox.popleft()
@@ -184,7 +184,7 @@ class MockEngine:
                         delay += self.perf_model.step_s(prefill, bool(decodes), self.kv.used / self.kv.num_blocks)
                     await asyncio.sleep(max(0.0, started + delay - loop.time()))
                 else:
-                    await next_turn()               # an instant step: one loop turn, as asyncio.sleep(0)
+                    await NEXT_TURN               # an instant step: one loop turn, as asyncio.sleep(0)
                 self._apply(decodes, prefills)
             except Exception:       # a bug must end the requests, not hang them
                 log.exception("mock engine step failed")

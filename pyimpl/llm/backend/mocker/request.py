@@ -5,14 +5,13 @@ The outbox is a deque with one waiting future rather than an asyncio.Queue, whic
 through it, so it is the mock's hot path. A deque subclass, so len() and truth tests stay in C. One reader
 and one writer on the same loop; unbounded (the scheduler pauses a request whose reader is MAX_UNREAD
 outputs behind). While the engine steps every loop turn (no timing model, no step delay) a running request's
-reader polls with next_turn instead: a token comes every turn, so a future per token would be pure cost."""
+reader polls with NEXT_TURN instead: a token comes every turn, so a future per token would be pure cost."""
 from __future__ import annotations
 
 import asyncio
-import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Generator, TypeVar
+from typing import Callable, TypeVar
 
 from pyimpl.llm.engine.outputs import RequestOutput
 
@@ -53,10 +52,15 @@ class Outbox(deque[T]):
         return waiter
 
 
-@types.coroutine
-def next_turn() -> Generator[None, None, None]:
-    """Await to give the loop one turn (asyncio.sleep(0) without its extra call)."""
-    yield
+class _NextTurn:
+    """`await NEXT_TURN` gives the loop one turn, as asyncio.sleep(0): its __await__ is a one-item iterator of
+    None (a bare yield to the task), made in C, so the mock's per-token wait runs no generator frame."""
+
+    __slots__ = ()
+    __await__ = (None,).__iter__
+
+
+NEXT_TURN = _NextTurn()
 
 
 @dataclass(eq=False)
