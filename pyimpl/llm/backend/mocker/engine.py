@@ -41,6 +41,7 @@ class MockEngine:
         if perf_model is None and speedup_ratio is not None:
             perf_model = PerfModel(speedup_ratio)
         self._eos = list(eos_token_ids or [])
+        self._eos_set = frozenset(self._eos)
         self._max_model_len, self._vocab_size, self._block_size = max_model_len, vocab_size, block_size
         self.step_delay_s, self.perf_model = step_delay_s, perf_model
         self.max_num_batched_tokens, self.max_num_seqs = max_num_batched_tokens, max_num_seqs
@@ -112,7 +113,9 @@ class MockEngine:
         room = max(1, self._max_model_len - len(tokens))
         max_new = room if params.max_tokens is None else min(params.max_tokens, room)
         eos = self._eos
-        echo = ([t for t in tokens if t not in eos] if eos else tokens[:]) or [0]
+        # a prompt without EOS ids (most) is copied in C instead of filtered token by token
+        echo = ([t for t in tokens if t not in eos] if eos and not self._eos_set.isdisjoint(tokens)
+                else tokens[:]) or [0]
         eos_at = max(len(echo), params.min_tokens) if self._eos and not params.ignore_eos else sys.maxsize
         req = _Request(request_id, params, echo, len(tokens), max_new, KvSequence(tokens), eos_at,
                        frozenset(params.stop_token_ids))
