@@ -5,7 +5,6 @@ a `StreamTransport` (how frames reach that stream's client) and feeds incoming f
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Hashable, Optional, Protocol
 
 from ..context import Context
@@ -44,13 +43,14 @@ class StreamTransport(Protocol):
     def watch_client(self) -> ClientWatch: ...
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    """One served stream: the task running its handler, the handler's context, its credit window."""
+    """One served stream: the task running its handler, the handler's context, its credit window (a plain
+    slots class: a frozen dataclass's __init__ sets each field through object.__setattr__)."""
 
-    task: asyncio.Task
-    context: Context
-    credits: Credits
+    __slots__ = ("task", "context", "credits")
+
+    def __init__(self, task: asyncio.Task, context: Context, credits: Credits):
+        self.task, self.context, self.credits = task, context, credits
 
 
 class ServedStreams:
