@@ -156,10 +156,14 @@ class MockKvCache:
 
     def _reserve(self, count: int) -> None:
         """Make `count` blocks free, evicting idle cached blocks (one removed event for all of them)."""
+        free = self.free
+        if free >= count:
+            return
         evicted = []
-        while self.free < count and self.inactive:
+        while free < count and self.inactive:
             h, _ = self.inactive.popitem(last=False)
             evicted.append(h)
+            free += 1
         if evicted:
             self.events.emit(KvCacheRemoved(self.events.next_id(), evicted))
-        assert self.free >= count, "reserve past capacity (callers check can_admit / grow)"
+        assert free >= count, "reserve past capacity (callers check can_admit / grow)"
