@@ -41,7 +41,10 @@ async def test_echo_contract_is_kept():
     # a stop id seen before min_tokens does not stop; the next one does
     outs = await run(engine, [5, 6, 7], "g", max_tokens=9, min_tokens=3, stop_token_ids=[6], ignore_eos=True)
     assert tokens(outs) == [5, 6, 7, 5, 6] and outs[-1].finish_reason == "stop"
-    assert engine.finished_count == 7 and engine.abort_count == 0
+    # logprobs on every output, decodes included
+    outs = await run(engine, [5, 6], "h", max_tokens=3, logprobs=1, ignore_eos=True)
+    assert [o.logprobs for o in outs] == [[-0.5]] * 3 and [list(o.top_logprobs[0]) for o in outs] == [[5], [6], [5]]
+    assert engine.finished_count == 8 and engine.abort_count == 0
 
 
 def test_make_params_refuses_unknown_and_invalid_fields():
