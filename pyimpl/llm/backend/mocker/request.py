@@ -112,7 +112,7 @@ class MockRequest:
         generated.append(token)
         self.kv.tokens.append(token)
         out = RequestOutput(self.request_id, [token], generated, reason is not None, reason)
-        if self.logprobs or i == 0:
+        if self.logprobs or (i == 0 and self.params.prompt_logprobs is not None):
             add_fake_logprobs(out, self.params, self.kv.tokens[:self.prompt_len] if i == 0 else None, vocab_size)
         outbox = self.outbox
         outbox.append(out)                      # outbox.put inline
