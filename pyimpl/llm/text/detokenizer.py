@@ -69,11 +69,9 @@ class StreamingDetokenizer:
         if not self._held:
             return ""
         context, held = ([] if self._last is None else [self._last]), self._held
-        prefix_text = self._backend.decode(context, skip_special_tokens=self._skip) if context else ""
-        full_text = self._backend.decode(context + held, skip_special_tokens=self._skip)
         self._last, self._held = held[-1], []
         self._stream = DecodeStream(ids=(context + held)[-CONTEXT_TOKENS:], skip_special_tokens=self._skip)
-        return full_text[len(prefix_text):] if len(full_text) > len(prefix_text) else ""
+        return _text_after(_rust_decoder(self._backend, self._skip), context, held)
 
 
 class IncrementalDetokenizer:
@@ -101,10 +99,10 @@ class IncrementalDetokenizer:
 
     def flush(self) -> str:
         """Return whatever is still held back (an incomplete character decodes as U+FFFD)."""
-        prefix_text = self._decode(self._tokens[self._prefix_offset:self._read_offset])
-        full_text = self._decode(self._tokens[self._prefix_offset:])
-        self._prefix_offset = self._read_offset = len(self._tokens)
-        return full_text[len(prefix_text):] if len(full_text) > len(prefix_text) else ""
+        tokens, read = self._tokens, self._read_offset
+        text = _text_after(self._decode, tokens[self._prefix_offset:read], tokens[read:])
+        self._prefix_offset = self._read_offset = len(tokens)
+        return text
 
     def _add_one(self, token_id: int) -> str:
         self._tokens.append(token_id)
@@ -129,10 +127,21 @@ class IncrementalDetokenizer:
             self._prefix_offset = 0
 
 
+def _text_after(decode: Callable[[list[int]], str], context: list[int], ids: list[int]) -> str:
+    """The text `ids` add after `context`, both decoded together so that merges across the seam come out right."""
+    prefix_text = decode(context)
+    full_text = decode(context + ids)
+    return full_text[len(prefix_text):] if len(full_text) > len(prefix_text) else ""
+
+
+def _rust_decoder(backend: Any, skip_special_tokens: bool) -> Callable[[list[int]], str]:
+    return lambda ids: backend.decode(ids, skip_special_tokens=skip_special_tokens) if ids else ""
+
+
 def _decoder_for(tokenizer: Any, skip_special_tokens: bool) -> Callable[[list[int]], str]:
     """A fast `ids -> str` function: the Rust backend when there is one, else `tokenizer.decode`."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        return lambda ids: backend.decode(ids, skip_special_tokens=skip_special_tokens) if ids else ""
+        return _rust_decoder(backend, skip_special_tokens)
     return lambda ids: tokenizer.decode(ids, skip_special_tokens=skip_special_tokens,
                                         clean_up_tokenization_spaces=False) if ids else ""

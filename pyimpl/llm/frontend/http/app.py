@@ -138,14 +138,14 @@ class OpenAIFrontend:
         try:
             body = await self._body(request)
         except ServingError as err:
-            self.metrics.requests.labels("", endpoint, "unknown", "error").inc()
+            self.metrics.count_request("", endpoint, "unknown", "error")
             return error_response(err)
         model = self._metric_model(body.get("model"))
         streaming = body.get("stream") is True
         options = body.get("stream_options")   # a malformed one is left to validation, which names its field
         if body.get("stream") in (None, False) and isinstance(options, dict) and \
                 options.get("include_usage") in (None, True, False):
-            self.metrics.requests.labels(model, endpoint, "unary", "error").inc()
+            self.metrics.count_request(model, endpoint, "unary", "error")
             return error_response(InvalidRequestError("'stream_options' is only allowed when 'stream' is true",
                                                       "stream_options"))
         tracker = StreamTracker(self.metrics, model, endpoint, "stream" if streaming else "unary")

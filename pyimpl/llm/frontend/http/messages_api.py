@@ -97,7 +97,7 @@ class MessagesAPI:
             req = parse_messages_request(await self.read_body(request))
             chat = to_chat_request(req)
         except ServingError as err:
-            frontend.metrics.requests.labels("", ENDPOINT, "unknown", "error").inc()
+            frontend.metrics.count_request("", ENDPOINT, "unknown", "error")
             return anthropic_error_response(err)
         tracker = StreamTracker(frontend.metrics, self._metric_model(req.model), ENDPOINT,
                                 "stream" if req.stream else "unary")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
@@ -22,12 +22,12 @@ class ModelSeries:
     """One model's labelled series of the per-request metrics (prometheus' labels() costs a lookup under a lock
     each call; a request touches these up to eight times)."""
 
-    inflight: Any
-    ttft: Any
-    itl: Any
-    duration: Any
-    input_tokens: Any
-    output_tokens: Any
+    inflight: Gauge
+    ttft: Histogram
+    itl: Histogram
+    duration: Histogram
+    input_tokens: Histogram
+    output_tokens: Histogram
 
 
 class FrontendMetrics:
@@ -62,7 +62,7 @@ class FrontendMetrics:
         self.kv_indexed_blocks = Gauge(f"{PREFIX}_kv_indexed_blocks", "KV blocks the KV router knows a worker to "
                                        "hold (from its KV events), at scrape time", ("model", "worker_id"), registry=r)
         self._series: dict[str, ModelSeries] = {}
-        self._request_counts: dict[tuple[str, str, str, str], Any] = {}
+        self._request_counts: dict[tuple[str, str, str, str], Counter] = {}
 
     def series(self, model: str) -> ModelSeries:
         """`model`'s labelled per-request series (made once per model)."""

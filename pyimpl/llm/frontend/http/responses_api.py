@@ -105,7 +105,7 @@ class ResponsesAPI:
         try:
             body = await self.frontend.read_body(request)
         except ServingError as err:
-            metrics.requests.labels("", ENDPOINT, "unknown", "error").inc()
+            metrics.count_request("", ENDPOINT, "unknown", "error")
             return error_response(err)
         streaming = body.get("stream") is True
         tracker = StreamTracker(metrics, self.frontend.metric_model(body.get("model")), ENDPOINT,
